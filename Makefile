@@ -1,0 +1,41 @@
+# stream-trapti: `make demo` runs the TRAPTI flow on the bundled defaults, `make test` runs the tests.
+# Both create .venv with a Python >= 3.12 on first use and install the package into it, editable, with its dev extra.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-quick study bench workloads mappings clean
+
+$(PY):
+	@python=$$(scripts/find_python.sh) && echo "creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/main_trapti.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-quick: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+study: $(STAMP)
+	$(PY) scripts/main_compare_mha_gqa.py
+
+bench: $(STAMP)
+	$(PY) scripts/bench_trace.py
+	$(PY) scripts/bench_explore.py
+
+workloads: $(STAMP)
+	$(PY) scripts/make_workloads.py
+
+mappings: $(STAMP)
+	$(PY) scripts/make_mappings.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

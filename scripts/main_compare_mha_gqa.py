@@ -1,0 +1,46 @@
+"""The headline TRAPTI study: GPT-2 XL (multi-head attention) against DeepSeek-R1-Distill-Qwen-1.5B (grouped-query
+attention) on the default accelerator. Edit the INPUTS block and run:
+
+    python scripts/main_compare_mha_gqa.py
+
+It traces and explores every model at every prefill length and decode cache length below, then the sensitivity of
+the result to the SRAM capacity, the cell flavour and the gated-leakage fraction, and writes
+``outputs/mha_vs_gqa/report.md`` with ``study.json``, ``study.csv``, the traces and the plots. Solves and CACTI runs
+are cached: a second run takes seconds.
+"""
+
+import time
+from pathlib import Path
+
+from stream_trapti.sram.sweep_config import load_sweep_spec
+from stream_trapti.study import Study, run_study
+
+############################################## INPUTS ##############################################
+accelerator = Path("hardware/trapti_edge.yaml")
+models = ("gpt2-xl", "deepseek-r1-distill-qwen-1.5b")
+prefill_lengths = (128, 512, 1024, 2048)  # GPT-2 XL has 1024 positions: its L=2048 case is reported as skipped
+decode_past = (128, 1024)  # cache lengths P of one decode step (GPT-2 XL: at most 1023)
+sweep = Path("inputs/sweep_default.yaml")
+capacity_variants = {  # SRAM MiB -> the same accelerator with that SRAM
+    2: Path("hardware/trapti_edge_2mib.yaml"),
+    4: Path("hardware/trapti_edge.yaml"),
+    8: Path("hardware/trapti_edge_8mib.yaml"),
+}
+sensitivity_prefill = 1024
+output = Path("outputs/mha_vs_gqa")
+####################################################################################################
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    study = Study(
+        hardware=accelerator,
+        models=models,
+        prefill_lengths=prefill_lengths,
+        decode_past=decode_past,
+        sweep=load_sweep_spec(sweep),
+        capacity_variants=capacity_variants,
+        sensitivity_prefill=sensitivity_prefill,
+    )
+    run_study(study, output)
+    print((output / "report.md").read_text())
+    print(f"study written to {output} in {time.perf_counter() - start:.0f} s")

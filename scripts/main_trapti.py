@@ -1,0 +1,47 @@
+"""TRAPTI on Stream, in the style of Stream's own ``main.py`` scripts: edit the INPUTS block and run.
+
+    python scripts/main_trapti.py                      # the INPUTS below
+    python scripts/main_trapti.py inputs/experiments/default.yaml
+
+Stage I traces what the accelerator's on-chip memories hold at every cycle while Stream's schedule of each workload
+runs; Stage II evaluates banked, power-gated SRAM organisations on those traces. Everything is written to
+``outputs/<experiment_id>/``: per workload the trace files, the Perfetto JSON and the plots, then ``summary.json``
+and ``report.md``. Solves and CACTI runs are cached, so re-running with the same inputs recomputes nothing.
+"""
+
+import sys
+from pathlib import Path
+
+from stream_trapti.experiment import Experiment, load_experiment, run_experiment
+from stream_trapti.reports.console import print_summary
+
+############################################## INPUTS ##############################################
+experiment_id = "default"
+accelerator = "hardware/trapti_edge.yaml"  # a Stream accelerator YAML
+models = ["gpt2-xl", "deepseek-r1-distill-qwen-1.5b"]  # presets (stream_trapti.workloads.config.PRESETS)
+onnx = None  # or one ONNX workload instead of models, e.g. "inputs/gpt2-xl_prefill_L128_1layer.onnx"
+mapping = None  # a fixed Stream mapping YAML for the ONNX workload; None: Stream's generic mapping generator
+prefill = 1024  # prompt length L
+decode_steps = 0  # decode steps after the prefill (P = L ... L+N-1)
+layers = None  # decoder layers; None: each model's depth
+sweep = "inputs/sweep_default.yaml"  # Stage II sweep ranges and technology parameters
+####################################################################################################
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        experiment = load_experiment(sys.argv[1])
+    else:
+        experiment = Experiment(
+            experiment_id=experiment_id,
+            hardware=Path(accelerator),
+            models=tuple(models) if onnx is None else (),
+            onnx=Path(onnx) if onnx else None,
+            mapping=Path(mapping) if mapping else None,
+            prefill=prefill,
+            decode_steps=decode_steps,
+            layers=layers,
+            sweep=Path(sweep) if sweep else None,
+        )
+    summary = run_experiment(experiment)
+    print_summary(summary)
+    print(f"\nreport: {experiment.directory / 'report.md'}")

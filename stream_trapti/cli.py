@@ -1,0 +1,172 @@
+"""The ``stream-trapti`` command line.
+
+Examples::
+
+    stream-trapti trace --hardware hardware/trapti_edge.yaml --model gpt2-xl --prefill 1024 --out outputs/gpt2
+    stream-trapti trace --hardware hardware/trapti_edge.yaml --onnx inputs/my_block.onnx --out outputs/mine
+    stream-trapti trace --hardware hardware/trapti_edge.yaml --model deepseek-r1-distill-qwen-1.5b \\
+        --prefill 128 --decode-steps 16 --out outputs/ds_decode
+    stream-trapti explore --trace outputs/gpt2/trace.npz --sweep inputs/sweep_default.yaml --out outputs/gpt2_sram
+    stream-trapti run inputs/experiments/default.yaml
+    stream-trapti report outputs/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from stream_trapti.errors import TraptiError
+
+EPILOG = __doc__.split("Examples::", 1)[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 on success, 2 on an input or solve error)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        args.run(args)
+    except (TraptiError, ValueError, KeyError, FileNotFoundError) as error:
+        print(f"stream-trapti {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stream-trapti",
+        description="TRAPTI on Stream: on-chip memory occupancy traces and banked, power-gated SRAM exploration.",
+        epilog="examples:" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log Stream's and our progress messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    trace = commands.add_parser(
+        "trace",
+        help="Stage I: trace on-chip memory occupancy of a Stream schedule",
+        epilog="examples:" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trace.add_argument("--hardware", required=True, type=Path, help="Stream accelerator YAML")
+    source = trace.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model preset (e.g. gpt2-xl, deepseek-r1-distill-qwen-1.5b, tiny-mha)")
+    source.add_argument("--onnx", type=Path, help="an ONNX workload Stream can parse, solved as given")
+    trace.add_argument("--mapping", type=Path, help="fixed Stream mapping YAML for --onnx (default: generic mapper)")
+    trace.add_argument("--prefill", type=int, default=0, help="prefill length L (with --model)")
+    trace.add_argument("--decode-steps", type=int, default=0, help="decode steps after the prefill (with --model)")
+    trace.add_argument("--decode-from", type=int, help="cache length of the first decode step when --prefill is 0")
+    trace.add_argument("--layers", type=int, help="decoder layers (default: the model's depth)")
+    trace.add_argument("--precision", type=int, default=8, choices=(8, 16, 32), help="element width in bits")
+    trace.add_argument("--window", type=int, help="access-statistics window in cycles")
+    trace.add_argument("--no-cache", action="store_true", help="solve everything afresh")
+    trace.add_argument("--out", required=True, type=Path, help="output directory (written atomically)")
+    trace.set_defaults(run=_trace)
+
+    explore = commands.add_parser(
+        "explore",
+        help="Stage II: evaluate banked, power-gated SRAM organisations on a trace",
+        epilog="examples:" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explore.add_argument("--trace", required=True, type=Path, help="a trace.npz written by 'stream-trapti trace'")
+    explore.add_argument("--sweep", type=Path, help="sweep YAML (keys: see inputs/sweep_default.yaml); default: all defaults")
+    explore.add_argument("--out", required=True, type=Path, help="output directory (written atomically)")
+    explore.set_defaults(run=_explore)
+
+    run = commands.add_parser(
+        "run",
+        help="Stage I and Stage II from an experiment YAML, as scripts/main_trapti.py runs them",
+        epilog="examples:" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("experiment", type=Path, help="experiment YAML (see inputs/experiments/default.yaml)")
+    run.add_argument("--no-cache", action="store_true", help="solve everything afresh")
+    run.set_defaults(run=_run)
+
+    report = commands.add_parser(
+        "report",
+        help="rewrite report.md of an experiment's output directory from its summary.json",
+        epilog="examples:" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("directory", type=Path, help="an experiment's output directory, e.g. outputs/default")
+    report.set_defaults(run=_report)
+    return parser
+
+
+def _trace(args: argparse.Namespace) -> None:
+    from stream_trapti.api import TraceOptions, trace_workload  # noqa: PLC0415 -- keeps --help fast
+    from stream_trapti.inference import Phases, trace_inference  # noqa: PLC0415
+    from stream_trapti.reports.trace_outputs import write_trace_outputs  # noqa: PLC0415
+
+    options = TraceOptions(window=args.window, use_cache=not args.no_cache)
+    if args.onnx is not None:
+        result = trace_workload(args.hardware, args.onnx, args.out.with_name(args.out.name + ".stream"), args.mapping, options)
+    else:
+        if args.mapping is not None:
+            raise TraptiError("--mapping applies to --onnx workloads; --model traces use Stream's generic mapper")
+        phases = Phases(args.prefill, args.decode_steps, args.decode_from)
+        result = trace_inference(
+            args.hardware, args.model, phases, layers=args.layers, precision_bits=args.precision, options=options
+        )
+    written = write_trace_outputs(result, args.out)
+    print(_summary(result))
+    print(f"wrote {', '.join(sorted(p.name for p in written))} to {args.out}")
+
+
+def _explore(args: argparse.Namespace) -> None:
+    from stream_trapti.sram.exploration import explore_trace  # noqa: PLC0415 -- keeps --help fast
+
+    result = explore_trace(args.trace, args.sweep, args.out)
+    for objective, index in result.best.items():
+        c = result.configs[index]
+        timeout = f" (timeout {c.timeout_cycles} cycles)" if c.timeout_cycles is not None else ""
+        print(
+            f"best {objective}: {c.bank_count} banks of {c.capacity_bytes // c.bank_count:,} B, {c.policy}{timeout}, "
+            f"{c.flavour}/{c.gating_mode}: {c.total_pj / 1e6:,.3f} µJ, saving {c.saving:.1%} against always-on, "
+            f"area {c.area_mm2:.3f} mm², latency penalty {c.penalty_cycles:,} cycles"
+        )
+    if result.stream_estimate_pj is not None:
+        print(
+            f"Stream's own estimate of this SRAM (monolithic, no leakage, the hardware YAML's access energies): "
+            f"{result.stream_estimate_pj / 1e6:,.3f} µJ"
+        )
+    print(f"wrote {len(result.configs)} configurations to {args.out}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from stream_trapti.api import TraceOptions  # noqa: PLC0415 -- keeps --help fast
+    from stream_trapti.experiment import load_experiment, run_experiment  # noqa: PLC0415
+    from stream_trapti.reports.console import print_summary  # noqa: PLC0415
+
+    experiment = load_experiment(args.experiment)
+    print_summary(run_experiment(experiment, TraceOptions(use_cache=not args.no_cache)))
+    print(f"\nreport: {experiment.directory / 'report.md'}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from stream_trapti.reports.report_md import rewrite_report  # noqa: PLC0415
+
+    print(f"wrote {rewrite_report(args.directory)}")
+
+
+def _summary(result) -> str:
+    trace = result.trace
+    lines = [f"cycles: {trace.cycles:,}   Stream energy: {result.stream.energy_pj / 1e6:,.3f} µJ"]
+    for m, memory in enumerate(trace.memories):
+        needed, at = trace.peak(m, "needed")
+        reserved, _ = trace.peak(m, "reserved")
+        lines.append(
+            f"{memory.name}: capacity {memory.capacity_bytes:,} B, peak reserved {reserved:,} B, peak needed "
+            f"{needed:,} B at cycle {at:,} (needed/reserved {needed / reserved if reserved else 0:.2f})"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

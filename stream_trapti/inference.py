@@ -1,0 +1,141 @@
+"""Whole-inference traces: a prefill of L tokens followed by N decode steps, composed without solving every layer.
+
+With one fused group per layer (the default solve), every group's inputs and outputs go through the off-chip core,
+so the groups of one decoder layer do not depend on the layers around them: the decoder layers of a model are
+structurally identical and solve identically. Each step (prefill at L, decode at P) is therefore solved once, as a
+one-layer model with the LM head (and the embedding, when asked for); its layer groups are then repeated for every layer, renamed
+``layer0.`` → ``layerK.``. Solves are cached on disk, so a rerun, or another run sharing a step, solves nothing.
+A fixed mapping's fused groups may span layers, so a workload with one is traced whole, by
+:func:`stream_trapti.api.trace_workload`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stream_trapti.api import TraceOptions, TraceResult
+from stream_trapti.errors import TraptiError
+from stream_trapti.tracker.compose import LAYER_PREFIX, compose
+from stream_trapti.tracker.estimate import StreamEstimate
+from stream_trapti.tracker.group import GroupOccupancy
+from stream_trapti.tracker.solve import solve_groups_cached
+from stream_trapti.workloads.builder import write_workload
+from stream_trapti.workloads.config import DecoderConfig, preset
+from stream_trapti.workloads.spec import WorkloadSpec
+
+__all__ = ["Phases", "Step", "trace_inference"]
+
+@dataclass(frozen=True)
+class Phases:
+    """An inference: a prefill of ``prefill`` tokens, then ``decode_steps`` decode steps with P = L … L+N−1 past
+    tokens. ``prefill=0`` with decode steps traces decode alone, from P = ``decode_from``."""
+
+    prefill: int
+    decode_steps: int = 0
+    decode_from: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.prefill < 0 or self.decode_steps < 0:
+            raise ValueError(f"Phases needs prefill >= 0 and decode_steps >= 0, got {self.prefill}, {self.decode_steps}")
+        if self.prefill == 0 and self.decode_steps == 0:
+            raise ValueError("Phases is empty: give a prefill length or some decode steps")
+        if self.prefill == 0 and not self.decode_from:
+            raise ValueError("Phases without a prefill needs decode_from, the cache length of the first decode step")
+
+    def steps(self) -> tuple[Step, ...]:
+        """The phase and length of every step, in order."""
+        first = self.decode_from or self.prefill
+        prefill = (Step("prefill", self.prefill),) if self.prefill else ()
+        return (*prefill, *(Step("decode", p) for p in range(first, first + self.decode_steps)))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward pass: ``prefill`` of ``length`` tokens, or ``decode`` over a cache of ``length`` past tokens."""
+
+    phase: str
+    length: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.phase}{'_L' if self.phase == 'prefill' else '_P'}{self.length}"
+
+
+def trace_inference(
+    hardware: str | Path,
+    model: str | DecoderConfig,
+    phases: Phases,
+    *,
+    layers: int | None = None,
+    precision_bits: int = 8,
+    gqa: str = "broadcast",
+    embedding: bool = False,
+    options: TraceOptions | None = None,
+    work_dir: str | Path | None = None,
+) -> TraceResult:
+    """The trace of a whole inference of ``model`` (a preset name or a config) on ``hardware``: every step of
+    ``phases`` over ``layers`` decoder layers (default: the model's depth) and the LM head over the last position.
+    ``embedding`` adds the token lookup; it is off by default because Stream 2.1.1 prices a Gather as a pass over
+    the whole table (GPT-2 XL's 80 MB one costs more cycles than 25 decoder layers at L = 128), so the hidden states
+    enter from DRAM instead. Stream's outputs and the generated ONNX go under ``work_dir`` (default: a temporary
+    directory)."""
+    options = options or TraceOptions()
+    config = preset(model) if isinstance(model, str) else model
+    depth = config.layers if layers is None else layers
+    if depth < 1:
+        raise TraptiError(f"an inference needs at least one decoder layer, got layers={depth}")
+    steps = phases.steps()
+    composed: list[GroupOccupancy] = []
+    with _work_dir(work_dir) as root:
+        bar = tqdm(steps, desc=f"tracing {config.name}", unit="step", disable=not options.progress)
+        for step in bar:
+            bar.set_postfix_str(step.label)
+            spec = WorkloadSpec(step.phase, step.length, 1, precision_bits, embedding=embedding, lm_head="last", gqa=gqa)
+            onnx = write_workload(config, spec, root / f"{config.name}_{step.label}.onnx")
+            groups = solve_groups_cached(hardware, onnx, root / step.label, None, options.solve, options.cache())
+            composed += [_relabel(g, step) for g in repeat_layers(groups, depth)]
+    stream = StreamEstimate.of(composed)
+    meta = {
+        **stream.metadata(),
+        "hardware": str(hardware),
+        "model": config.name,
+        "layers": str(depth),
+        "precision_bits": str(precision_bits),
+        "embedding": str(embedding),
+        "steps": ",".join(s.label for s in steps),
+    }
+    return TraceResult(compose(composed, window=options.window, metadata=meta), stream, tuple(composed))
+
+
+def repeat_layers(groups: Sequence[GroupOccupancy], depth: int) -> list[GroupOccupancy]:
+    """The groups of a one-layer solve with its layer's groups repeated ``depth`` times, renamed per layer: the groups
+    before the first layer group (the embedding) stay first, those after the last (the LM head) stay last."""
+    in_layer = [i for i, g in enumerate(groups) if LAYER_PREFIX.match(g.name)]
+    if not in_layer:
+        raise TraptiError("the one-layer solve has no group named 'layer0.…': was the workload built by stream_trapti?")
+    first, last = in_layer[0], in_layer[-1] + 1
+    layer = groups[first:last]
+    repeated = [g.renamed(lambda name, k=k: LAYER_PREFIX.sub(f"layer{k}.", name)) for k in range(depth) for g in layer]
+    return [*groups[:first], *repeated, *groups[last:]]
+
+
+def _relabel(group: GroupOccupancy, step: Step) -> GroupOccupancy:
+    """A group's name prefixed with the step it runs in, so the groups of a whole inference stay distinguishable."""
+    return GroupOccupancy(**{**group.__dict__, "name": f"{step.label}/{group.name}"})
+
+
+@contextmanager
+def _work_dir(path: str | Path | None) -> Iterator[Path]:
+    """``path``, created, or a temporary directory removed afterwards."""
+    if path is None:
+        with tempfile.TemporaryDirectory(prefix="stream-trapti-") as temporary:
+            yield Path(temporary)
+        return
+    Path(path).mkdir(parents=True, exist_ok=True)
+    yield Path(path)

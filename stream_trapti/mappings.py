@@ -1,0 +1,353 @@
+"""Fixed Stream mappings for decoder blocks on the TRAPTI-style accelerator (hardware/trapti_edge*.yaml).
+
+A fixed mapping replaces Stream's generic mapping generator with a hand-written policy, stated once here:
+
+- Cores: every contraction (MatMul, Gemm, ...) runs on the systolic-array cores, split evenly over them
+  (``inter_core_tiling``) along its largest even parallel dimension; every other operator runs on the vector core.
+  A contraction with no even parallel dimension (GPT-2's 25 heads and P+1 cached keys in decode) runs on one array.
+- Fused groups: contiguous runs of Stream's dataflow order. A group ends after a contraction unless the next
+  contraction reads one of its inputs (Q/K/V or gate/up projections stay together) or both are attention
+  contractions (scores and context stay together with their softmax). So a block becomes
+  norm + QKV projections / attention core per head tile / output projection / norm + MLP up / MLP down / residual,
+  and element-wise operators join the contraction they feed.
+- Intra-core tiling: Stream's own capacity tiler (the one its generic generator uses) picks the steady-state tiles
+  of each group so that the group fits the shared SRAM, given the cores and splits above.
+
+The mapping is built from the ONNX file itself (node names, op types and shapes as Stream parses them), so it works
+for any workload our builder writes, at any sequence length, past length and layer count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from stream.datatypes import LayerDim
+from stream.frontends import load_workload
+from stream.hardware.architecture.accelerator import Accelerator
+from stream.hardware.architecture.core import Core
+from stream.mapping.capacity_tiler import CapacityTiler
+from stream.parser.mapping_validator import MappingValidator
+from stream.stages.parsing.accelerator_parser import parse_accelerator
+from stream.workload.affine_access import map_dim_positions
+from stream.workload.iterator_type import IteratorType, derive_iterator_types, nonlinear_reduction_dims, sequential_dims
+from stream.workload.node import ComputationNode, InEdge
+from stream.workload.workload import Workload, determine_fusion_cut_points
+
+from stream_trapti.atomic import atomic_write
+
+# One-layer blocks whose generated mapping Stream 2.1.1 cannot solve, with the reason; scripts/make_mappings.py skips
+# them and tests/test_mappings.py does not expect a committed mapping for them. Use the generic mapper there.
+UNSOLVED: dict[str, str] = {
+    "deepseek-r1-distill-qwen-1.5b_prefill_L128_1layer": (
+        "Stream's allocator reports InfeasibleAllocationError (structural, no capacity over budget) for the generated "
+        "mapping; L512 and L1024 of the same block solve. Not yet diagnosed."
+    ),
+}
+
+
+# Operator types that are contractions and therefore belong on the systolic arrays.
+CONTRACTION_TYPES: frozenset[str] = frozenset({"MatMul", "Gemm", "Einsum", "Conv"})
+
+
+@dataclass(frozen=True)
+class TraptiCores:
+    """The compute cores a TRAPTI-style accelerator offers a fixed mapping: the arrays and the vector core."""
+
+    arrays: tuple[int, ...]
+    vector: int
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    """Where one computation node runs: its cores and, on several cores, the node dimension split over them."""
+
+    name: str
+    cores: tuple[int, ...]
+    split_dim: int | None  # node-relative dimension position, None on a single core
+
+
+def find_cores(accelerator: Accelerator) -> TraptiCores:
+    """The array cores (those that execute MatMul) and the single vector core (executes Softmax) of ``accelerator``.
+
+    Raises ValueError when the accelerator does not have that shape, since the mapping policy assumes it."""
+    compute = [c for c in accelerator.core_list if c.type == "compute"]
+    arrays = tuple(sorted(c.id for c in compute if _serves(c, "MatMul")))
+    vectors = sorted(c.id for c in compute if _serves(c, "Softmax") and c.id not in arrays)
+    if not arrays or len(vectors) != 1:
+        raise ValueError(
+            f"{accelerator.name}: a TRAPTI fixed mapping needs array cores listing MatMul in operator_types and exactly "
+            f"one other core listing Softmax; found arrays {list(arrays)} and vector cores {vectors}."
+        )
+    return TraptiCores(arrays=arrays, vector=vectors[0])
+
+
+def _serves(core: Core, op_type: str) -> bool:
+    served = getattr(core, "operator_types", None)
+    return served is not None and op_type in served
+
+
+def weight_names(workload: Workload) -> frozenset[str]:
+    """Names of the tensors Stream's parsed workload marks as weights (``InEdge`` with ``parameter=True``).
+
+    Taken from Stream's own graph rather than from the ONNX initializer names: Stream renames or re-routes some
+    weights (DeepSeek's o_proj weight reaches it under another name), so an initializer-name match misses them."""
+    return frozenset(t.name for n in workload.nodes if isinstance(n, InEdge) and n.parameter for t in n.outputs)
+
+
+def place_layers(workload: Workload, cores: TraptiCores) -> list[LayerPlacement]:
+    """Cores and inter-core split of every computation node, in Stream's dataflow order."""
+    placements: list[LayerPlacement] = []
+    for cn in _computation_nodes(workload):
+        if cn.type not in CONTRACTION_TYPES:
+            placements.append(LayerPlacement(cn.name, (cores.vector,), None))
+            continue
+        split_dim = _split_dim(workload, cn, len(cores.arrays))
+        if split_dim is None:
+            placements.append(LayerPlacement(cn.name, cores.arrays[:1], None))
+        else:
+            placements.append(LayerPlacement(cn.name, cores.arrays, split_dim))
+    return placements
+
+
+def _computation_nodes(workload: Workload) -> list[ComputationNode]:
+    return [n for n in workload.dataflow_sort() if isinstance(n, ComputationNode)]
+
+
+def _split_dim(workload: Workload, cn: ComputationNode, n_cores: int) -> int | None:
+    """The largest parallel dimension ``n_cores`` divides (ties: the innermost), so each array gets an equal share
+    without partial sums to combine across cores; None if there is none."""
+    types = derive_iterator_types(cn)
+    dims = workload.get_dims(cn)
+    candidates = [
+        (workload.get_dimension_size(dim), pos)
+        for pos, dim in enumerate(dims)
+        if types.get(pos) == IteratorType.PARALLEL and workload.get_dimension_size(dim) % n_cores == 0
+    ]
+    return max(candidates)[1] if candidates and n_cores > 1 else None
+
+
+def fused_groups(workload: Workload, weights: frozenset[str]) -> list[list[ComputationNode]]:
+    """Cut the dataflow order into fused groups, ending a group after a contraction unless the next contraction reads
+    one of its inputs or both are attention contractions (no weight operand)."""
+    nodes = _computation_nodes(workload)
+    contractions = [cn for cn in nodes if cn.type in CONTRACTION_TYPES]
+    following = dict(zip(contractions, contractions[1:], strict=False))
+    # A FusionEdge (a layout op Stream could not fold, such as GQA's K/V head repeat) always splits Stream's groups.
+    segment = {
+        cn.name: i for i, sub in enumerate(workload.split_fusion_groups()) for cn in sub.get_computation_nodes()
+    }
+    groups: list[list[ComputationNode]] = [[]]
+    for cn in nodes:
+        if groups[-1] and segment[groups[-1][-1].name] != segment[cn.name]:
+            groups.append([])
+        groups[-1].append(cn)
+        nxt = following.get(cn)
+        if nxt is None:
+            continue
+        shares_input = bool({t.name for t in cn.inputs} & {t.name for t in nxt.inputs})
+        both_attention = not _reads_weight(cn, weights) and not _reads_weight(nxt, weights)
+        if not shares_input and not both_attention:
+            groups.append([])
+    return _end_at_shared_outputs([g for g in groups if g])
+
+
+def _end_at_shared_outputs(groups: list[list[ComputationNode]]) -> list[list[ComputationNode]]:
+    """End a group right after any node whose output both leaves the group and is read inside it (a residual
+    stream read by the next norm and by the next residual add): Stream 2.1.1's lowering sends a group output to
+    exactly one destination (``add_two_transfer_nodes_for_constant_output_transfer``)."""
+    group_of = {cn: i for i, g in enumerate(groups) for cn in g}
+    readers: dict[str, list[ComputationNode]] = {}
+    for cn in group_of:
+        for t in cn.inputs:
+            readers.setdefault(t.name, []).append(cn)
+    result: list[list[ComputationNode]] = []
+    for i, group in enumerate(groups):
+        current: list[ComputationNode] = []
+        for cn in group:
+            current.append(cn)
+            users = [r for t in cn.outputs for r in readers.get(t.name, [])]
+            inside = any(group_of[r] == i for r in users)
+            outside = any(group_of[r] != i for r in users)
+            if inside and outside and cn is not group[-1]:
+                result.append(current)
+                current = []
+        result.append(current)
+    return result
+
+
+def _reads_weight(cn: ComputationNode, weights: frozenset[str]) -> bool:
+    return any(t.name in weights for t in cn.inputs)
+
+
+def intra_core_tiling(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+) -> list[dict[str, Any]]:
+    """Steady-state tiles of one fused group, from Stream's capacity tiler so that the group fits its memories."""
+    sub = _sub_workload(workload, group)
+    cns = tuple(sub.get_computation_nodes())
+    cores_per_node = {cn: [accelerator.get_core(i) for i in placements[cn.name].cores] for cn in cns}
+    node_unroll: dict[ComputationNode, dict[LayerDim, int]] = {}
+    unroll: dict[LayerDim, int] = {}
+    for cn in cns:
+        placement = placements[cn.name]
+        if placement.split_dim is None:
+            continue
+        dim = sub.get_dims(cn)[placement.split_dim]
+        node_unroll[cn] = {dim: len(placement.cores)}
+        unroll[dim] = max(unroll.get(dim, 1), len(placement.cores))
+    # Stream never tiles a softmax/layernorm reduction or a recurrence carry: a tile must see the whole row.
+    protected = {
+        sub.get_dims(cn)[p] for cn in cns for p in nonlinear_reduction_dims(cn) | sequential_dims(cn)
+    }
+    whole = _whole_group_tiling(sub, cns, unroll)
+    tiler = CapacityTiler(sub, accelerator)
+    # Stream's tiler does not count weight refetches: tiling the token axis of a projection streams all its weights
+    # from DRAM once per token tile. Keep the token axis whole where the group still fits, tiling the weights instead.
+    tiling = tiler.plan(cns, cores_per_node, unroll, protected | _token_dims(sub, cns, weights), whole, node_unroll)
+    if tiling is None:
+        tiling = tiler.plan(cns, cores_per_node, unroll, protected, whole, node_unroll)
+    if tiling is None:
+        raise ValueError(
+            f"No intra-core tiling fits fused group {[cn.name for cn in cns]} into {accelerator.name}'s memories."
+        )
+    return tiling or whole
+
+
+def _token_dims(sub: Workload, cns: tuple[ComputationNode, ...], weights: frozenset[str]) -> set[LayerDim]:
+    """Unique dims along which the group's weight-reading nodes index an activation but no weight: the tokens."""
+    tokens: set[LayerDim] = set()
+    for cn in cns:
+        if not _reads_weight(cn, weights):
+            continue
+        dims = sub.get_dims(cn)
+        weight_positions = set().union(*(map_dim_positions(cn.get_mapping(t)) for t in cn.inputs if t.name in weights))
+        output_positions = set().union(*(map_dim_positions(cn.get_mapping(t)) for t in cn.outputs))
+        tokens |= {sub.leading_dim(dims[p])[0] for p in output_positions - weight_positions}
+    return tokens
+
+
+def _sub_workload(workload: Workload, group: list[ComputationNode]) -> Workload:
+    """The group as Stream will see it: cut out of the full workload at the group's boundaries (and at any
+    FusionEdge, which Stream always cuts at)."""
+    nodes = _computation_nodes(workload)
+    first = nodes.index(group[0])
+    cuts = [nodes[first - 1].name] if first > 0 else []
+    cuts += [group[-1].name] if group[-1] is not nodes[-1] else []
+    for sub in workload.split_fusion_groups(cut_points=cuts):
+        if group[0].name in {cn.name for cn in sub.get_computation_nodes()}:
+            return sub
+    raise ValueError(f"Stream's split has no group starting at {group[0].name}")
+
+
+def _whole_group_tiling(sub: Workload, cns: tuple[ComputationNode, ...], unroll: dict[LayerDim, int]) -> list[dict]:
+    """One steady-state tile for the whole group: the first node's first dimension at its per-core extent."""
+    cn = cns[0]
+    dim = sub.get_dims(cn)[0]
+    size = sub.get_dimension_size(dim)
+    factor = unroll.get(dim, 1)
+    tile = size // factor if factor > 1 and size % factor == 0 else size
+    return [{"dim": f"{cn.name}.D0", "tile": tile}]
+
+
+def build_mapping(onnx_path: str | Path, hardware: str | Path | Accelerator) -> dict[str, Any]:
+    """The fixed mapping of the ONNX workload on ``hardware`` as a Stream 2.1.1 mapping dict (``layers``,
+    ``fused_groups``), validated by Stream's MappingValidator."""
+    accelerator = hardware if isinstance(hardware, Accelerator) else parse_accelerator(str(hardware))
+    workload = load_workload(str(onnx_path))
+    cores = find_cores(accelerator)
+    placements = {p.name: p for p in place_layers(workload, cores)}
+    weights = weight_names(workload)
+    groups, tilings = _tile_groups(workload, accelerator, fused_groups(workload, weights), placements, weights)
+    _check_grouping_is_used(workload, groups)
+
+    layers = [
+        {
+            "name": p.name,
+            "core_allocation": [list(p.cores)],
+            "inter_core_tiling": [] if p.split_dim is None else [[{"dim": f"D{p.split_dim}", "split": len(p.cores)}]],
+        }
+        for p in placements.values()
+    ]
+    groups_data = [
+        {
+            "name": f"group_{i}",
+            "layers": [cn.name for cn in group],
+            "intra_core_tiling": tiling,
+        }
+        for i, (group, tiling) in enumerate(zip(groups, tilings, strict=True))
+    ]
+    mapping = {"layers": layers, "fused_groups": groups_data}
+    validator = MappingValidator(mapping)
+    if not validator.validate():
+        raise ValueError(f"Stream rejects the generated mapping for {onnx_path}: {validator.errors}")
+    return mapping
+
+
+def _tile_groups(
+    workload: Workload,
+    accelerator: Accelerator,
+    groups: list[list[ComputationNode]],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+) -> tuple[list[list[ComputationNode]], list[list[dict[str, Any]]]]:
+    """Each group with its intra-core tiling. A group no tiling fits that starts with element-wise operators (the
+    epilogue of the previous contraction, such as GPT-2's QKV bias and head split before the attention core) has
+    that prefix split off as a group of its own, which frees the memory its inputs held."""
+    done: list[list[ComputationNode]] = []
+    tilings: list[list[dict[str, Any]]] = []
+    pending = list(groups)
+    while pending:
+        group = pending.pop(0)
+        try:
+            tilings.append(intra_core_tiling(workload, accelerator, group, placements, weights))
+        except ValueError:
+            positions = [i for i, cn in enumerate(group) if cn.type in CONTRACTION_TYPES]
+            first = positions[0] if positions else 0
+            if first == 0:
+                # Several contractions that do not fit together (DeepSeek's gate/up projections at L = 1024): split
+                # before the second one.
+                if len(positions) < 2:
+                    raise
+                first = positions[1]
+            pending[:0] = _end_at_shared_outputs([group[:first], group[first:]])
+            continue
+        done.append(group)
+    return done, tilings
+
+
+def _check_grouping_is_used(workload: Workload, groups: list[list[ComputationNode]]) -> None:
+    """Stream's fixed-mapping stage takes its own fusion cut points whenever they give as many groups as the mapping
+    declares, and only derives cuts from the mapping otherwise; refuse a mapping that Stream would regroup."""
+    stream_groups = workload.split_fusion_groups(cut_points=determine_fusion_cut_points(workload))
+    if len(stream_groups) != len(groups):
+        return
+    ours = [[cn.name for cn in g] for g in groups]
+    theirs = [[cn.name for cn in sub.get_computation_nodes()] for sub in stream_groups]
+    if ours != theirs:
+        raise ValueError(
+            f"Stream would split this workload into its own {len(groups)} fused groups instead of the mapping's: "
+            f"{theirs} vs {ours}."
+        )
+
+
+def dump_mapping(mapping: dict[str, Any]) -> str:
+    """The mapping as deterministic YAML text (key order kept, so regeneration is byte-identical)."""
+    return yaml.safe_dump(mapping, default_flow_style=False, sort_keys=False, width=math.inf)
+
+
+def write_mapping(onnx_path: str | Path, hardware: str | Path | Accelerator, out_path: str | Path) -> Path:
+    """Build the fixed mapping of ``onnx_path`` on ``hardware`` and write it to ``out_path``."""
+    return atomic_write(out_path, dump_mapping(build_mapping(onnx_path, hardware)).encode())
+
+
+def mapping_path_for(onnx_path: str | Path, mappings_dir: str | Path) -> Path:
+    """Where the mapping of an ONNX workload lives: ``<mappings_dir>/<ONNX stem>.yaml``."""
+    return Path(mappings_dir) / f"{Path(onnx_path).stem}.yaml"

@@ -1,0 +1,229 @@
+"""Bank activity: which banks of a banked SRAM must be powered at each change point of an occupancy trace.
+
+A memory of capacity ``C`` split into ``B`` banks has banks of ``C / B`` bytes. A bank is *busy* while it holds data
+that is still needed; an idle bank holds nothing, so it may be gated (retention) or even switched off (power-off)
+without losing data. Two allocators decide which banks are busy:
+
+* **compacting** (:func:`compacting_activity`): live data is always packed into the lowest addresses, so exactly
+  ``ceil(bytes / bank size)`` banks are busy and bank ``i`` (0-based) is busy whenever ``banks_on > i``. This is the
+  best any allocator can do and needs only the trace's byte counts.
+* **address-aware first fit** (:func:`first_fit_activity`): every allocation is placed at the lowest free address
+  that fits and never moves, so freed holes fragment the address space and can keep extra banks busy. It needs the
+  per-tensor lifetimes ``(start, end, bytes)``, which the occupancy trace does not carry: the Stage I tracker
+  supplies them.
+
+Both yield a :class:`BankActivity`, whose :meth:`~BankActivity.idle_intervals` are what the gating policies act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream_trapti.trace import OccupancyTrace, View
+
+
+class InfeasibleOrganisation(ValueError):
+    """A bank organisation that cannot hold the trace: too small, not evenly divisible, or too fragmented."""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One tensor's stay in the memory: ``size`` bytes live over cycles ``[start, end)``."""
+
+    start: int
+    end: int
+    size: int
+
+
+@dataclass(frozen=True, eq=False)
+class IdleIntervals:
+    """Every maximal idle interval ``[start, end)`` of every bank, sorted by bank then start.
+
+    An interval starting at cycle 0 is *leading*: the bank has held nothing since the trace began. One ending at
+    ``cycles`` is *trailing*: the bank is not used again, so leaving it needs no wake-up.
+    """
+
+    cycles: int
+    bank_count: int
+    bank: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    @property
+    def length(self) -> np.ndarray:
+        """Cycles each interval lasts."""
+        return self.end - self.start
+
+    @property
+    def leading(self) -> np.ndarray:
+        """Whether each interval starts at cycle 0."""
+        return self.start == 0
+
+    @property
+    def wakes(self) -> np.ndarray:
+        """Whether the bank is used again after each interval (so a gated bank must be woken)."""
+        return self.end < self.cycles
+
+
+@dataclass(frozen=True, eq=False)
+class BankActivity:
+    """Busy banks of one bank organisation over ``[0, cycles)``, as a step function on ``times`` (K,).
+
+    ``banks_on`` (K,) counts the busy banks. ``busy`` (B, K) says which banks are busy; it is ``None`` for the
+    compacting allocator, where bank ``i`` is busy exactly when ``banks_on > i``.
+    """
+
+    cycles: int
+    times: np.ndarray
+    bank_count: int
+    bank_bytes: int
+    banks_on: np.ndarray
+    busy: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.banks_on.shape != self.times.shape:
+            raise ValueError(f"BankActivity.banks_on has shape {self.banks_on.shape}, expected {self.times.shape}")
+        if self.busy is not None and self.busy.shape != (self.bank_count, len(self.times)):
+            raise ValueError(
+                f"BankActivity.busy has shape {self.busy.shape}, expected {(self.bank_count, len(self.times))}"
+            )
+        if len(self.banks_on) and int(self.banks_on.max()) > self.bank_count:
+            raise ValueError(f"BankActivity needs {int(self.banks_on.max())} banks but has {self.bank_count}")
+
+    def busy_matrix(self) -> np.ndarray:
+        """(B, K) booleans: whether each bank is busy at each change point."""
+        if self.busy is not None:
+            return self.busy
+        return self.banks_on[None, :] > np.arange(self.bank_count)[:, None]
+
+    def idle_intervals(self) -> IdleIntervals:
+        """Every bank's idle intervals, found from the step changes without looping over change points."""
+        bounds = np.append(self.times, self.cycles)
+        if self.busy is None:
+            # Compacting: where banks_on steps down from a to b, banks [b, a) fall idle; where it steps up from a to
+            # b, banks [a, b) wake. Before the trace and after it every bank counts as busy, so leading intervals
+            # start at 0 and trailing ones end at ``cycles``.
+            padded = np.concatenate([[self.bank_count], self.banks_on, [self.bank_count]]).astype(np.int64)
+            before, after = padded[:-1], padded[1:]
+            start_bank, start_at = _expand_ranges(after, before, bounds)
+            end_bank, end_at = _expand_ranges(before, after, bounds)
+            # Both lists are in time order already; a stable sort by bank (a radix sort on a small integer type)
+            # groups them per bank, where starts and ends alternate and pair up.
+            small = np.min_scalar_type(self.bank_count)
+            start_order = np.argsort(start_bank.astype(small), kind="stable")
+            end_order = np.argsort(end_bank.astype(small), kind="stable")
+            bank, start, end = start_bank[start_order], start_at[start_order], end_at[end_order]
+        else:
+            padded = np.pad(self.busy.astype(np.int8), ((0, 0), (1, 1)), constant_values=1)
+            step = np.diff(padded, axis=1)
+            # np.nonzero walks row-major, so both lists come out sorted by bank, then time, and pair up in order.
+            bank, falls = np.nonzero(step == -1)
+            _, rises = np.nonzero(step == 1)
+            start, end = bounds[falls], bounds[rises]
+        return IdleIntervals(self.cycles, self.bank_count, bank.astype(np.int64), start, end)
+
+
+def _expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every ``p`` with ``low[p] < high[p]``, the pairs ``(bank, at[p])`` for bank in ``[low[p], high[p])``."""
+    counts = np.maximum(high - low, 0)
+    total = int(counts.sum())
+    first = np.repeat(low, counts)
+    offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return first + offset, np.repeat(at, counts)
+
+
+def bank_bytes(capacity_bytes: int, bank_count: int) -> int:
+    """Bytes per bank; the capacity must split evenly."""
+    if bank_count < 1:
+        raise ValueError(f"bank count must be at least 1, got {bank_count}")
+    if capacity_bytes < 1 or capacity_bytes % bank_count:
+        raise InfeasibleOrganisation(f"capacity {capacity_bytes} B does not split into {bank_count} equal banks")
+    return capacity_bytes // bank_count
+
+
+def compacting_activity(
+    trace: OccupancyTrace, memory: int | str, capacity_bytes: int, bank_count: int, view: View = "needed"
+) -> BankActivity:
+    """Busy banks when live data is packed at the lowest addresses: ``ceil(bytes / bank size)`` per change point.
+
+    ``view`` picks the bytes that keep a bank busy: ``needed`` (written and not yet last read, the default) or
+    ``reserved`` (what Stream's allocation sets aside).
+    """
+    size = bank_bytes(capacity_bytes, bank_count)
+    occupancy = trace.series(memory, view)
+    peak = int(occupancy.max())
+    if peak > capacity_bytes:
+        raise InfeasibleOrganisation(
+            f"memory {trace.memories[trace.memory_index(memory)].name!r} holds up to {peak} B ({view}), "
+            f"more than the capacity {capacity_bytes} B"
+        )
+    return BankActivity(trace.cycles, trace.times, bank_count, size, -(-occupancy // size))
+
+
+def first_fit_activity(
+    allocations: Sequence[Allocation], cycles: int, capacity_bytes: int, bank_count: int
+) -> BankActivity:
+    """Busy banks when each allocation takes the lowest free address range that fits and never moves.
+
+    Allocations are placed in order of start cycle (ties in the given order), after freeing everything whose
+    ``end`` is at or before that cycle. A bank is busy while any live allocation overlaps it. The change points are
+    cycle 0 and every allocation start and end inside the trace.
+    """
+    size = bank_bytes(capacity_bytes, bank_count)
+    table = _allocation_table(allocations, cycles)
+    address = _first_fit_addresses(table, capacity_bytes)
+    times = np.unique(np.concatenate([[0], table[:, :2].ravel()]))
+    times = times[times < cycles]
+    first_k = np.searchsorted(times, table[:, 0])
+    last_k = np.searchsorted(times, table[:, 1])  # exclusive; ``end == cycles`` maps past the last change point
+    first_bank = address // size
+    last_bank = (address + table[:, 2] - 1) // size
+    # A 2-D difference array: +1 where an allocation starts covering a bank, -1 where it stops.
+    counts = last_bank - first_bank + 1
+    banks, _ = _expand_ranges(first_bank, last_bank + 1, np.zeros(len(table), dtype=np.int64))
+    steps = np.zeros((bank_count, len(times) + 1), dtype=np.int64)
+    np.add.at(steps, (banks, np.repeat(first_k, counts)), 1)
+    np.add.at(steps, (banks, np.repeat(last_k, counts)), -1)
+    busy = np.cumsum(steps, axis=1)[:, :-1] > 0
+    return BankActivity(cycles, times, bank_count, size, busy.sum(axis=0), busy)
+
+
+def _allocation_table(allocations: Sequence[Allocation], cycles: int) -> np.ndarray:
+    """The allocations as an (N, 3) int64 array of start, end, size, after checking each one."""
+    for index, item in enumerate(allocations):
+        if not (0 <= item.start < item.end <= cycles) or item.size < 1:
+            raise ValueError(
+                f"allocation #{index} {item}: expected 0 <= start < end <= cycles ({cycles}) and size >= 1 byte"
+            )
+    return np.array([(a.start, a.end, a.size) for a in allocations], dtype=np.int64).reshape(-1, 3)
+
+
+def _first_fit_addresses(table: np.ndarray, capacity_bytes: int) -> np.ndarray:
+    """The base address first fit gives each allocation.
+
+    Placement depends on every earlier placement, so this walks the allocation events in order; it runs once per
+    tensor lifetime, not per change point or per configuration.
+    """
+    address = np.zeros(len(table), dtype=np.int64)
+    live: list[tuple[int, int, int]] = []  # (base, size, end), sorted by base
+    for index in np.argsort(table[:, 0], kind="stable"):
+        start, end, size = (int(v) for v in table[index])
+        live = [block for block in live if block[2] > start]
+        base = 0
+        for block_base, block_size, _ in live:
+            if block_base - base >= size:
+                break
+            base = block_base + block_size
+        if base + size > capacity_bytes:
+            held = sum(block[1] for block in live)
+            raise InfeasibleOrganisation(
+                f"first fit cannot place allocation #{index} ({size} B at cycle {start}): {held} B are live in "
+                f"{capacity_bytes} B and no free range is large enough"
+            )
+        address[index] = base
+        live.append((base, size, end))
+        live.sort()
+    return address

@@ -1,0 +1,192 @@
+"""Build our own, patched copy of the CACTI 7 source that zigzag-dse ships.
+
+ZigZag's prebuilt ``cacti`` is an unoptimised debug build and its power-gating model aborts at 22-65 nm, and ZigZag
+runs it inside site-packages. We therefore copy the source into a cache directory of ours, patch it, and compile it
+once per (source, patch, flags) fingerprint. Builds are serialised with a file lock and published with an atomic
+rename, so a concurrent process never sees a half-built binary.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from stream_trapti.atomic import atomic_directory
+from stream_trapti.cache_dir import CACHE_ENV, cache_root
+
+# CACTI's own makefile ("make opt") compiles without -O; -O2 makes each query several times faster.
+OPT_FLAGS = "-O2 -msse2 -mfpmath=sse -DNTHREADS=2"
+BUILD_JOBS = 2
+
+
+@dataclass(frozen=True)
+class SourcePatch:
+    """A literal replacement in one CACTI source file; ``old`` must occur exactly once."""
+
+    path: str
+    old: str
+    new: str
+    reason: str
+
+
+# CACTI's power-gating model aborts at 22-65 nm ("component.cc: Assertion `w_folded_pmos > 0'"). Backtrace:
+# Decoder::compute_power_gating (decoder.cc) passes the decoder's own footprint to Sleep_tx, whose constructor
+# (powergating.cc) lays the sleep transistor out with a gate height of 2 * footprint.w. For a narrow decoder that
+# height is below the two power rails plus the p/n gap, so Component::compute_gate_area gets a negative
+# transistor region. We clamp the gate height to the decoder's cell height (area.h = h_dec memory-cell heights, the
+# height the decoder's own gates are laid out at). The footprint area is unchanged (Sleep_tx keeps w * h constant)
+# and the code only runs with power gating on, so non-gated results are bit-identical.
+POWER_GATING_PATCH = SourcePatch(
+    path="decoder.cc",
+    old=(
+        "  if (g_ip->power_gating)\n"
+        "    sleeptx = new Sleep_tx(g_ip->perfloss, Isat_subarray, is_footer, c_wakeup,\n"
+        "                           detalV, nodes_DSTN, area);\n"
+    ),
+    new=(
+        "  // stream-trapti patch: Sleep_tx uses 2 * w as the gate height; keep it at least the decoder cell height\n"
+        "  // (area.h) so it never falls below the power rails (Assertion `w_folded_pmos > 0' at 22-65 nm).\n"
+        "  Area sleep_tx_footprint = area;\n"
+        "  sleep_tx_footprint.w = MAX(area.w, area.h / 2);\n"
+        "  if (g_ip->power_gating)\n"
+        "    sleeptx = new Sleep_tx(g_ip->perfloss, Isat_subarray, is_footer, c_wakeup,\n"
+        "                           detalV, nodes_DSTN, sleep_tx_footprint);\n"
+    ),
+    reason="clamp the decoder sleep transistor's gate height (power-gating assertion at 22-65 nm)",
+)
+
+PATCHES: tuple[SourcePatch, ...] = (POWER_GATING_PATCH,)
+
+
+class CactiBuildError(RuntimeError):
+    """CACTI could not be built (no compiler, unexpected source, compile failure)."""
+
+
+@dataclass(frozen=True)
+class CactiInstall:
+    """A built CACTI: the binary, the technology files it reads relative to its working directory, and the
+    fingerprint of source + patches + flags that results computed with it are keyed by."""
+
+    binary: Path
+    tech_params: Path
+    fingerprint: str
+
+
+def shipped_source_dir() -> Path:
+    """The CACTI source directory inside the installed zigzag-dse (read only: we never write there)."""
+    import zigzag  # noqa: PLC0415 (only needed to locate the package)
+
+    return Path(zigzag.__file__).resolve().parent / "cacti" / "cacti_master"
+
+
+def _source_files(source: Path) -> list[Path]:
+    """Files needed to build and run CACTI, relative to ``source``, in a stable order."""
+    names = [p for p in source.iterdir() if p.suffix in {".cc", ".h"}]
+    names += [source / "makefile", source / "cacti.mk", source / "contention.dat"]
+    names += list((source / "tech_params").glob("*.dat"))
+    missing = [p for p in names if not p.is_file()]
+    if missing:
+        raise CactiBuildError(
+            f"CACTI source at {source} is incomplete (missing {missing[0].name}); reinstall zigzag-dse."
+        )
+    return sorted(p.relative_to(source) for p in names)
+
+
+def fingerprint(source: Path) -> str:
+    """Hash of the CACTI source, our patches and our compiler flags: it names the build and keys cached results."""
+    digest = hashlib.sha256()
+    for rel in _source_files(source):
+        digest.update(str(rel).encode() + b"\0" + (source / rel).read_bytes() + b"\0")
+    for patch in PATCHES:
+        digest.update(f"{patch.path}\0{patch.old}\0{patch.new}\0".encode())
+    digest.update(OPT_FLAGS.encode())
+    return digest.hexdigest()[:16]
+
+
+def apply_patch(directory: Path, patch: SourcePatch) -> None:
+    """Apply ``patch`` to the copy in ``directory``; fail loudly if the shipped source is not the one we patch."""
+    target = directory / patch.path
+    text = target.read_text()
+    count = text.count(patch.old)
+    if count != 1:
+        raise CactiBuildError(
+            f"cannot apply the stream-trapti CACTI patch ({patch.reason}): expected the original code once in "
+            f"{patch.path}, found it {count} times. The zigzag-dse CACTI source changed; pin zigzag-dse==3.9.1."
+        )
+    target.write_text(text.replace(patch.old, patch.new))
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock held while the block runs (released by the kernel if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_toolchain() -> None:
+    missing = [tool for tool in ("make", "g++") if shutil.which(tool) is None]
+    if missing:
+        raise CactiBuildError(
+            f"building CACTI needs a C++ toolchain but {', '.join(missing)} is not on PATH; install one "
+            "(e.g. `apt-get install build-essential`) or point "
+            f"{CACHE_ENV} at a cache that already holds a built CACTI."
+        )
+
+
+def _compile(staging: Path, source: Path) -> None:
+    for rel in _source_files(source):
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / rel, staging / rel)
+    for patch in PATCHES:
+        apply_patch(staging, patch)
+    result = subprocess.run(
+        ["make", "opt", f"-j{BUILD_JOBS}", f"OPT={OPT_FLAGS}"],
+        cwd=staging,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not (staging / "cacti").is_file():
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise CactiBuildError(f"compiling CACTI in {staging} failed (exit {result.returncode}):\n{tail}")
+    # Objects are only needed by make; the binary and the technology files are what queries use.
+    shutil.rmtree(staging / "obj_opt", ignore_errors=True)
+
+
+def ensure_cacti() -> CactiInstall:
+    """Return the built CACTI for this source and patch set under ``cache_root()``, compiling it first if no process
+    has yet (about 30-60 s on two cores).
+
+    Raises CactiBuildError if there is no C++ toolchain or the build fails.
+    """
+    return _ensure_at(cache_root())
+
+
+@cache
+def _ensure_at(root: Path) -> CactiInstall:
+    source = shipped_source_dir()
+    key = fingerprint(source)
+    final = root / "cacti" / key
+    install = CactiInstall(binary=final / "cacti", tech_params=final / "tech_params", fingerprint=key)
+    if install.binary.is_file():
+        return install
+    with _file_lock(root / "cacti" / f"{key}.lock"):
+        if install.binary.is_file():  # another process built it while we waited for the lock
+            return install
+        _check_toolchain()
+        with atomic_directory(final) as staging:
+            _compile(staging, source)
+    return install

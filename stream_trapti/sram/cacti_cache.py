@@ -1,0 +1,91 @@
+"""Persistent, concurrency-safe cache of CACTI results, and parallel evaluation of many configurations.
+
+One JSON file per result under ``<cache root>/cacti-results/<fingerprint>-v<schema>/<key>.json``; the key hashes
+the full SramConfig and the fingerprint hashes the CACTI source, our patch and our compiler flags: a different
+CACTI never serves a stale figure. Files are written atomically (temporary file + rename), so readers in other
+threads or processes see a whole result or none; two processes computing the same key write identical content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stream_trapti.atomic import atomic_write
+from stream_trapti.sram.cacti import SramConfig, SramResult, evaluate
+from stream_trapti.cache_dir import cache_root
+from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
+
+# Bump when SramResult's fields change, so results cached by an older stream-trapti are not misread.
+RESULT_SCHEMA = 2
+
+# Two CACTI processes at a time: the machines this runs on have two cores. Threads suffice because the work happens
+# in the CACTI subprocesses, and they keep cacti_process_count() exact (one process-wide counter).
+DEFAULT_WORKERS = 2
+
+
+def _key(config: SramConfig) -> str:
+    payload = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def result_path(config: SramConfig, install: CactiInstall) -> Path:
+    """Where the cached result for ``config`` under ``install`` lives."""
+    return cache_root() / "cacti-results" / f"{install.fingerprint}-v{RESULT_SCHEMA}" / f"{_key(config)}.json"
+
+
+def _load(path: Path, config: SramConfig) -> SramResult | None:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    result = SramResult(**{**data, "config": SramConfig(**data["config"])})
+    # A key collision or a hand-edited file must not silently return another macro's figures.
+    return result if result.config == config else None
+
+
+def query(config: SramConfig) -> SramResult:
+    """CACTI's figures for ``config``, from the disk cache when present, else by running CACTI and caching them."""
+    install = ensure_cacti()
+    path = result_path(config, install)
+    cached = _load(path, config)
+    if cached is not None:
+        return cached
+    result = evaluate(config, install)
+    atomic_write(path, json.dumps(dataclasses.asdict(result), indent=1, sort_keys=True).encode())
+    return result
+
+
+def query_many(
+    configs: Iterable[SramConfig], *, workers: int = DEFAULT_WORKERS, progress: bool = True
+) -> list[SramResult]:
+    """``query`` for each configuration, in order, running at most ``workers`` CACTI processes at once.
+
+    Duplicates are evaluated once. A failing configuration raises its error after the others have finished.
+    """
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be at least 1.")
+    ordered = list(configs)
+    unique = list(dict.fromkeys(ordered))
+    ensure_cacti()  # build once up front rather than have every worker wait on the build lock
+    results: dict[SramConfig, SramResult] = {}
+    errors: list[Exception] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
+        total=len(unique), desc="CACTI", unit="macro", disable=not progress
+    ) as bar:
+        futures = {pool.submit(query, config): config for config in unique}
+        for future in as_completed(futures):
+            try:
+                results[futures[future]] = future.result()
+            except Exception as error:  # noqa: BLE001 (collected and re-raised below)
+                errors.append(error)
+            bar.update()
+    if errors:
+        raise errors[0]
+    return [results[config] for config in ordered]

@@ -1,0 +1,214 @@
+"""SRAM energy of one bank organisation under one gating policy.
+
+For a memory of ``B`` banks over a trace of ``T`` cycles at clock ``f`` (GHz, so one cycle is ``1/f`` ns and
+mW · ns = pJ), with ``G`` bank-cycles gated, ``N`` bank wake-ups and ``S`` stalls (from
+:func:`~stream_trapti.sram.policies.gating_outcome`):
+
+* dynamic  = reads · E_read + writes · E_write, with reads/writes = ceil(bytes · 8 / port bits) from the trace;
+* leakage (powered) = P_on · (B · T − G) / f;
+* residual (gated)  = P_gated · G / f;
+* wake-up  = N · E_wake;
+* latency penalty = S · wake_cycles (on-demand policies; 0 for ``offline_optimal``, which wakes early).
+
+The penalty is reported, not fed back: the trace is not stretched by the stalls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from stream_trapti.sram import cacti_cache
+from stream_trapti.sram.cacti import SramConfig, SramResult
+from stream_trapti.sram.policies import GATING_MODES, IdleProfile, gating_outcome
+from stream_trapti.trace import OccupancyTrace
+
+
+@dataclass(frozen=True)
+class BankQuery:
+    """What a costs provider is asked for: one bank organisation of one SRAM, and how it is gated.
+
+    ``flavour`` names the device flavour of cells and periphery (``hp``) or each (``lstp/hp``: cells/periphery).
+    ``power_gating`` says whether the macro carries sleep transistors (every policy but ``always_on``);
+    ``gated_leakage_fraction``, when set, overrides the retention-mode residual leakage (as a fraction of the
+    powered leakage); ``off_leakage_fraction`` is the residual in ``power_off`` mode.
+    """
+
+    capacity_bytes: int
+    bank_count: int
+    port_bits: int
+    flavour: str
+    technology_nm: int
+    temperature_k: int
+    gating_mode: str
+    clock_ghz: float
+    power_gating: bool = True
+    gated_leakage_fraction: float | None = None
+    off_leakage_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.gating_mode not in GATING_MODES:
+            raise ValueError(f"BankQuery.gating_mode {self.gating_mode!r}: expected one of {GATING_MODES}")
+
+    @property
+    def bank_bytes(self) -> int:
+        """Bytes per bank."""
+        return self.capacity_bytes // self.bank_count
+
+
+@dataclass(frozen=True)
+class BankCosts:
+    """Costs of one bank organisation, as the energy model uses them.
+
+    Per bank: ``read_pj``/``write_pj`` per access, ``leakage_mw`` powered, ``gated_mw`` gated (in the chosen gating
+    mode), ``wake_energy_pj`` and ``wake_cycles`` per wake-up. ``area_mm2`` is the whole organisation (all banks).
+    """
+
+    read_pj: float
+    write_pj: float
+    leakage_mw: float
+    gated_mw: float
+    wake_energy_pj: float
+    wake_cycles: int
+    area_mm2: float
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"BankCosts.{item.name} must be a finite non-negative number, got {value}")
+        if self.gated_mw > self.leakage_mw:
+            raise ValueError(
+                f"BankCosts.gated_mw ({self.gated_mw}) exceeds leakage_mw ({self.leakage_mw}): gating would not save"
+            )
+
+    def break_even_cycles(self, clock_ghz: float) -> float:
+        """Idle cycles a gated bank must stay gated for its saved leakage to pay one wake-up (∞ if gating saves
+        nothing)."""
+        saved_pj_per_cycle = (self.leakage_mw - self.gated_mw) / clock_ghz
+        if saved_pj_per_cycle <= 0:
+            return 0.0 if self.wake_energy_pj == 0 else math.inf
+        return self.wake_energy_pj / saved_pj_per_cycle
+
+
+CostsProvider = Callable[[BankQuery], BankCosts]
+
+
+@dataclass(frozen=True)
+class AccessCounts:
+    """Port accesses to the memory over the whole trace."""
+
+    reads: int
+    writes: int
+
+
+def access_counts(trace: OccupancyTrace, memory: int | str, port_bits: int) -> AccessCounts:
+    """Reads and writes of ``port_bits`` each that move the trace's bytes (each total rounded up)."""
+    if port_bits < 1:
+        raise ValueError(f"port width must be a positive number of bits, got {port_bits}")
+    read_bytes, write_bytes = (int(v) for v in trace.access_totals()[trace.memory_index(memory)])
+    return AccessCounts(-(-read_bytes * 8 // port_bits), -(-write_bytes * 8 // port_bits))
+
+
+@dataclass(frozen=True, eq=False)
+class EnergyBreakdown:
+    """Energy (pJ) and wake-up statistics, one entry per evaluated timeout."""
+
+    dynamic_pj: np.ndarray
+    leakage_on_pj: np.ndarray
+    gated_residual_pj: np.ndarray
+    wake_pj: np.ndarray
+    gated_bank_cycles: np.ndarray
+    wakes: np.ndarray
+    penalty_cycles: np.ndarray
+
+    @property
+    def total_pj(self) -> np.ndarray:
+        """Dynamic + powered leakage + gated residual + wake-up energy."""
+        return self.dynamic_pj + self.leakage_on_pj + self.gated_residual_pj + self.wake_pj
+
+
+def evaluate_energy(
+    profile: IdleProfile,
+    policy: str,
+    costs: BankCosts,
+    counts: AccessCounts,
+    clock_ghz: float,
+    timeouts: np.ndarray | None = None,
+) -> EnergyBreakdown:
+    """Energy of ``profile``'s organisation under ``policy`` (one result per timeout for ``timeout``)."""
+    if not clock_ghz > 0:
+        raise ValueError(f"clock frequency must be positive (GHz), got {clock_ghz}")
+    outcome = gating_outcome(
+        profile, policy, timeouts, costs.wake_cycles, costs.break_even_cycles(clock_ghz)
+    )
+    gated = outcome.gated_bank_cycles.astype(np.float64)
+    powered = profile.bank_count * profile.cycles - gated
+    dynamic = counts.reads * costs.read_pj + counts.writes * costs.write_pj
+    return EnergyBreakdown(
+        dynamic_pj=np.full(len(gated), float(dynamic)),
+        leakage_on_pj=costs.leakage_mw * powered / clock_ghz,
+        gated_residual_pj=costs.gated_mw * gated / clock_ghz,
+        wake_pj=costs.wake_energy_pj * outcome.wakes.astype(np.float64),
+        gated_bank_cycles=outcome.gated_bank_cycles,
+        wakes=outcome.wakes,
+        penalty_cycles=outcome.stalls * costs.wake_cycles,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ CACTI adapter
+def sram_config(query: BankQuery) -> SramConfig:
+    """The CACTI macro for ``query``: one UCA of ``bank_count`` banks behind one H-tree, one port of
+    ``port_bits``, with CACTI's sleep transistors when ``query.power_gating``."""
+    cell, _, periphery = query.flavour.partition("/")
+    return SramConfig(
+        capacity_bytes=query.capacity_bytes,
+        banks=query.bank_count,
+        width_bits=query.port_bits,
+        technology_nm=query.technology_nm,
+        cell_flavor=cell,
+        periphery_flavor=periphery or cell,
+        temperature_k=query.temperature_k,
+        power_gating=query.power_gating,
+    )
+
+
+def costs_from_cacti(query: BankQuery, result: SramResult) -> BankCosts:
+    """Fill :class:`BankCosts` from CACTI's figures for ``query``'s macro.
+
+    Access energies and area are the whole macro's (through the H-tree to one bank); leakage is per bank
+    (subthreshold + gate). Gated: retention mode uses CACTI's gated leakage (or ``gated_leakage_fraction`` of the
+    powered leakage), power-off ``off_leakage_fraction`` of it. The wake-up is CACTI's, scaled from the mats one
+    access wakes to all mats of a bank, in whole cycles at ``clock_ghz``; power-off reuses CACTI's retention
+    wake-up figures, since CACTI models no other. Without power gating nothing is ever gated or woken.
+    """
+    if not query.power_gating:
+        return BankCosts(result.read_energy_pj, result.write_energy_pj, result.leakage_mw, result.leakage_mw, 0.0, 0,
+                         result.macro_area_mm2)
+    if result.gated_leakage_mw is None or result.bank_wakeup_energy_pj is None or result.wakeup_time_ns is None:
+        raise ValueError(f"CACTI result for {result.config} has no power-gating figures; query it with power_gating")
+    if query.gating_mode == "power_off":
+        gated = query.off_leakage_fraction * result.leakage_mw
+    elif query.gated_leakage_fraction is not None:
+        gated = query.gated_leakage_fraction * result.leakage_mw
+    else:
+        # CACTI's gated and powered leakage come from two runs of one organisation; never let rounding make the
+        # gated state leak more.
+        gated = min(result.gated_leakage_mw, result.leakage_mw)
+    return BankCosts(
+        read_pj=result.read_energy_pj,
+        write_pj=result.write_energy_pj,
+        leakage_mw=result.leakage_mw,
+        gated_mw=gated,
+        wake_energy_pj=result.bank_wakeup_energy_pj,
+        wake_cycles=math.ceil(result.wakeup_time_ns * query.clock_ghz),
+        area_mm2=result.macro_area_mm2,
+    )
+
+
+def cacti_costs(query: BankQuery) -> BankCosts:
+    """A :data:`CostsProvider` backed by CACTI 7 through the disk cache of :mod:`stream_trapti.sram.cacti_cache`."""
+    return costs_from_cacti(query, cacti_cache.query(sram_config(query)))

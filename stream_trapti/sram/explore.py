@@ -1,0 +1,344 @@
+"""Stage II exploration: sweep SRAM capacity × bank count × gating policy × flavour × gating mode on one trace.
+
+Each configuration gets its energy breakdown (:mod:`~stream_trapti.sram.energy`), area and latency penalty, and its
+saving against the monolithic (1 bank) always-on SRAM of the same capacity, flavour and gating mode. The result
+holds the Pareto front over (energy, area, latency penalty), the best configuration per objective, and a slot for
+Stream's own estimate of the same SRAM (monolithic, dynamic energy only) to set beside them.
+
+The idle intervals of each bank organisation are extracted once; every policy, timeout, flavour and mode is then
+a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from stream_trapti.atomic import atomic_write
+from stream_trapti.sram.activity import (
+    Allocation,
+    BankActivity,
+    InfeasibleOrganisation,
+    compacting_activity,
+    first_fit_activity,
+)
+from stream_trapti.sram.energy import AccessCounts, BankCosts, BankQuery, CostsProvider, access_counts, evaluate_energy
+from stream_trapti.sram.policies import IdleProfile, gated_spans, idle_profile
+from stream_trapti.sram.sweep_config import SweepSpec
+from stream_trapti.trace import OccupancyTrace
+
+OBJECTIVES: tuple[str, ...] = ("total_pj", "area_mm2", "penalty_cycles")
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One evaluated configuration. Energies in pJ over the whole trace; ``timeout_cycles`` is set only for the
+    ``timeout`` policy; ``saving`` is ``1 − total / baseline`` against the monolithic always-on SRAM."""
+
+    capacity_bytes: int
+    bank_count: int
+    policy: str
+    timeout_cycles: int | None
+    flavour: str
+    gating_mode: str
+    dynamic_pj: float
+    leakage_on_pj: float
+    gated_residual_pj: float
+    wake_pj: float
+    total_pj: float
+    area_mm2: float
+    penalty_cycles: int
+    wakes: int
+    gated_fraction: float
+    baseline_pj: float
+    saving: float
+
+
+@dataclass(frozen=True, eq=False)
+class Heatmap:
+    """Per bank and time bin (``edges`` in cycles): the fraction of the bin the bank is busy, and powered, under
+    the configuration named by ``label``."""
+
+    label: str
+    edges: np.ndarray
+    busy: np.ndarray
+    powered: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ExplorationResult:
+    """All evaluated configurations of one sweep on one memory of one trace.
+
+    ``pareto`` and ``best`` (objective → configuration) index ``configs``; ``skipped`` lists the organisations that
+    cannot hold the trace, with why; ``stream_estimate_pj`` is Stream's own estimate when one was given; ``heatmap``
+    shows the lowest-energy configuration.
+    """
+
+    spec: SweepSpec
+    memory: str
+    cycles: int
+    peak_bytes: int
+    port_bits: int
+    accesses: AccessCounts
+    configs: tuple[ConfigResult, ...]
+    pareto: tuple[int, ...]
+    best: dict[str, int]
+    skipped: tuple[tuple[int, int, str], ...]
+    stream_estimate_pj: float | None = None
+    heatmap: Heatmap | None = None
+
+
+def explore(
+    trace: OccupancyTrace,
+    spec: SweepSpec,
+    costs_provider: CostsProvider,
+    *,
+    allocations: Sequence[Allocation] | None = None,
+    stream_estimate_pj: float | None = None,
+    heatmap_bins: int = 400,
+) -> ExplorationResult:
+    """Evaluate every configuration of ``spec`` on ``trace``.
+
+    ``costs_provider`` maps a :class:`BankQuery` to :class:`BankCosts` (e.g. the CACTI adapter); it is asked once
+    per capacity, bank count, flavour, gating mode and with or without sleep transistors (``always_on`` rows and the
+    monolithic baseline are costed without). ``allocations`` are the tracker's per-tensor lifetimes,
+    required by the ``first_fit`` allocator. ``stream_estimate_pj`` is carried into the result for comparison.
+    """
+    index = trace.memory_index(spec.memory)
+    info = trace.memories[index]
+    if spec.allocator == "first_fit" and allocations is None:
+        raise ValueError("allocator 'first_fit' needs the tracker's allocations (start, end, bytes); none were given")
+    port_bits = _port_bits(spec, info.read_port_bits, info.write_port_bits, info.name)
+    counts = access_counts(trace, index, port_bits)
+    capacities = spec.capacities_bytes or (info.capacity_bytes,)
+    costs_cache: dict[BankQuery, BankCosts] = {}
+
+    def costs(capacity: int, banks: int, flavour: str, mode: str, gated: bool = True) -> BankCosts:
+        query = BankQuery(
+            capacity_bytes=capacity,
+            bank_count=banks,
+            port_bits=port_bits,
+            flavour=flavour,
+            technology_nm=spec.technology_nm,
+            temperature_k=spec.temperature_k,
+            gating_mode=mode,
+            clock_ghz=spec.clock_ghz,
+            power_gating=gated,
+            gated_leakage_fraction=spec.gated_leakage_fraction,
+            off_leakage_fraction=spec.off_leakage_fraction,
+        )
+        if query not in costs_cache:
+            costs_cache[query] = costs_provider(query)
+        return costs_cache[query]
+
+    def activity(capacity: int, banks: int) -> BankActivity:
+        if spec.allocator == "first_fit":
+            return first_fit_activity(allocations, trace.cycles, capacity, banks)
+        return compacting_activity(trace, index, capacity, banks, spec.view)
+
+    configs: list[ConfigResult] = []
+    skipped: list[tuple[int, int, str]] = []
+    timeouts = np.array(spec.timeouts_cycles, dtype=np.int64)
+    for capacity in capacities:
+        profiles: dict[int, IdleProfile] = {}
+        for banks in sorted(set(spec.banks) | {1}):
+            try:
+                profiles[banks] = idle_profile(activity(capacity, banks).idle_intervals())
+            except InfeasibleOrganisation as reason:
+                skipped.append((capacity, banks, str(reason)))
+        if 1 not in profiles:
+            continue  # the monolithic baseline cannot hold the trace, so no organisation of this capacity can
+        for flavour in spec.flavours:
+            for mode in spec.gating_modes:
+                # The baseline, like every always-on organisation, is built without sleep transistors.
+                baseline = float(
+                    evaluate_energy(profiles[1], "always_on", costs(capacity, 1, flavour, mode, False), counts,
+                                    spec.clock_ghz).total_pj[0]
+                )
+                for banks in spec.banks:
+                    if banks not in profiles:
+                        continue
+                    for policy in spec.policies:
+                        bank_costs = costs(capacity, banks, flavour, mode, policy != "always_on")
+                        configs.extend(
+                            _rows(profiles[banks], policy, timeouts, bank_costs, counts, spec.clock_ghz,
+                                  (capacity, banks, flavour, mode), baseline)
+                        )
+    skipped = [s for s in skipped if s[1] in spec.banks]
+    if not configs:
+        raise ValueError(f"no configuration of the sweep can hold memory {info.name!r}: {skipped}")
+    table = np.array([[getattr(c, o) for o in OBJECTIVES] for c in configs], dtype=np.float64)
+    best = {
+        "energy": _lexmin(table, (0, 1, 2)),
+        "area": _lexmin(table, (1, 0, 2)),
+        "latency": _lexmin(table, (2, 0, 1)),
+    }
+    heatmap = _heatmap(configs[best["energy"]], activity, costs, spec.clock_ghz, heatmap_bins)
+    return ExplorationResult(
+        spec=spec,
+        memory=info.name,
+        cycles=trace.cycles,
+        peak_bytes=int(trace.series(index, spec.view).max()),
+        port_bits=port_bits,
+        accesses=counts,
+        configs=tuple(configs),
+        pareto=tuple(int(i) for i in pareto_front(table)),
+        best=best,
+        skipped=tuple(skipped),
+        stream_estimate_pj=stream_estimate_pj,
+        heatmap=heatmap,
+    )
+
+
+def _port_bits(spec: SweepSpec, read_bits: int, write_bits: int, memory: str) -> int:
+    """The banks' port width: the spec's, or the memory's when its read and write ports agree."""
+    if spec.port_bits is not None:
+        return spec.port_bits
+    if read_bits != write_bits:
+        raise ValueError(
+            f"memory {memory!r} has {read_bits}-bit read and {write_bits}-bit write ports; set port_bits in the sweep"
+        )
+    return read_bits
+
+
+def _rows(
+    profile: IdleProfile,
+    policy: str,
+    timeouts: np.ndarray,
+    costs: BankCosts,
+    counts: AccessCounts,
+    clock_ghz: float,
+    key: tuple[int, int, str, str],
+    baseline: float,
+) -> list[ConfigResult]:
+    """One :class:`ConfigResult` per timeout (or one, for policies without a timeout)."""
+    energy = evaluate_energy(profile, policy, costs, counts, clock_ghz, timeouts if policy == "timeout" else None)
+    capacity, banks, flavour, mode = key
+    total = energy.total_pj
+    gated_fraction = energy.gated_bank_cycles / max(banks * profile.cycles, 1)
+    columns = zip(
+        timeouts.tolist() if policy == "timeout" else [None],
+        energy.dynamic_pj.tolist(),
+        energy.leakage_on_pj.tolist(),
+        energy.gated_residual_pj.tolist(),
+        energy.wake_pj.tolist(),
+        total.tolist(),
+        energy.penalty_cycles.tolist(),
+        energy.wakes.tolist(),
+        gated_fraction.tolist(),
+        (1.0 - total / baseline if baseline > 0 else np.zeros_like(total)).tolist(),
+    )
+    return [
+        ConfigResult(capacity, banks, policy, tau, flavour, mode, dyn, on, res, wake, tot, costs.area_mm2, pen, n,
+                     frac, baseline, save)
+        for tau, dyn, on, res, wake, tot, pen, n, frac, save in columns
+    ]
+
+
+def pareto_front(objectives: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Indices of the rows of ``objectives`` (N, D; all minimised) that no other row dominates, ascending.
+
+    Exact duplicates do not dominate each other, so all of them stay on the front.
+    """
+    values = np.asarray(objectives, dtype=np.float64)
+    # In lexicographic order every dominator comes before the rows it dominates, and dominance is transitive, so
+    # each chunk only needs checking against the front found so far and itself.
+    order = np.lexsort(values.T[::-1])
+    front = np.empty(0, dtype=np.int64)
+    for first in range(0, len(order), chunk):
+        block = order[first : first + chunk]
+        rivals = values[np.concatenate([front, block])][None, :, :]
+        mine = values[block][:, None, :]
+        dominated = np.any(np.all(rivals <= mine, axis=2) & np.any(rivals < mine, axis=2), axis=1)
+        front = np.concatenate([front, block[~dominated]])
+    return np.sort(front)
+
+
+def _lexmin(table: np.ndarray, order: tuple[int, ...]) -> int:
+    """The row minimising the columns in ``order``, earlier columns first."""
+    return int(np.lexsort(tuple(table[:, c] for c in reversed(order)))[0])
+
+
+def _heatmap(
+    config: ConfigResult,
+    activity: Callable[[int, int], BankActivity],
+    costs: Callable[[int, int, str, str, bool], BankCosts],
+    clock_ghz: float,
+    bins: int,
+) -> Heatmap:
+    """Busy and powered fractions per bank and time bin for ``config``."""
+    bank_activity = activity(config.capacity_bytes, config.bank_count)
+    intervals = bank_activity.idle_intervals()
+    bank_costs = costs(
+        config.capacity_bytes, config.bank_count, config.flavour, config.gating_mode, config.policy != "always_on"
+    )
+    spans = gated_spans(
+        intervals, config.policy, config.timeout_cycles, bank_costs.wake_cycles, bank_costs.break_even_cycles(clock_ghz)
+    )
+    edges = np.unique(np.linspace(0, bank_activity.cycles, bins + 1).round().astype(np.int64))
+    width = np.diff(edges)
+    idle = _coverage((intervals.bank, intervals.start, intervals.end), config.bank_count, edges, bank_activity.cycles)
+    gated = _coverage(spans, config.bank_count, edges, bank_activity.cycles)
+    timeout = f", τ={config.timeout_cycles}" if config.timeout_cycles is not None else ""
+    label = (
+        f"{config.capacity_bytes / 1024:g} KiB, {config.bank_count} banks, {config.policy}{timeout}, "
+        f"{config.flavour}, {config.gating_mode}"
+    )
+    return Heatmap(label, edges, 1.0 - idle / width, 1.0 - gated / width)
+
+
+def _coverage(
+    spans: tuple[np.ndarray, np.ndarray, np.ndarray], banks: int, edges: np.ndarray, cycles: int
+) -> np.ndarray:
+    """(banks, bins) cycles of each bin covered by disjoint per-bank ``(bank, start, end)`` spans."""
+    bank, start, end = spans
+    # Lay the banks end to end on one time axis, so one sorted span list and one binary search serve them all.
+    offset = bank * cycles
+    order = np.argsort(offset + start, kind="stable")
+    lo, hi = (offset + start)[order], (offset + end)[order]
+    before = np.concatenate([[0], np.cumsum(hi - lo)])
+    at = (np.arange(banks)[:, None] * cycles + edges[None, :]).ravel()
+    if len(lo) == 0:
+        return np.zeros((banks, len(edges) - 1))
+    k = np.maximum(np.searchsorted(lo, at, side="right") - 1, 0)
+    covered = before[k] + np.clip(at - lo[k], 0, hi[k] - lo[k])
+    return np.diff(covered.reshape(banks, len(edges)), axis=1).astype(np.float64)
+
+
+def write_results(result: ExplorationResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``configs.csv``, ``exploration.json`` and the PNG plots into ``out_dir``, each file atomically.
+
+    Returns the written paths by name.
+    """
+    from stream_trapti.reports.sram_plots import write_plots
+
+    out_dir = Path(out_dir)
+    names = [f.name for f in fields(ConfigResult)]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(names)
+    for config in result.configs:
+        writer.writerow(["" if getattr(config, n) is None else getattr(config, n) for n in names])
+    paths = {"csv": atomic_write(out_dir / "configs.csv", text.getvalue().encode())}
+    summary = {
+        "memory": result.memory,
+        "cycles": result.cycles,
+        "peak_bytes": result.peak_bytes,
+        "port_bits": result.port_bits,
+        "accesses": asdict(result.accesses),
+        "spec": asdict(result.spec),
+        "stream_estimate_pj": result.stream_estimate_pj,
+        "best": {objective: asdict(result.configs[i]) | {"index": i} for objective, i in result.best.items()},
+        "pareto": list(result.pareto),
+        "skipped": [{"capacity_bytes": c, "bank_count": b, "reason": r} for c, b, r in result.skipped],
+        "configs": [asdict(c) for c in result.configs],
+    }
+    paths["json"] = atomic_write(out_dir / "exploration.json", json.dumps(summary, indent=1).encode())
+    paths.update(write_plots(result, out_dir))
+    return paths

@@ -1,0 +1,405 @@
+"""What one solved fused group holds in each on-chip memory, and when, relative to the group's own start.
+
+Stream solves each fused group as a steady state: ``N`` iterations of ``P`` cycles, each starting ``P − V`` cycles
+after the previous one, after a fill of ``F`` cycles (``latency.total = N·P − (N−1)·V + F``). Slots run back to
+back inside an iteration, so a node in slot ``s`` of iteration ``k`` starts at ``F + k·(P−V) + Σ_{j<s} slot_j``.
+From that schedule this module derives, per group:
+
+* the **reserved** bytes per memory and tensor, reproduced from Stream's ``memory_capacity`` constraint family with
+  the solved placements, reuse stops and buffering (so they add up to Stream's ``memory_occupancy`` report);
+* the **needed** intervals: a tile is live from its write (the producer's start, or the start of the transfer that
+  brings it) to the end of its last reader in the last iteration that reuses it;
+* the memory **accesses** of Stream's ``MemoryAccessesEstimationStage`` (port-width words per core and tensor),
+  spread over the transfer firings that cause them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import ceil, prod
+from typing import TYPE_CHECKING
+
+import numpy as np
+from zigzag.datatypes import MemoryOperand
+
+from stream.hardware.architecture.backends.zigzag import ZigZagCoreBackend
+from stream.opt.allocation.constraint_optimization.space import DecisionSpace
+from stream.workload.iterator_type import is_state_operand
+from stream.workload.node import ComputationNode, InEdge, OutEdge, TransferNode
+
+from stream_trapti.trace import CLASSES, MemoryInfo
+
+if TYPE_CHECKING:
+    from stream.allocation.allocation import Allocation
+    from stream.cost_model.memory_accesses import CoreMemoryAccesses
+    from stream.hardware.architecture.accelerator import Accelerator
+    from stream.hardware.architecture.core import Core
+    from stream.workload.workload import Tensor
+
+logger = logging.getLogger(__name__)
+
+Classifier = Callable[[str], str]
+"""Maps a workload tensor name (as the ONNX graph names it) to one of :data:`stream_trapti.trace.CLASSES`."""
+
+
+@dataclass(frozen=True, eq=False)
+class GroupOccupancy:
+    """One group's occupancy, times relative to its start. Arrays of equal length describe, per needed interval,
+    its memory, class, tensor (index into ``tensor_names``), ``[start, end)`` and bytes; per access event, its memory,
+    direction (0 read, 1 write), cycle and bytes. ``reserved`` (memory, class) is constant over the group;
+    ``reserved_tensors`` attributes it by tensor; ``stream_reserved`` is what Stream's own report says, and
+    ``energy_pj`` is Stream's energy estimate of the group."""
+
+    name: str
+    cycles: int
+    energy_pj: float
+    memories: tuple[MemoryInfo, ...]
+    reserved: np.ndarray
+    reserved_tensors: tuple[tuple[int, str, str, int], ...]
+    stream_reserved: tuple[int | None, ...]
+    tensor_names: tuple[str, ...]
+    needed_memory: np.ndarray
+    needed_class: np.ndarray
+    needed_tensor: np.ndarray
+    needed_start: np.ndarray
+    needed_end: np.ndarray
+    needed_bytes: np.ndarray
+    access_memory: np.ndarray
+    access_kind: np.ndarray
+    access_time: np.ndarray
+    access_bytes: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The array fields by name, for serialisation."""
+        return {name: getattr(self, name) for name in _ARRAY_FIELDS}
+
+    def renamed(self, rename: Callable[[str], str]) -> GroupOccupancy:
+        """The same group with every tensor name passed through ``rename`` (a reused layer takes its own names)."""
+        return GroupOccupancy(
+            **{
+                **self.__dict__,
+                "name": rename(self.name),
+                "tensor_names": tuple(rename(n) for n in self.tensor_names),
+                "reserved_tensors": tuple((m, rename(t), c, b) for m, t, c, b in self.reserved_tensors),
+            }
+        )
+
+
+_ARRAY_FIELDS = (
+    "reserved",
+    "needed_memory",
+    "needed_class",
+    "needed_tensor",
+    "needed_start",
+    "needed_end",
+    "needed_bytes",
+    "access_memory",
+    "access_kind",
+    "access_time",
+    "access_bytes",
+)
+
+
+def on_chip_memories(accelerator: Accelerator) -> tuple[tuple[Core, MemoryInfo], ...]:
+    """Each on-chip memory instance once, as the core owning it and its description; the off-chip core is left out."""
+    owners: dict[int, list[int]] = defaultdict(list)
+    for core in accelerator.core_list:
+        if core.id == accelerator.offchip_core_id:
+            continue
+        owners[accelerator.memory_of(core).id].append(core.id)
+    found = []
+    for owner_id, users in sorted(owners.items()):
+        owner = accelerator.get_core(owner_id)
+        found.append(
+            (
+                owner,
+                MemoryInfo(
+                    name=f"{_top_memory_name(owner)}@core{owner_id}",
+                    core_ids=tuple(sorted(users)),
+                    capacity_bytes=owner.get_memory_capacity() // 8,
+                    read_port_bits=int(owner.get_max_memory_bandwidth("read")),
+                    write_port_bits=int(owner.get_max_memory_bandwidth("write")),
+                    **_access_energies(owner),
+                ),
+            )
+        )
+    return tuple(found)
+
+
+def _access_energies(core: Core) -> dict[str, float]:
+    """The per-access read and write energies (pJ) Stream's cost model charges the core's memory."""
+    backend = getattr(core, "_backend", None)
+    if not isinstance(backend, ZigZagCoreBackend):
+        return {}
+    instance = backend.get_top_memory_instance(MemoryOperand("I1"))
+    return {"read_pj": float(instance.r_cost), "write_pj": float(instance.w_cost)}
+
+
+def _top_memory_name(core: Core) -> str:
+    """The name the hardware YAML gives the memory Stream uses as the core's (its top level for operand I1)."""
+    backend = getattr(core, "_backend", None)
+    if isinstance(backend, ZigZagCoreBackend):
+        return str(backend.get_top_memory_instance(MemoryOperand("I1")).name)
+    return f"core{core.id}_memory"
+
+
+def record_group(
+    name: str, allocation: Allocation, accesses: CoreMemoryAccesses | None, classify: Classifier
+) -> GroupOccupancy:
+    """Reduce one solved group to its occupancy, in arrays that no longer reference Stream's objects."""
+    problem, solution = allocation.problem, allocation.solution
+    accelerator = problem.accelerator
+    memories = on_chip_memories(accelerator)
+    index_of = {owner.id: i for i, (owner, _) in enumerate(memories)}
+    memory_index = {c.id: index_of.get(accelerator.memory_of(c).id) for c in accelerator.core_list}
+    schedule = _Schedule.of(allocation)
+    origin = _origins(allocation)
+    tensor_ids: dict[str, int] = {}
+
+    def source_name(t: Tensor | None) -> str:
+        return "handover" if t is None else origin.get(t, t.name)
+
+    def class_index(t: Tensor | None) -> int:
+        # A handover buffer holds a kernel's running state (a reduction's scale): working data, an activation.
+        return CLASSES.index("activation" if t is None else classify(source_name(t)))
+
+    reserved = np.zeros((len(memories), len(CLASSES)), dtype=np.int64)
+    by_tensor: dict[tuple[int, str, str], int] = defaultdict(int)
+    space = DecisionSpace(problem)
+    for (t, owner_id), bits in _reserved_bits(allocation, space).items():
+        m = index_of.get(owner_id)
+        if m is None or bits <= 0:
+            continue
+        cls = class_index(t)
+        reserved[m, cls] += _bytes(bits)
+        by_tensor[(m, source_name(t), CLASSES[cls])] += _bytes(bits)
+
+    report = {row["core_id"]: row["resident_bits"] for row in (solution.performance or {}).get("memory_occupancy") or ()}
+    rows = [
+        (m, tensor_ids.setdefault(source_name(t), len(tensor_ids)), class_index(t), start, end, size)
+        for m, t, start, end, size in _needed_intervals(allocation, space, schedule, memory_index)
+    ]
+    needed = np.array(rows, dtype=np.int64).reshape(-1, 6)
+    events = np.array(_access_events(allocation, schedule, accesses, memory_index), dtype=np.int64).reshape(-1, 4)
+    return GroupOccupancy(
+        name=name,
+        cycles=schedule.total,
+        energy_pj=float(((solution.performance or {}).get("energy") or {}).get("total_pj") or 0.0),
+        memories=tuple(info for _, info in memories),
+        reserved=reserved,
+        reserved_tensors=tuple((m, t, c, b) for (m, t, c), b in sorted(by_tensor.items())),
+        stream_reserved=tuple(_bytes(report[o.id]) if o.id in report else None for o, _ in memories),
+        tensor_names=tuple(tensor_ids),
+        needed_memory=needed[:, 0],
+        needed_tensor=needed[:, 1],
+        needed_class=needed[:, 2],
+        needed_start=needed[:, 3],
+        needed_end=needed[:, 4],
+        needed_bytes=needed[:, 5],
+        access_memory=events[:, 0],
+        access_kind=events[:, 1],
+        access_time=events[:, 2],
+        access_bytes=events[:, 3],
+    )
+
+
+def _bytes(bits: int) -> int:
+    return -(-int(bits) // 8)
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """When each slot of the steady state runs: slot ``s`` of iteration ``k`` starts at
+    ``fill + k·step + start[s]`` cycles after the group starts."""
+
+    total: int
+    fill: int
+    step: int
+    iterations: int
+    start: dict[int, int]
+    end: dict[int, int]
+    slot_of: dict
+
+    @classmethod
+    def of(cls, allocation: Allocation) -> _Schedule:
+        latency = allocation.solution.latency
+        slots = sorted(allocation.solution.slot_latencies.items())
+        # Stream's slot latencies are float solver values of whole cycles; the running sum is rounded once.
+        bounds = np.rint(np.concatenate([[0.0], np.cumsum([max(lat, 0.0) for _, lat in slots])])).astype(np.int64)
+        return cls(
+            total=int(latency.total),
+            fill=int(latency.fill),
+            step=int(latency.per_iteration - latency.overlap),
+            iterations=int(allocation.problem.iterations),
+            start={s: int(bounds[i]) for i, (s, _) in enumerate(slots)},
+            end={s: int(bounds[i + 1]) for i, (s, _) in enumerate(slots)},
+            slot_of=dict(allocation.problem.timeslots),
+        )
+
+    @property
+    def last_offset(self) -> int:
+        """The start of the last iteration."""
+        return self.fill + (self.iterations - 1) * self.step
+
+    def offsets(self, every: int = 1) -> np.ndarray:
+        """The start of every ``every``-th iteration."""
+        return self.fill + np.arange(0, self.iterations, max(every, 1), dtype=np.int64) * self.step
+
+
+def _origins(allocation: Allocation) -> dict[Tensor, str]:
+    """The workload name of every tensor copy. A transfer's input and output are copies of one tensor; of each set of
+    copies, the one the group's workload before lowering names is the workload's tensor."""
+    named = {
+        t.name
+        for node in allocation.problem.source_workload.get_computation_nodes()
+        for t in (*node.inputs, *node.outputs)
+    }
+    parent: dict[Tensor, Tensor] = {}
+
+    def root(t: Tensor) -> Tensor:
+        while parent.get(t, t) is not t:
+            t = parent[t]
+        return t
+
+    for transfer in allocation.problem.workload.get_transfer_nodes():
+        for copy in (*transfer.inputs[1:], *transfer.outputs):
+            a, b = root(transfer.inputs[0]), root(copy)
+            if a is not b:
+                parent[b] = a
+    members: dict[Tensor, list[Tensor]] = defaultdict(list)
+    for t in list(parent):
+        members[root(t)].append(t)
+    origin: dict[Tensor, str] = {}
+    for top, copies in members.items():
+        names = sorted({t.name for t in (top, *copies)}, key=lambda n: (n not in named, len(n), n))
+        origin.update({t: names[0] for t in (top, *copies)})
+    return origin
+
+
+def _reserved_bits(allocation: Allocation, space: DecisionSpace) -> dict[tuple[Tensor | None, int], int]:
+    """Bits each tensor holds in each memory (by owning core id) under the solved placement, reuse stop and
+    buffering, as Stream's ``memory_capacity`` family charges them: a whole tensor once per memory, a tile once per
+    core holding it, an in-place copy only beyond its source, and the handover buffers (tensor None)."""
+    problem, solution = allocation.problem, allocation.solution
+    workload, mapping, accelerator = problem.workload, problem.mapping, problem.accelerator
+    held: dict[tuple[Tensor | None, int], int] = defaultdict(int)
+    for node in workload.get_iteration_space_nodes():
+        carried = [x for x in node.inputs if is_state_operand(node, x)]
+        for t in (*node.outputs, *carried):
+            placement = solution.tensor_placements.get(t)
+            if not placement or (t, solution.reuse_levels.get(t)) not in space.tiles_needed_levels:
+                continue
+            tile_bits = workload.get_tensor_single_core(t, node, mapping).size_bits()
+            single = t in solution.single_buffered
+            per_holder = ceil(space.resident_tiles(t, solution.reuse_levels[t], single) * tile_bits)
+            holders: dict[int, int] = defaultdict(int)
+            for core in placement:
+                holders[accelerator.memory_of(core).id] += 1
+            for owner, count in holders.items():
+                held[(t, owner)] = per_holder * (1 if tile_bits == t.size_bits() else count)
+    source_of = {copy: tr.inputs[0] for tr in space.transfer_nodes for copy in tr.outputs}
+    raw = dict(held)
+    for (t, owner), bits in raw.items():
+        source = raw.get((source_of.get(t), owner)) if t in source_of else None
+        if source is not None:
+            held[(t, owner)] = max(bits - source, 0)
+    for one, other, bits in space.handovers:
+        readers = (one,) if space.hardware.shares_memory(one, other) else (one, other)
+        for owner in dict.fromkeys(accelerator.memory_of(c).id for c in readers):
+            held[(None, owner)] += bits
+    return held
+
+
+def _needed_intervals(
+    allocation: Allocation, space: DecisionSpace, schedule: _Schedule, memory_index: dict[int, int | None]
+) -> list[tuple[int, Tensor, int, int, int]]:
+    """Per tile held on chip: its memory, tensor, and the ``[start, end)`` and bytes of each time it is live, from
+    its write in the first iteration that reuses it to the end of its last reader in the last one.
+
+    A tensor has as many buffers as Stream reserves for it (``resident_tiles``: one when single-buffered, two when
+    its windows rotate): a window is written only once the window that held its buffer before has been read, as
+    the code Stream generates waits for it. An in-place copy (in the memory of its source) needs only what it holds
+    beyond its source, as Stream charges it."""
+    problem, solution = allocation.problem, allocation.solution
+    workload, mapping = problem.workload, problem.mapping
+    held: dict[Tensor, tuple[dict[int, int], int]] = {}
+    producers: dict[Tensor, object] = {}
+    carried: set[Tensor] = set()
+    for node in workload.get_iteration_space_nodes():
+        states = [x for x in node.inputs if is_state_operand(node, x)]
+        carried.update(states)
+        for t in (*node.outputs, *states):
+            holders: dict[int, int] = defaultdict(int)
+            for core in solution.tensor_placements.get(t, ()):
+                if (m := memory_index.get(core.id)) is not None:
+                    holders[m] += 1
+            tile_bits = workload.get_tensor_single_core(t, node, mapping).size_bits()
+            copies = 1 if tile_bits == t.size_bits() else None
+            held[t] = ({m: _bytes(tile_bits) * (copies or n) for m, n in holders.items()}, tile_bits)
+            producers[t] = node
+    source_of = {copy: tr.inputs[0] for tr in space.transfer_nodes for copy in tr.outputs}
+    rows: list[tuple[int, Tensor, int, int, int]] = []
+    for t, (sizes, _) in held.items():
+        node = producers[t]
+        if t not in solution.tensor_placements or not sizes:
+            continue
+        if t in carried:
+            # A kernel's carried state lives for the whole group.
+            rows.extend((m, t, 0, schedule.total, size) for m, size in sizes.items())
+            continue
+        readers = [r for r in workload.successors(node) if t in getattr(r, "inputs", ()) and r in schedule.slot_of]
+        start = schedule.start[schedule.slot_of[node]]
+        end = max((schedule.end[schedule.slot_of[r]] for r in readers), default=schedule.end[schedule.slot_of[node]])
+        ssis = allocation.ssis.get(t)
+        reuse = ssis.reuse_factor() if ssis is not None else 1
+        firsts = schedule.offsets(reuse) + start
+        lasts = np.minimum(firsts - start + (reuse - 1) * schedule.step, schedule.last_offset) + end
+        stop = solution.reuse_levels.get(t)
+        buffers = (
+            space.resident_tiles(t, stop, t in solution.single_buffered)
+            if (t, stop) in space.tiles_needed_levels
+            else 1
+        )
+        if 0 < buffers < len(firsts):
+            firsts[buffers:] = np.maximum(firsts[buffers:], lasts[:-buffers])
+        source = held.get(source_of.get(t)) if t in source_of else None
+        for m, size in sizes.items():
+            if source is not None and m in source[0]:
+                size = max(size - source[0][m], 0)
+            if size:
+                rows.extend((m, t, int(a), int(b), size) for a, b in zip(firsts, lasts, strict=True))
+    return rows
+
+
+def _access_events(
+    allocation: Allocation,
+    schedule: _Schedule,
+    accesses: CoreMemoryAccesses | None,
+    memory_index: dict[int, int | None],
+) -> list[tuple[int, int, int, int]]:
+    """Stream's access counts (port-width words per core and tensor) as bytes per memory, split evenly over the
+    firings of the transfer that moves the tensor, at the start of its slot: (memory, 0 read / 1 write, cycle, bytes)."""
+    if accesses is None:
+        return []
+    transfers = {t.name: tr for tr in allocation.problem.workload.get_transfer_nodes() for t in (*tr.inputs, *tr.outputs)}
+    events: list[tuple[int, int, int, int]] = []
+    for core, per_tensor in accesses.accesses.items():
+        m = memory_index.get(core.id)
+        if m is None:
+            continue
+        for tensor, count in per_tensor.items():
+            transfer = transfers.get(tensor.name)
+            ssis = allocation.ssis.get(transfer) if transfer is not None else None
+            fires = schedule.offsets(ssis.reuse_factor() if ssis is not None else 1)
+            slot = schedule.start.get(schedule.slot_of.get(transfer), 0) if transfer is not None else 0
+            for kind, words, direction in ((0, count.read, "read"), (1, count.write, "write")):
+                if words:
+                    total = words * int(core.get_max_memory_bandwidth(direction)) // 8
+                    share, extra = divmod(total, len(fires))
+                    events.extend(
+                        (m, kind, int(fire + slot), share + (extra if i == 0 else 0)) for i, fire in enumerate(fires)
+                    )
+    return events

@@ -1,0 +1,76 @@
+"""One Stream solve with the occupancy tracker on, and the disk cache that saves repeating it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from stream.api import SolveOptions, evaluate_mapping
+from stream.ir.infeasibility import InfeasibleAllocationError
+
+from stream_trapti.errors import TraptiError, check_file, check_stream_can_parse
+from stream_trapti.tracker import cache
+from stream_trapti.tracker.group import GroupOccupancy
+from stream_trapti.tracker.plugin import ENTRY_POINT_NAME
+
+logger = logging.getLogger(__name__)
+
+
+def solve_groups_cached(
+    hardware: str | Path,
+    workload: str | Path,
+    output_path: str | Path,
+    mapping: str | Path | None,
+    solve: SolveOptions,
+    cache_dir: Path | None,
+) -> list[GroupOccupancy]:
+    """:func:`solve_groups`, answered from ``cache_dir`` when the same solve was cached there (None: no cache)."""
+    if cache_dir is None:
+        return solve_groups(hardware, workload, output_path, mapping, solve)
+    hardware, workload = check_file(hardware, "hardware YAML"), check_file(workload, "workload ONNX")
+    key = cache.solve_key(hardware, workload, Path(mapping) if mapping else None, _options_key(solve))
+    if (hit := cache.load_groups(cache_dir, key)) is not None:
+        logger.info("reusing the cached solve of %s on %s", workload, hardware)
+        return hit
+    groups = solve_groups(hardware, workload, output_path, mapping, solve)
+    cache.store_groups(cache_dir, key, groups)
+    return groups
+
+
+def _options_key(solve: SolveOptions) -> str:
+    """The solve options that can change a schedule, as text (observers and report switches cannot)."""
+    return repr(replace(solve, instrumentation=None, artifacts=False, solver_log=False))
+
+
+def solve_groups(
+    hardware: str | Path,
+    workload: str | Path,
+    output_path: str | Path,
+    mapping: str | Path | None,
+    solve: SolveOptions,
+) -> list[GroupOccupancy]:
+    """One Stream solve with the tracker on: every fused group's occupancy, in schedule order."""
+    hardware = check_file(hardware, "hardware YAML")
+    check_stream_can_parse(workload)
+    if mapping is not None:
+        check_file(mapping, "mapping YAML")
+    groups: list[GroupOccupancy] = []
+    instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: {"sink": groups}}
+    solve = replace(solve, instrumentation=instrumentation)
+    try:
+        estimate = evaluate_mapping(str(hardware), str(workload), str(output_path), str(mapping) if mapping else None, solve)
+    except InfeasibleAllocationError as error:
+        raise TraptiError(
+            f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "
+            "YAML, or tile the workload finer (a mapping's intra_core_tiling)."
+        ) from error
+    if not groups or len(groups) != len(estimate.group_cycles):
+        raise TraptiError(
+            f"the occupancy tracker recorded {len(groups)} of {len(estimate.group_cycles)} fused groups: is the "
+            "stream-trapti package installed (its 'stream.instrumentation' entry point registered)?"
+        )
+    if sum(g.cycles for g in groups) != round(estimate.cycles):
+        raise TraptiError(f"the recorded groups take {sum(g.cycles for g in groups)} cycles, Stream {estimate.cycles}")
+    return groups

@@ -1,0 +1,99 @@
+"""The whole TRAPTI flow (Stage I and II, report) on the tiny presets: every output exists, parses and agrees."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from stream_trapti.cli import main
+from stream_trapti.errors import TraptiError
+from stream_trapti.experiment import load_experiment, parse_experiment
+from stream_trapti.trace import OccupancyTrace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("experiment")
+    sweep = root / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"banks": [1, 4, 16], "timeouts_cycles": [100], "technology_nm": 45}))
+    spec = {
+        "experiment_id": "tiny",
+        "hardware": str(ROOT / "hardware" / "trapti_edge.yaml"),
+        "models": ["tiny-mha", "tiny-gqa"],
+        "prefill": 16,
+        "decode_steps": 1,
+        "layers": 2,
+        "sweep": str(sweep),
+        "output_dir": str(root / "outputs"),
+    }
+    (root / "tiny.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(root / "tiny.yaml")]) == 0
+    return root / "outputs" / "tiny"
+
+
+def test_every_output_exists_and_parses(experiment_dir: Path) -> None:
+    assert sorted(p.name for p in experiment_dir.iterdir()) == ["report.md", "summary.json", "tiny-gqa", "tiny-mha"]
+    for model in ("tiny-mha", "tiny-gqa"):
+        trace_dir, sram_dir = experiment_dir / model / "trace", experiment_dir / model / "sram"
+        OccupancyTrace.load(trace_dir / "trace.npz")
+        json.loads((trace_dir / "trace.perfetto.json").read_text())
+        json.loads((sram_dir / "exploration.json").read_text())
+        assert (trace_dir / "trace.csv").read_text().startswith("cycle,")
+        assert (sram_dir / "configs.csv").read_text().startswith("capacity_bytes,")
+        for png in (trace_dir / "occupancy.png", sram_dir / "bank_heatmap.png", sram_dir / "pareto.png"):
+            assert Image.open(png).size[0] > 0
+    report = (experiment_dir / "report.md").read_text()
+    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
+        assert (experiment_dir / image).is_file(), image
+
+
+def test_summary_figures_come_from_the_trace_and_the_exploration(experiment_dir: Path) -> None:
+    summary = json.loads((experiment_dir / "summary.json").read_text())
+    assert list(summary["workloads"]) == ["tiny-mha", "tiny-gqa"]
+    for model, figures in summary["workloads"].items():
+        trace = OccupancyTrace.load(experiment_dir / model / "trace" / "trace.npz")
+        memory = figures["trace"]["memories"][0]
+        assert figures["trace"]["cycles"] == trace.cycles
+        assert memory["peak_needed_bytes"] == trace.peak(0, "needed")[0]
+        assert memory["peak_reserved_bytes"] == trace.peak(0, "reserved")[0]
+        assert trace.metadata["steps"] == "prefill_L16,decode_P16"
+        exploration = json.loads((experiment_dir / model / "sram" / "exploration.json").read_text())
+        best = exploration["best"]["energy"]
+        assert figures["sram"]["best"]["energy"]["total_pj"] == best["total_pj"]
+        assert figures["sram"]["stream_estimate_pj"] == exploration["stream_estimate_pj"] > 0
+        assert figures["sram"]["configurations"] == len(exploration["configs"]) == 3 * 4  # 3 bank counts × 4 policy rows (one timeout)
+    assert "tiny-mha / tiny-gqa: peak needed" in (experiment_dir / "report.md").read_text()
+
+
+def test_report_command_rewrites_the_same_report(experiment_dir: Path) -> None:
+    before = (experiment_dir / "report.md").read_text()
+    (experiment_dir / "report.md").unlink()
+    assert main(["report", str(experiment_dir)]) == 0
+    assert (experiment_dir / "report.md").read_text() == before
+
+
+def test_default_experiment_is_valid() -> None:
+    experiment = load_experiment(ROOT / "inputs" / "experiments" / "default.yaml")
+    assert experiment.models == ("gpt2-xl", "deepseek-r1-distill-qwen-1.5b")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"experiment_id": "x", "hardware": "h.yaml", "models": ["a"], "prefil": 3}, r"unknown key\(s\) \['prefil'\]"),
+        ({"hardware": "h.yaml", "models": ["a"]}, "key 'experiment_id' is required"),
+        ({"experiment_id": "x", "hardware": "h.yaml"}, "either 'models'"),
+        ({"experiment_id": "x", "hardware": "h.yaml", "models": ["a"], "prefill": -1}, "non-negative integer"),
+        ({"experiment_id": "x", "hardware": "h", "models": ["a"], "mapping": "m.yaml"}, "applies to an 'onnx'"),
+    ],
+)
+def test_bad_experiments_are_rejected(data: dict, message: str) -> None:
+    with pytest.raises(TraptiError, match=message):
+        parse_experiment(data, "exp.yaml")

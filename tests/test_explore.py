@@ -1,0 +1,255 @@
+"""The sweep spec, the exploration (rows, baselines, Pareto front, best picks) and its written outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from test_sram_policies import HAND, HAND_COSTS, make_trace, random_trace
+
+from stream_trapti.sram.activity import Allocation
+from stream_trapti.sram.energy import BankCosts, BankQuery
+from stream_trapti.sram.explore import explore, pareto_front, write_results
+from stream_trapti.sram.policies import POLICIES
+from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sweep_spec
+
+
+def table_costs(query: BankQuery) -> BankCosts:
+    """Hand-given costs: per-bank leakage proportional to bank bytes (1 mW per 100 B), cheaper accesses to smaller
+    banks, area growing with the bank count and with sleep transistors; "lp" leaks 10× less. Retention keeps 25 %,
+    power-off the given share; without sleep transistors nothing is gated."""
+    share = query.bank_bytes / 100
+    leak = share * (0.1 if query.flavour == "lp" else 1.0)
+    fraction = 0.25 if query.gating_mode == "retention" else query.off_leakage_fraction
+    return BankCosts(read_pj=1.0 * share, write_pj=2.0 * share, leakage_mw=leak,
+                     gated_mw=leak * fraction if query.power_gating else leak,
+                     wake_energy_pj=10.0 * share if query.power_gating else 0.0, wake_cycles=2,
+                     area_mm2=1.0 + 0.1 * query.bank_count + (0.5 if query.power_gating else 0.0))
+
+
+# ------------------------------------------------------------------------------------------------ sweep spec
+def test_spec_defaults_and_conversions(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("capacities_kib: [0.5, 4]\nbanks: [1, 4]\nflavours: [hp, lp]\nmemory: sram\n")
+    spec = load_sweep_spec(path)
+    assert spec.capacities_bytes == (512, 4096)
+    assert spec.banks == (1, 4) and spec.flavours == ("hp", "lp") and spec.memory == "sram"
+    assert spec.policies == POLICIES and spec.view == "needed" and spec.clock_ghz == 1.0
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_sweep_spec(empty) == SweepSpec()
+    assert SweepSpec().banks == (1, 2, 4, 8, 16, 32, 64)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"bankz": [1]}, r"sweep.yaml: unknown key\(s\) \['bankz'\]; allowed keys are \[.*'banks'"),
+        ({"banks": [3]}, r"key 'banks': bank count 3 is not a power of two from 1 to 64"),
+        ({"banks": [128]}, r"key 'banks': bank count 128"),
+        ({"banks": 4}, r"key 'banks': expected a non-empty list of bank counts"),
+        ({"banks": [2, 2]}, r"key 'banks': duplicate entries"),
+        ({"policies": ["sometimes"]}, r"key 'policies': unknown policy 'sometimes'; expected one of"),
+        ({"timeouts_cycles": [-5]}, r"key 'timeouts_cycles': expected a timeout in cycles \(an integer >= 0\)"),
+        ({"timeouts_cycles": []}, r"'timeouts_cycles' must not be empty when policy 'timeout'"),
+        ({"capacities_bytes": [1024], "capacities_kib": [1]}, r"not both"),
+        ({"capacities_kib": [0.0001]}, r"not a whole number of bytes"),
+        ({"clock_ghz": 0}, r"key 'clock_ghz': expected a clock frequency in GHz in \(0.0"),
+        ({"gated_leakage_fraction": 1.5}, r"key 'gated_leakage_fraction'.*\[0.0, 1.0\]"),
+        ({"technology_nm": True}, r"key 'technology_nm': expected a technology node"),
+        ({"gating_modes": ["drowsy"]}, r"unknown gating mode 'drowsy'"),
+        ({"view": "peak"}, r"key 'view': unknown view 'peak'"),
+        ({"port_bits": 0}, r"key 'port_bits': expected a port width in bits \(an integer >= 1\)"),
+    ],
+)
+def test_spec_errors_name_the_file_and_key(data, message):
+    with pytest.raises(ValueError, match=message):
+        parse_sweep_spec(data, source="sweep.yaml")
+
+
+def test_spec_must_be_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- banks\n")
+    with pytest.raises(ValueError, match="list.yaml: expected a mapping"):
+        load_sweep_spec(path)
+
+
+# ------------------------------------------------------------------------------------------------ exploration
+HAND_SPEC = SweepSpec(banks=(1, 2, 4), timeouts_cycles=(25, 40), flavours=("hp", "lp"),
+                      gating_modes=("retention", "power_off"))
+
+
+def test_rows_cover_the_sweep_with_hand_numbers():
+    trace = make_trace(**HAND)
+    result = explore(trace, HAND_SPEC, table_costs)
+    per_organisation = len(POLICIES) - 1 + 2  # the timeout policy contributes one row per timeout
+    assert len(result.configs) == 3 * 2 * 2 * per_organisation
+    assert result.port_bits == 128 and result.peak_bytes == 350
+    # 4 × 100-byte banks, hp, retention: table_costs equals HAND_COSTS there, so the hand numbers reappear.
+    assert table_costs(BankQuery(400, 4, 128, "hp", 22, 300, "retention", 1.0)) == replace(HAND_COSTS, area_mm2=1.9)
+    rows = {(c.policy, c.timeout_cycles): c for c in result.configs
+            if (c.bank_count, c.flavour, c.gating_mode) == (4, "hp", "retention")}
+    assert rows["always_on", None].total_pj == 408.0
+    assert rows["always_on", None].area_mm2 == 1.4 and rows["immediate", None].area_mm2 == 1.9  # sleep transistors
+    assert rows["immediate", None].total_pj == 270.5 and rows["immediate", None].penalty_cycles == 4
+    assert [rows["timeout", t].total_pj for t in (25, 40)] == [349.25, 343.0]
+    assert rows["offline_optimal", None].total_pj == 270.0 and rows["offline_optimal", None].penalty_cycles == 0
+    # Baseline: one 400-byte bank always on = 4 reads × 4 pJ + 2 writes × 8 pJ + 4 mW × 100 ns.
+    assert rows["offline_optimal", None].baseline_pj == 16 + 16 + 400
+    assert rows["offline_optimal", None].saving == pytest.approx(1 - 270 / 432)
+
+
+def test_monolithic_always_on_saves_nothing_and_offline_never_loses():
+    result = explore(random_trace(3), SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lp")), table_costs)
+    for config in result.configs:
+        if config.bank_count == 1 and config.policy == "always_on":
+            assert config.saving == 0.0 and config.total_pj == config.baseline_pj
+        if config.policy == "offline_optimal":
+            key = (config.bank_count, config.flavour, config.gating_mode)
+            always = next(c for c in result.configs
+                          if c.policy == "always_on" and (c.bank_count, c.flavour, c.gating_mode) == key)
+            assert config.total_pj <= always.total_pj
+        parts = config.dynamic_pj + config.leakage_on_pj + config.gated_residual_pj + config.wake_pj
+        assert config.total_pj == pytest.approx(parts)
+
+
+def test_best_and_pareto_are_consistent():
+    result = explore(random_trace(1), SweepSpec(timeouts_cycles=(10, 100, 1000, 10_000)), table_costs)
+    values = np.array([[c.total_pj, c.area_mm2, c.penalty_cycles] for c in result.configs])
+    best = result.best
+    assert values[best["energy"], 0] == values[:, 0].min()
+    assert values[best["area"], 1] == values[:, 1].min()
+    assert values[best["latency"], 2] == values[:, 2].min()
+    # Among the zero-penalty configurations the latency pick has the least energy.
+    assert values[best["latency"], 0] == values[values[:, 2] == values[:, 2].min(), 0].min()
+    for pick in best.values():
+        assert pick in result.pareto
+    assert np.array_equal(np.array(result.pareto), brute_force_front(values))
+
+
+def brute_force_front(values: np.ndarray) -> np.ndarray:
+    dominated = [
+        any(np.all(other <= row) and np.any(other < row) for other in values) for row in values
+    ]
+    return np.flatnonzero(~np.array(dominated))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pareto_front_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 12, (700, 3)).astype(float)  # small integers: many ties and duplicates
+    assert np.array_equal(pareto_front(values, chunk=64), brute_force_front(values))
+    assert pareto_front(np.array([[1.0, 2.0], [2.0, 1.0], [2.0, 2.0], [1.0, 2.0]])).tolist() == [0, 1, 3]
+
+
+def test_small_capacities_are_skipped_with_a_reason():
+    trace = make_trace(**HAND)
+    result = explore(trace, replace(HAND_SPEC, capacities_bytes=(256, 400, 1024)), table_costs)
+    assert {c.capacity_bytes for c in result.configs} == {400, 1024}
+    assert {(c, b) for c, b, _ in result.skipped} == {(256, 1), (256, 2), (256, 4)}
+    assert "holds up to 350 B" in result.skipped[0][2]
+    with pytest.raises(ValueError, match="no configuration of the sweep can hold memory 'sram'"):
+        explore(trace, replace(HAND_SPEC, capacities_bytes=(256,)), table_costs)
+
+
+def test_first_fit_allocator_through_explore():
+    allocations = [Allocation(0, 100, 50), Allocation(0, 40, 100), Allocation(0, 100, 60), Allocation(40, 100, 30)]
+    trace = make_trace([0, 40], [210, 140], 100, 400)
+    spec = replace(HAND_SPEC, allocator="first_fit", flavours=("hp",), gating_modes=("retention",))
+    with pytest.raises(ValueError, match="allocator 'first_fit' needs the tracker's allocations"):
+        explore(trace, spec, table_costs)
+    first_fit = explore(trace, spec, table_costs, allocations=allocations)
+    compacting = explore(trace, replace(spec, allocator="compacting"), table_costs)
+    for fit, packed in zip(first_fit.configs, compacting.configs, strict=True):
+        assert (fit.bank_count, fit.policy, fit.timeout_cycles) == (
+            packed.bank_count, packed.policy, packed.timeout_cycles)
+        assert fit.gated_fraction <= packed.gated_fraction
+    # With 4 banks the hole B leaves keeps a third bank busy from cycle 40 on: 60 fewer bank-cycles to gate.
+    fit, packed = (next(c for c in r.configs if (c.bank_count, c.policy) == (4, "immediate"))
+                   for r in (first_fit, compacting))
+    assert (packed.gated_fraction - fit.gated_fraction) * 4 * 100 == pytest.approx(60)
+
+
+def test_port_width_must_be_unambiguous():
+    trace = make_trace(**HAND)
+    memory = replace(trace.memories[0], write_port_bits=64)
+    trace = replace(trace, memories=(memory,))
+    with pytest.raises(ValueError, match="128-bit read and 64-bit write ports; set port_bits"):
+        explore(trace, HAND_SPEC, table_costs)
+    assert explore(trace, replace(HAND_SPEC, port_bits=64), table_costs).accesses.reads == 8
+
+
+def test_write_results(tmp_path):
+    trace = random_trace(2)
+    result = explore(trace, SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lp")), table_costs,
+                     stream_estimate_pj=1.5e6)
+    paths = write_results(result, tmp_path / "out")
+    with paths["csv"].open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == len(result.configs)
+    assert rows[0]["timeout_cycles"] == "" and float(rows[0]["total_pj"]) == result.configs[0].total_pj
+    summary = json.loads(paths["json"].read_text())
+    assert summary["stream_estimate_pj"] == 1.5e6
+    assert summary["best"]["energy"]["index"] == result.best["energy"]
+    assert summary["spec"]["flavours"] == ["hp", "lp"]
+    assert len(summary["configs"]) == len(result.configs)
+    for name in ("heatmap", "breakdown", "pareto"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    heatmap = result.heatmap
+    assert heatmap.busy.shape == heatmap.powered.shape == (result.configs[result.best["energy"]].bank_count,
+                                                           len(heatmap.edges) - 1)
+    # A bank can only be gated while idle: powered ≥ busy in every bin.
+    assert np.all(heatmap.powered >= heatmap.busy - 1e-12)
+    assert np.all((heatmap.busy >= 0) & (heatmap.busy <= 1))
+    # The bins add back up to the configuration's bank-cycles: busy = Σ banks_on · duration, gated as evaluated.
+    best = result.configs[result.best["energy"]]
+    width = np.diff(heatmap.edges)
+    busy_cycles = (np.ceil(trace.series(0) / (best.capacity_bytes // best.bank_count)) * trace.durations()).sum()
+    assert (heatmap.busy * width).sum() == pytest.approx(busy_cycles)
+    gated_cycles = ((1 - heatmap.powered) * width).sum()
+    assert gated_cycles == pytest.approx(best.gated_fraction * best.bank_count * trace.cycles)
+    assert best.gated_fraction > 0
+
+
+# ------------------------------------------------------------------------------------------------ real CACTI
+def test_exploration_with_real_cacti_costs():
+    from stream_trapti.sram.cacti import cacti_process_count
+    from stream_trapti.sram.cacti_build import CactiBuildError, ensure_cacti
+    from stream_trapti.sram.energy import cacti_costs, sram_config
+
+    try:
+        ensure_cacti()
+    except CactiBuildError as error:
+        pytest.skip(f"CACTI cannot be built here: {error}")
+    trace = make_trace([0, 1000, 3000, 6000, 8000], [0, 3000, 1000, 7000, 0], 10_000, 8192,
+                       read_bytes=64_000, write_bytes=32_000, port_bits=64)
+    spec = SweepSpec(banks=(1, 2, 4), timeouts_cycles=(100,), flavours=("hp", "lstp/hp"),
+                     gating_modes=("retention", "power_off"))
+    result = explore(trace, spec, cacti_costs)
+    assert sram_config(BankQuery(8192, 4, 64, "lstp/hp", 22, 360, "retention", 1.0)).periphery_flavor == "hp"
+    runs = cacti_process_count()
+    again = explore(trace, spec, cacti_costs)
+    assert cacti_process_count() == runs  # every figure came from the disk cache
+    assert [c.total_pj for c in again.configs] == [c.total_pj for c in result.configs]
+    by_key = {(c.flavour, c.gating_mode, c.bank_count, c.policy): c for c in result.configs}
+    for flavour in spec.flavours:
+        for mode in spec.gating_modes:
+            monolithic = by_key[flavour, mode, 1, "always_on"]
+            assert monolithic.saving == 0.0 and monolithic.leakage_on_pj > 0 and monolithic.dynamic_pj > 0
+            for banks in spec.banks:
+                offline = by_key[flavour, mode, banks, "offline_optimal"]
+                assert offline.total_pj <= by_key[flavour, mode, banks, "always_on"].total_pj
+                # Sleep transistors cost area.
+                assert offline.area_mm2 > by_key[flavour, mode, banks, "always_on"].area_mm2
+            assert by_key[flavour, mode, 4, "always_on"].area_mm2 > monolithic.area_mm2  # more bank periphery
+    # High-performance cells leak so much that switching off the 60 % of bank-cycles this trace leaves empty must
+    # pay, although four banks leak more in total than one macro (retention alone need not, nor need low-leakage
+    # cells, whose energy is mostly the slightly dearer banked accesses).
+    assert by_key["hp", "power_off", 4, "offline_optimal"].saving > 0.2
+    costs = cacti_costs(BankQuery(8192, 2, 64, "hp", 22, 360, "retention", 1.0))
+    assert 0 < costs.gated_mw < costs.leakage_mw and costs.wake_energy_pj > 0 and costs.wake_cycles >= 1
+    off = cacti_costs(BankQuery(8192, 2, 64, "hp", 22, 360, "power_off", 1.0))
+    assert off.gated_mw == 0.0 and off.leakage_mw == costs.leakage_mw

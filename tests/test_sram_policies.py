@@ -1,0 +1,287 @@
+"""Bank activity, gating policies and the energy model on hand-built traces: exact numbers and sanity laws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream_trapti.sram.activity import (
+    Allocation,
+    BankActivity,
+    InfeasibleOrganisation,
+    compacting_activity,
+    first_fit_activity,
+)
+from stream_trapti.sram.energy import AccessCounts, BankCosts, access_counts, evaluate_energy
+from stream_trapti.sram.policies import POLICIES, gated_spans, gating_outcome, idle_profile
+from stream_trapti.trace import MemoryInfo, OccupancyTrace
+
+
+def make_trace(
+    times: list[int] | np.ndarray,
+    needed: list[int] | np.ndarray,
+    cycles: int,
+    capacity: int,
+    reserved: list[int] | np.ndarray | None = None,
+    read_bytes: int = 0,
+    write_bytes: int = 0,
+    port_bits: int = 128,
+) -> OccupancyTrace:
+    """A one-memory trace whose bytes are all activations, with all accesses in one window."""
+    occupancy = np.zeros((2, 1, 3, len(times)), dtype=np.int64)
+    occupancy[1, 0, 1] = needed
+    occupancy[0, 0, 1] = needed if reserved is None else reserved
+    return OccupancyTrace(
+        cycles=cycles,
+        memories=(MemoryInfo("sram", (0,), capacity, port_bits, port_bits),),
+        times=np.asarray(times, dtype=np.int64),
+        occupancy=occupancy,
+        window=cycles,
+        accesses=np.array([[[read_bytes]], [[write_bytes]]], dtype=np.int64),
+    )
+
+
+def random_trace(seed: int, capacity: int = 1 << 16, points: int = 300, empty_share: float = 0.3) -> OccupancyTrace:
+    """A random step function with idle stretches, for the laws that must hold on any trace."""
+    rng = np.random.default_rng(seed)
+    times = np.concatenate([[0], np.sort(rng.choice(np.arange(1, 50 * points), points - 1, replace=False))])
+    needed = rng.integers(0, capacity + 1, points)
+    needed[rng.random(points) < empty_share] = 0
+    return make_trace(times, needed, int(times[-1]) + 1 + int(rng.integers(0, 100)), capacity,
+                      read_bytes=int(rng.integers(0, 10**6)), write_bytes=int(rng.integers(0, 10**6)))
+
+
+# The hand example: 4 banks of 100 B over 100 cycles; banks_on = [0, 2, 1, 4, 0].
+HAND = dict(times=[0, 10, 30, 60, 80], needed=[0, 150, 50, 350, 0], cycles=100, capacity=400,
+            read_bytes=64, write_bytes=32)
+HAND_COSTS = BankCosts(read_pj=1.0, write_pj=2.0, leakage_mw=1.0, gated_mw=0.25, wake_energy_pj=10.0,
+                       wake_cycles=2, area_mm2=1.0)
+
+
+def hand_profile():
+    return idle_profile(compacting_activity(make_trace(**HAND), "sram", 400, 4).idle_intervals())
+
+
+# ------------------------------------------------------------------------------------------------ activity
+def test_compacting_banks_on_and_idle_intervals_by_hand():
+    activity = compacting_activity(make_trace(**HAND), "sram", 400, 4)
+    assert activity.bank_bytes == 100
+    assert activity.banks_on.tolist() == [0, 2, 1, 4, 0]
+    idle = activity.idle_intervals()
+    assert idle.bank.tolist() == [0, 0, 1, 1, 1, 2, 2, 3, 3]
+    assert idle.start.tolist() == [0, 80, 0, 30, 80, 0, 80, 0, 80]
+    assert idle.end.tolist() == [10, 100, 10, 60, 100, 60, 100, 60, 100]
+    # Busy bank-cycles = Σ banks_on · duration, so idle = B·T − that.
+    assert idle.length.sum() == 4 * 100 - (activity.banks_on * make_trace(**HAND).durations()).sum()
+
+
+def test_reserved_view_is_selectable():
+    trace = make_trace(**{**HAND, "reserved": [400, 400, 400, 400, 400]})
+    assert compacting_activity(trace, 0, 400, 4, view="reserved").banks_on.tolist() == [4] * 5
+    assert compacting_activity(trace, 0, 400, 4).banks_on.tolist() == [0, 2, 1, 4, 0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_compacting_fast_path_matches_the_busy_matrix_path(seed):
+    activity = compacting_activity(random_trace(seed), 0, 1 << 16, 16)
+    fast = activity.idle_intervals()
+    general = BankActivity(activity.cycles, activity.times, 16, activity.bank_bytes, activity.banks_on,
+                           activity.busy_matrix()).idle_intervals()
+    for name in ("bank", "start", "end"):
+        assert np.array_equal(getattr(fast, name), getattr(general, name))
+
+
+def test_infeasible_organisations_are_refused():
+    trace = make_trace(**HAND)
+    with pytest.raises(InfeasibleOrganisation, match="holds up to 350 B.*capacity 300 B"):
+        compacting_activity(trace, 0, 300, 2)
+    with pytest.raises(InfeasibleOrganisation, match="does not split into 3"):
+        compacting_activity(trace, 0, 400, 3)
+
+
+FRAGMENTING = [
+    Allocation(0, 100, 50),   # A at [0, 50): bank 0
+    Allocation(0, 40, 100),   # B at [50, 150): banks 0-1
+    Allocation(0, 100, 60),   # C at [150, 210): banks 1-2
+    Allocation(40, 100, 30),  # D fills B's hole at [50, 80): bank 0
+]
+
+
+def test_first_fit_exposes_fragmentation_and_never_beats_compacting():
+    first_fit = first_fit_activity(FRAGMENTING, 100, 400, 4)
+    assert first_fit.times.tolist() == [0, 40]
+    assert first_fit.busy.astype(int).tolist() == [[1, 1], [1, 1], [1, 1], [0, 0]]
+    live = [210, 140]  # bytes live at cycles 0 and 40
+    compacting = compacting_activity(make_trace([0, 40], live, 100, 400), 0, 400, 4)
+    assert compacting.banks_on.tolist() == [3, 2]
+    assert first_fit.banks_on.tolist() == [3, 3]
+    assert np.all(first_fit.banks_on >= compacting.banks_on)
+
+
+def test_first_fit_never_beats_compacting_on_random_lifetimes():
+    rng = np.random.default_rng(7)
+    starts = rng.integers(0, 900, 200)
+    allocations = [Allocation(int(s), int(s + rng.integers(1, 100)), int(rng.integers(1, 60))) for s in starts]
+    first_fit = first_fit_activity(allocations, 1000, 1 << 14, 64)
+    # Live bytes per change point, as the trace's "needed" view would hold them.
+    table = np.array([(a.start, a.end, a.size) for a in allocations])
+    live = [(table[:, 2] * ((table[:, 0] <= t) & (table[:, 1] > t))).sum() for t in first_fit.times]
+    compacting = compacting_activity(make_trace(first_fit.times, live, 1000, 1 << 14), 0, 1 << 14, 64)
+    assert np.all(first_fit.banks_on >= compacting.banks_on)
+    assert np.any(first_fit.banks_on > compacting.banks_on)
+
+
+def test_first_fit_reports_what_does_not_fit():
+    with pytest.raises(InfeasibleOrganisation, match=r"allocation #2 \(60 B at cycle 0\)"):
+        first_fit_activity(FRAGMENTING[:3], 100, 200, 2)
+    with pytest.raises(ValueError, match=r"allocation #0 .*start < end"):
+        first_fit_activity([Allocation(5, 5, 10)], 100, 200, 2)
+
+
+# ------------------------------------------------------------------------------------------------ policies
+def test_hand_energies_per_policy():
+    profile = hand_profile()
+    counts = access_counts(make_trace(**HAND), 0, 128)
+    assert counts == AccessCounts(reads=4, writes=2)  # 64 B and 32 B through a 16-byte port
+
+    def run(policy, timeouts=None):
+        return evaluate_energy(profile, policy, HAND_COSTS, counts, 1.0, timeouts)
+
+    always = run("always_on")
+    assert always.total_pj.tolist() == [8 + 400]
+    # Immediate: all 250 idle bank-cycles gated, 5 wake-ups (4 leading + 1 interior), 2 wake events × 2 cycles.
+    immediate = run("immediate")
+    assert immediate.gated_bank_cycles.tolist() == [250]
+    assert immediate.wakes.tolist() == [5]
+    assert immediate.penalty_cycles.tolist() == [4]
+    assert immediate.total_pj.tolist() == [8 + 150 + 62.5 + 50]
+    # τ = 25 gates 5 cycles of the 30-cycle interior interval; τ = 40 gates only the leading intervals.
+    timeout = run("timeout", np.array([25, 40]))
+    assert timeout.gated_bank_cycles.tolist() == [145, 140]
+    assert timeout.wakes.tolist() == [5, 4]
+    assert timeout.penalty_cycles.tolist() == [4, 4]
+    assert timeout.total_pj.tolist() == [8 + 255 + 36.25 + 50, 8 + 260 + 35 + 40]
+    # Offline: break-even 10 pJ / 0.75 mW = 13.3 cycles, + 2 wake cycles: the 10-cycle leading intervals stay
+    # powered; the two 60-cycle ones and the 30-cycle one are gated minus 2 cycles each; the trailing ones fully.
+    offline = run("offline_optimal")
+    assert offline.gated_bank_cycles.tolist() == [2 * 58 + 28 + 4 * 20]
+    assert offline.wakes.tolist() == [3]
+    assert offline.penalty_cycles.tolist() == [0]
+    assert offline.total_pj.tolist() == [8 + 176 + 56 + 30]
+
+
+def test_clock_converts_cycles_to_time():
+    profile = hand_profile()
+    at_2ghz = evaluate_energy(profile, "always_on", HAND_COSTS, AccessCounts(0, 0), 2.0)
+    assert at_2ghz.leakage_on_pj.tolist() == [200.0]  # 400 bank-cycles of 0.5 ns at 1 mW
+
+
+def test_gated_spans_total_equals_the_outcome():
+    for seed in range(3):
+        intervals = compacting_activity(random_trace(seed), 0, 1 << 16, 32).idle_intervals()
+        profile = idle_profile(intervals)
+        for policy in POLICIES:
+            for timeout in ([0, 37, 500] if policy == "timeout" else [None]):
+                outcome = gating_outcome(profile, policy, None if timeout is None else [timeout], 3, 41.5)
+                _, start, end = gated_spans(intervals, policy, timeout, 3, 41.5)
+                assert (end - start).sum() == outcome.gated_bank_cycles[0], (policy, timeout)
+                assert np.all(end > start)
+
+
+def test_policy_errors_name_the_problem():
+    profile = hand_profile()
+    with pytest.raises(ValueError, match="unknown gating policy 'sleepy'"):
+        gating_outcome(profile, "sleepy")
+    with pytest.raises(ValueError, match="needs at least one timeout"):
+        gating_outcome(profile, "timeout")
+    with pytest.raises(ValueError, match="non-negative"):
+        gating_outcome(profile, "timeout", np.array([-1]))
+    with pytest.raises(ValueError, match="gated_mw .* exceeds leakage_mw"):
+        BankCosts(1, 1, leakage_mw=1.0, gated_mw=2.0, wake_energy_pj=0, wake_cycles=0, area_mm2=1)
+    with pytest.raises(ValueError, match="BankCosts.read_pj must be a finite non-negative"):
+        BankCosts(-1, 1, 1, 0, 0, 0, 1)
+
+
+# ------------------------------------------------------------------------------------------------ sanity laws
+def random_costs(rng: np.random.Generator, wake: bool = True) -> BankCosts:
+    leak = float(rng.uniform(0.1, 10))
+    return BankCosts(
+        read_pj=float(rng.uniform(1, 50)),
+        write_pj=float(rng.uniform(1, 50)),
+        leakage_mw=leak,
+        gated_mw=leak * float(rng.uniform(0, 0.9)),
+        wake_energy_pj=float(rng.uniform(0, 500)) if wake else 0.0,
+        wake_cycles=int(rng.integers(0, 20)) if wake else 0,
+        area_mm2=1.0,
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_offline_optimal_never_costs_more_than_always_on(seed):
+    rng = np.random.default_rng(seed)
+    trace = random_trace(seed)
+    counts = access_counts(trace, 0, 64)
+    for banks in (1, 2, 8, 64):
+        profile = idle_profile(compacting_activity(trace, 0, 1 << 16, banks).idle_intervals())
+        costs = random_costs(rng)
+        always = evaluate_energy(profile, "always_on", costs, counts, 1.0).total_pj[0]
+        offline = evaluate_energy(profile, "offline_optimal", costs, counts, 1.0).total_pj[0]
+        assert offline <= always * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_offline_optimal_is_best_when_waking_takes_no_time(seed):
+    rng = np.random.default_rng(100 + seed)
+    trace = random_trace(seed)
+    profile = idle_profile(compacting_activity(trace, 0, 1 << 16, 16).idle_intervals())
+    costs = BankCosts(**{**random_costs(rng).__dict__, "wake_cycles": 0})
+    counts = access_counts(trace, 0, 64)
+    offline = evaluate_energy(profile, "offline_optimal", costs, counts, 1.0).total_pj[0]
+    others = np.concatenate([
+        evaluate_energy(profile, "immediate", costs, counts, 1.0).total_pj,
+        evaluate_energy(profile, "timeout", costs, counts, 1.0, np.array([1, 10, 100, 1000, 10**6])).total_pj,
+    ])
+    assert np.all(offline <= others * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("policy", ["immediate", "offline_optimal"])
+@pytest.mark.parametrize("seed", range(4))
+def test_more_banks_never_leak_more_when_wakes_are_free(policy, seed):
+    trace = random_trace(seed)
+    capacity = 1 << 16
+    leakage = []
+    for banks in (1, 2, 4, 8, 16, 32, 64):
+        # Leakage proportional to the bank's bytes, wake-ups free: finer banks can only switch off more bytes.
+        costs = BankCosts(1, 1, leakage_mw=2.0 / banks, gated_mw=0.6 * 2.0 / banks, wake_energy_pj=0,
+                          wake_cycles=0, area_mm2=1)
+        profile = idle_profile(compacting_activity(trace, 0, capacity, banks).idle_intervals())
+        energy = evaluate_energy(profile, policy, costs, AccessCounts(0, 0), 1.0)
+        leakage.append(float(energy.leakage_on_pj[0] + energy.gated_residual_pj[0]))
+    assert np.all(np.diff(leakage) <= 1e-9 * leakage[0])
+    assert leakage[-1] < leakage[0]
+
+
+@pytest.mark.parametrize("banks", [1, 4, 64])
+def test_empty_trace_gates_every_bank_for_the_whole_trace(banks):
+    trace = make_trace([0], [0], 1000, 1 << 12)
+    intervals = compacting_activity(trace, 0, 1 << 12, banks).idle_intervals()
+    profile = idle_profile(intervals)
+    costs = HAND_COSTS
+    for policy, timeouts in (("immediate", None), ("timeout", np.array([0, 10, 10**6])), ("offline_optimal", None)):
+        energy = evaluate_energy(profile, policy, costs, AccessCounts(0, 0), 1.0, timeouts)
+        assert np.all(energy.gated_bank_cycles == banks * 1000), policy
+        assert np.all(energy.wakes == 0) and np.all(energy.penalty_cycles == 0)
+        assert np.all(energy.leakage_on_pj == 0)
+        assert np.allclose(energy.total_pj, banks * 1000 * costs.gated_mw)
+    always = evaluate_energy(profile, "always_on", costs, AccessCounts(0, 0), 1.0)
+    assert always.gated_bank_cycles.tolist() == [0]
+
+
+def test_power_off_residual_is_zero_and_split_is_the_same():
+    profile = hand_profile()
+    retention = evaluate_energy(profile, "immediate", HAND_COSTS, AccessCounts(0, 0), 1.0)
+    power_off = evaluate_energy(profile, "immediate", BankCosts(**{**HAND_COSTS.__dict__, "gated_mw": 0.0}),
+                                AccessCounts(0, 0), 1.0)
+    assert power_off.gated_bank_cycles.tolist() == retention.gated_bank_cycles.tolist()
+    assert power_off.gated_residual_pj.tolist() == [0.0]
+    assert retention.total_pj[0] - power_off.total_pj[0] == pytest.approx(0.25 * 250)

@@ -1,0 +1,163 @@
+"""The occupancy tracker on real Stream solves: the trace adds up to Stream's own figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from stream.api import SolveOptions, evaluate_mapping
+
+from stream_trapti.api import TraceOptions, default_solve_options, trace_workload
+from stream_trapti.errors import TraptiError
+from stream_trapti.trace import OccupancyTrace
+from stream_trapti.tracker.compose import compose
+
+from conftest import FUSEMAX
+
+
+def classify(name: str) -> str:
+    return "weight" if name.startswith("w") else "activation"
+
+
+def solve(onnx: Path, out: Path, tracker: dict | None):
+    options = default_solve_options()
+    if tracker is not None:
+        options = SolveOptions(**{**options.__dict__, "instrumentation": {"trapti_occupancy": tracker}})
+    return evaluate_mapping(str(FUSEMAX), str(onnx), str(out), options=options)
+
+
+@pytest.fixture(scope="module")
+def traced(mha_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
+    groups: list = []
+    estimate = solve(mha_onnx, tmp_path_factory.mktemp("solve"), {"sink": groups, "classify": classify})
+    return estimate, groups, compose(groups)
+
+
+def test_trace_spans_stream_cycles_exactly(traced) -> None:
+    estimate, groups, trace = traced
+    assert trace.cycles == estimate.cycles
+    assert [g.end - g.start for g in trace.groups] == list(estimate.group_cycles)
+    assert trace.groups[-1].end == trace.cycles
+
+
+def test_reserved_equals_stream_memory_occupancy_for_every_group(traced) -> None:
+    estimate, groups, trace = traced
+    reports = estimate.context.get("group_allocations")
+    assert len(groups) == len(reports) > 1
+    for i, group in enumerate(groups):
+        rows = {r["core_id"]: r["resident_bits"] for r in reports[i]["performance"]["memory_occupancy"]}
+        for m, memory in enumerate(group.memories):
+            owner = memory.core_ids[0]
+            assert group.reserved[m].sum() * 8 == rows[owner], group.name
+            assert group.stream_reserved[m] * 8 == rows[owner]
+            # The trace holds that figure for the group's whole span.
+            span = trace.groups[i]
+            assert trace.value_at(m, span.start, "reserved") == rows[owner] // 8
+
+
+def test_needed_within_reserved_within_capacity(traced) -> None:
+    _, _, trace = traced
+    for m, memory in enumerate(trace.memories):
+        needed, reserved = trace.series(m, "needed"), trace.series(m, "reserved")
+        assert np.all(needed >= 0)
+        assert np.all(needed <= reserved)
+        assert np.all(reserved <= memory.capacity_bytes)
+        assert needed.max() > 0
+    for view in ("reserved", "needed"):
+        assert np.all(trace.occupancy[trace_view(view)] >= 0)
+
+
+def trace_view(view: str) -> int:
+    return ("reserved", "needed").index(view)
+
+
+def test_shared_sram_is_one_memory(traced) -> None:
+    _, _, trace = traced
+    assert len(trace.memories) == 1
+    assert trace.memories[0].core_ids == (0, 1)
+    assert trace.memories[0].capacity_bytes == 16_777_216 // 8
+
+
+def test_access_totals_equal_stream_memory_accesses(traced) -> None:
+    estimate, _, trace = traced
+    expected = np.zeros((len(trace.memories), 2), dtype=np.int64)
+    owners = {c: m for m, memory in enumerate(trace.memories) for c in memory.core_ids}
+    for report in estimate.context.get("group_memory_accesses").values():
+        for core in report["cores"]:
+            if core["core_id"] in owners:
+                m = owners[core["core_id"]]
+                expected[m, 0] += core["read"] * core["read_bandwidth"] // 8
+                expected[m, 1] += core["write"] * core["write_bandwidth"] // 8
+    assert expected.sum() > 0
+    np.testing.assert_array_equal(trace.access_totals(), expected)
+
+
+def test_weights_are_attributed_by_name(traced) -> None:
+    _, _, trace = traced
+    weights = {t.tensor for t in trace.tensors if t.tensor_class == "weight" and t.view == "reserved"}
+    assert weights == {"wQ", "wK", "wV"}
+    # Each projection weight is [4 heads, 256, 64] bf16 = 131072 bytes, held whole while its projection runs.
+    peaks = {t.tensor: t.peak_bytes for t in trace.tensors if t.view == "needed" and t.tensor_class == "weight"}
+    assert peaks == {"wQ": 131072, "wK": 131072, "wV": 131072}
+
+
+def test_tracker_does_not_change_the_solve(traced, mha_onnx: Path, tmp_path: Path) -> None:
+    estimate, _, _ = traced
+    plain = solve(mha_onnx, tmp_path, None)
+    assert plain.group_cycles == estimate.group_cycles
+    energy = lambda e: [a["performance"]["energy"] for a in e.context.get("group_allocations").values()]  # noqa: E731
+    assert energy(plain) == energy(estimate)
+
+
+def test_trace_is_identical_across_reruns(traced, mha_onnx: Path, tmp_path: Path) -> None:
+    _, groups, trace = traced
+    again: list = []
+    solve(mha_onnx, tmp_path / "again", {"sink": again, "classify": classify})
+    first, second = trace.save(tmp_path / "a.npz"), compose(again).save(tmp_path / "b.npz")
+    assert first.read_bytes() == second.read_bytes()
+    assert OccupancyTrace.load(first) == trace
+
+
+def test_trace_workload_api_reports_stream_estimate(mha_onnx: Path, tmp_path: Path) -> None:
+    result = trace_workload(FUSEMAX, mha_onnx, tmp_path / "stream", options=TraceOptions())
+    assert result.stream.cycles == result.trace.cycles
+    assert result.stream.energy_pj > 0
+
+
+def test_unparseable_operator_is_named(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.INT8, [4, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.INT8, [4, 8])
+    graph = helper.make_graph([helper.make_node("Erf", ["x"], ["y"], name="gelu_erf")], "g", [x], [y])
+    path = tmp_path / "erf.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(TraptiError, match=r"node 'gelu_erf' is an ONNX 'Erf' operator"):
+        trace_workload(FUSEMAX, path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_memory_too_small_names_the_memory(mha_onnx: Path, tmp_path: Path) -> None:
+    hardware = yaml.safe_load(FUSEMAX.read_text())
+    cores = FUSEMAX.parent / "cores"
+    small = tmp_path / "cores"
+    small.mkdir()
+    for name in ("fusemax_array.yaml", "fusemax_vec.yaml", "fusemax_dram.yaml"):
+        core = yaml.safe_load((cores / name).read_text())
+        if "sram" in core["memories"]:
+            core["memories"]["sram"]["size"] = 8 * 16 * 1024  # 16 KiB: smaller than one projection weight
+        (small / name).write_text(yaml.safe_dump(core))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(hardware))
+    with pytest.raises(TraptiError, match=r"does not fit on .*tiny\.yaml: .*(KB|memory)"):
+        trace_workload(tmp_path / "tiny.yaml", mha_onnx, tmp_path / "out")
+
+
+def test_plugin_writes_the_trace_when_asked(traced, mha_onnx: Path, tmp_path: Path) -> None:
+    _, _, trace = traced
+    solve(mha_onnx, tmp_path / "s", {"output": str(tmp_path / "t.npz"), "classify": classify})
+    written = OccupancyTrace.load(tmp_path / "t.npz")
+    np.testing.assert_array_equal(written.occupancy, trace.occupancy)
+    assert written.cycles == trace.cycles
