@@ -9,9 +9,11 @@ the result to the SRAM capacity, the cell flavour and the gated-leakage fraction
 are cached: a second run takes seconds.
 """
 
+import sys
 import time
 from pathlib import Path
 
+from stream_trapti.errors import USER_ERRORS
 from stream_trapti.sram.sweep_config import load_sweep_spec
 from stream_trapti.study import Study, run_study
 
@@ -30,7 +32,8 @@ sensitivity_prefill = 1024
 output = Path("outputs/mha_vs_gqa")
 ####################################################################################################
 
-if __name__ == "__main__":
+def main() -> None:
+    """Run the study of the INPUTS above and print its report."""
     start = time.perf_counter()
     study = Study(
         hardware=accelerator,
@@ -44,3 +47,10 @@ if __name__ == "__main__":
     run_study(study, output)
     print((output / "report.md").read_text())
     print(f"study written to {output} in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except USER_ERRORS as error:
+        sys.exit(f"main_compare_mha_gqa: error: {error}")

@@ -12,6 +12,7 @@ and ``report.md``. Solves and CACTI runs are cached, so re-running with the same
 import sys
 from pathlib import Path
 
+from stream_trapti.errors import USER_ERRORS
 from stream_trapti.experiment import Experiment, load_experiment, run_experiment
 from stream_trapti.reports.console import print_summary
 
@@ -27,7 +28,8 @@ layers = None  # decoder layers; None: each model's depth
 sweep = "inputs/sweep_default.yaml"  # Stage II sweep ranges and technology parameters
 ####################################################################################################
 
-if __name__ == "__main__":
+def main() -> None:
+    """Run the experiment named on the command line, or the INPUTS above."""
     if len(sys.argv) > 1:
         experiment = load_experiment(sys.argv[1])
     else:
@@ -45,3 +47,10 @@ if __name__ == "__main__":
     summary = run_experiment(experiment)
     print_summary(summary)
     print(f"\nreport: {experiment.directory / 'report.md'}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except USER_ERRORS as error:
+        sys.exit(f"main_trapti: error: {error}")

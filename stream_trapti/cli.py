@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream_trapti.errors import TraptiError
+from stream_trapti.errors import USER_ERRORS, TraptiError
 
 EPILOG = __doc__.split("Examples::", 1)[1]
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         args.run(args)
-    except (TraptiError, ValueError, KeyError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         print(f"stream-trapti {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -13,6 +13,11 @@ class TraptiError(Exception):
     """A problem with the inputs of a stream-trapti run, or a solve Stream could not complete, explained."""
 
 
+# What the command line and the main scripts report in one line, as a problem with the user's inputs (a file, key or
+# value), rather than as a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (TraptiError, ValueError, KeyError, FileNotFoundError)
+
+
 def check_stream_can_parse(onnx_path: str | Path) -> None:
     """Raise a :class:`TraptiError` naming the first node whose operator Stream 2.1.1 has no parser for, before
     Stream itself fails deep inside its frontend with only the op type."""

@@ -186,18 +186,10 @@ def _replace_instance(core: Any, old: MemoryInstance, new: BankedSRAM) -> None:
     zigzag_core.recalculate_memory_hierarchy_information()
 
 
-def install_banked_sram(
-    accelerator: Accelerator,
-    *,
-    banks: int,
-    technology_nm: int = 22,
-    cell_flavor: str = "hp",
-    periphery_flavor: str = "hp",
-    temperature_k: int = 360,
-    power_gating: bool = True,
-) -> dict[int, BankedSRAM]:
+def install_banked_sram(accelerator: Accelerator, *, banks: int, **technology: Any) -> dict[int, BankedSRAM]:
     """Replace, in place, the on-chip SRAM of every compute core of ``accelerator`` (its top-level memory serving
     I1; the off-chip core is left alone) by a CACTI-costed BankedSRAM of the same capacity and ports.
+    ``technology`` takes the keywords of :func:`sram_config_for` (node, flavours, temperature, power gating).
 
     Cores of one ``core_memory_sharing`` group share one physical memory, so they must declare the same one; each
     keeps its own instance (and sharing group id) with identical costs. Returns the new instance per core id.
@@ -205,16 +197,7 @@ def install_banked_sram(
     cores = [core for core in accelerator.core_list if core.id != accelerator.offchip_core_id]
     olds = {core.id: core.to_zigzag_core().get_top_memory_instance(CORE_MEMORY_OPERAND) for core in cores}
     configs = {
-        core_id: sram_config_for(
-            old,
-            banks=banks,
-            technology_nm=technology_nm,
-            cell_flavor=cell_flavor,
-            periphery_flavor=periphery_flavor,
-            temperature_k=temperature_k,
-            power_gating=power_gating,
-        )
-        for core_id, old in olds.items()
+        core_id: sram_config_for(old, banks=banks, **technology) for core_id, old in olds.items()
     }
     for core in cores:
         owner = accelerator.memory_of(core).id

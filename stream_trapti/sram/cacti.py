@@ -119,13 +119,25 @@ def _validate(config: SramConfig) -> None:
 
 
 @dataclass(frozen=True)
+class ArrayOrganisation:
+    """CACTI's partitioning of a bank: wordline/bitline divisions, sub-array aspect and column/sense-amp muxing."""
+
+    ndwl: int
+    ndbl: int
+    nspd: int
+    ndcm: int
+    ndsam1: int
+    ndsam2: int
+
+
+@dataclass(frozen=True)
 class SramResult:
     """CACTI's figures for one macro. Energies are per access of ``width_bits`` through the macro's H-tree to one
     bank; leakage and wake-up figures are per bank.
 
     read_energy_pj / write_energy_pj: dynamic energy per access. leakage_mw: leakage of one powered bank,
     subthreshold + gate (``gate_leakage_mw`` is the gate part). macro_area_mm2: the whole macro (all banks and the
-    H-tree). access_time_ns / cycle_time_ns: random access and cycle time. ndwl..ndsam2: the array organisation
+    H-tree). access_time_ns / cycle_time_ns: random access and cycle time. organisation: the array partitioning
     CACTI chose.
 
     With ``config.power_gating`` the macro includes CACTI's sleep transistors, so energies and area are those of the
@@ -144,12 +156,7 @@ class SramResult:
     macro_area_mm2: float
     access_time_ns: float
     cycle_time_ns: float
-    ndwl: int
-    ndbl: int
-    nspd: int
-    ndcm: int
-    ndsam1: int
-    ndsam2: int
+    organisation: ArrayOrganisation
     gated_leakage_mw: float | None = None
     wakeup_energy_pj: float | None = None
     wakeup_time_ns: float | None = None
@@ -168,7 +175,7 @@ class SramResult:
         power gating, as CACTI prints sub-arrays per mat only then."""
         if not self.subarrays_per_mat:
             return None
-        return self.ndwl * self.ndbl // self.subarrays_per_mat
+        return self.organisation.ndwl * self.organisation.ndbl // self.subarrays_per_mat
 
     @property
     def bank_wakeup_energy_pj(self) -> float | None:
@@ -194,27 +201,17 @@ def _count_run() -> None:
         _runs += 1
 
 
-@dataclass(frozen=True)
-class _Organisation:
-    ndwl: int
-    ndbl: int
-    nspd: int
-    ndcm: int
-    ndsam1: int
-    ndsam2: int
-
-
 def _bool(value: bool) -> str:
     return '"true"' if value else '"false"'
 
 
-def render_cfg(config: SramConfig, *, gated: bool, organisation: _Organisation | None = None) -> str:
+def render_cfg(config: SramConfig, *, gated: bool, organisation: ArrayOrganisation | None = None) -> str:
     """CACTI input for ``config``. Everything not in SramConfig is ZigZag's template (zigzag/cacti/cacti_master/
     cacti_config_creator.py), so our numbers stay comparable with ZigZag's auto cost extraction. ``organisation``
     forces CACTI's array partitioning instead of letting it search."""
     cell, periphery = FLAVORS[config.cell_flavor], FLAVORS[config.periphery_flavor]
     force = organisation is not None
-    org = organisation or _Organisation(1, 1, 0, 1, 0, 0)
+    org = organisation or ArrayOrganisation(1, 1, 0, 1, 0, 0)
     lines = [
         f"-size (bytes) {config.capacity_bytes}",
         f"-block size (bytes) {config.width_bits // 8}",
@@ -356,12 +353,12 @@ def _stdout_value(stdout: str, label: str) -> float:
     return float(match.group(1))
 
 
-def _organisation(row: dict[str, str]) -> _Organisation:
+def _organisation(row: dict[str, str]) -> ArrayOrganisation:
     values = [float(row[key]) for key in ("Ndwl", "Ndbl", "Nspd", "Ndcm", "Ndsam_level_1", "Ndsam_level_2")]
     # The forced second run reads these back as integers (io.cc "-Nspd %d"); Nspd >= 1 because block = width.
     if any(value != int(value) for value in values):
         raise CactiError(f"CACTI chose a fractional array partitioning {values}; cannot force it in a second run.")
-    return _Organisation(*(int(value) for value in values))
+    return ArrayOrganisation(*(int(value) for value in values))
 
 
 def _positive(config: SramConfig, **values: float) -> None:
@@ -411,12 +408,7 @@ def evaluate(config: SramConfig, install: CactiInstall | None = None) -> SramRes
         macro_area_mm2=float(row["Area (mm2)"]),
         access_time_ns=float(row["Access time (ns)"]),
         cycle_time_ns=float(row["Random cycle time (ns)"]),
-        ndwl=organisation.ndwl,
-        ndbl=organisation.ndbl,
-        nspd=organisation.nspd,
-        ndcm=organisation.ndcm,
-        ndsam1=organisation.ndsam1,
-        ndsam2=organisation.ndsam2,
+        organisation=organisation,
         cacti_fingerprint=install.fingerprint,
         **gated_fields,  # type: ignore[arg-type]
     )

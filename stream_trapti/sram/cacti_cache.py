@@ -18,12 +18,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stream_trapti.atomic import atomic_write
-from stream_trapti.sram.cacti import SramConfig, SramResult, evaluate
+from stream_trapti.sram.cacti import ArrayOrganisation, SramConfig, SramResult, evaluate
 from stream_trapti.cache_dir import cache_root
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
 
 # Bump when SramResult's fields change, so results cached by an older stream-trapti are not misread.
-RESULT_SCHEMA = 2
+RESULT_SCHEMA = 3
 
 # Two CACTI processes at a time: the machines this runs on have two cores. Threads suffice because the work happens
 # in the CACTI subprocesses, and they keep cacti_process_count() exact (one process-wide counter).
@@ -45,7 +45,13 @@ def _load(path: Path, config: SramConfig) -> SramResult | None:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    result = SramResult(**{**data, "config": SramConfig(**data["config"])})
+    result = SramResult(
+        **{
+            **data,
+            "config": SramConfig(**data["config"]),
+            "organisation": ArrayOrganisation(**data["organisation"]),
+        }
+    )
     # A key collision or a hand-edited file must not silently return another macro's figures.
     return result if result.config == config else None
 
