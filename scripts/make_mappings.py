@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from stream_trapti.mappings import UNSOLVED, mapping_path_for, write_mapping
+from stream_trapti.mappings import mapping_path_for, write_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,9 +26,6 @@ def main(argv: list[str] | None = None) -> int:
         print("no ONNX workloads given and none in inputs/ (run scripts/make_workloads.py first)", file=sys.stderr)
         return 1
     for onnx_path in workloads:
-        if onnx_path.stem in UNSOLVED:
-            print(f"skipped {onnx_path.name}: {UNSOLVED[onnx_path.stem]}")
-            continue
         out = write_mapping(onnx_path, args.hardware, mapping_path_for(onnx_path, args.out))
         print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0

@@ -11,7 +11,9 @@ A fixed mapping replaces Stream's generic mapping generator with a hand-written 
   norm + QKV projections / attention core per head tile / output projection / norm + MLP up / MLP down / residual,
   and element-wise operators join the contraction they feed.
 - Intra-core tiling: Stream's own capacity tiler (the one its generic generator uses) picks the steady-state tiles
-  of each group so that the group fits the shared SRAM, given the cores and splits above.
+  of each group so that the group fits the shared SRAM, given the cores and splits above. Its plans are checked once
+  more with accumulated outputs held beside the other tiles, as Stream's allocator holds them; a group no plan fits
+  is split before its second contraction or after its element-wise prefix.
 
 The mapping is built from the ONNX file itself (node names, op types and shapes as Stream parses them), so it works
 for any workload our builder writes, at any sequence length, past length and layer count.
@@ -38,16 +40,6 @@ from stream.workload.node import ComputationNode, InEdge
 from stream.workload.workload import Workload, determine_fusion_cut_points
 
 from stream_trapti.atomic import atomic_write
-
-# One-layer blocks whose generated mapping Stream 2.1.1 cannot solve, with the reason; scripts/make_mappings.py skips
-# them and tests/test_mappings.py does not expect a committed mapping for them. Use the generic mapper there.
-UNSOLVED: dict[str, str] = {
-    "deepseek-r1-distill-qwen-1.5b_prefill_L128_1layer": (
-        "Stream's allocator reports InfeasibleAllocationError (structural, no capacity over budget) for the generated "
-        "mapping; L512 and L1024 of the same block solve. Not yet diagnosed."
-    ),
-}
-
 
 # Operator types that are contractions and therefore belong on the systolic arrays.
 CONTRACTION_TYPES: frozenset[str] = frozenset({"MatMul", "Gemm", "Einsum", "Conv"})
@@ -211,14 +203,128 @@ def intra_core_tiling(
     tiler = CapacityTiler(sub, accelerator)
     # Stream's tiler does not count weight refetches: tiling the token axis of a projection streams all its weights
     # from DRAM once per token tile. Keep the token axis whole where the group still fits, tiling the weights instead.
-    tiling = tiler.plan(cns, cores_per_node, unroll, protected | _token_dims(sub, cns, weights), whole, node_unroll)
-    if tiling is None:
-        tiling = tiler.plan(cns, cores_per_node, unroll, protected, whole, node_unroll)
+    # A plan whose accumulators do not fit beside the rest of the group is no fit either (see _accumulators_fit).
+    tiling = None
+    for keep_whole in (protected | _token_dims(sub, cns, weights), protected):
+        tiling = tiler.plan(cns, cores_per_node, unroll, keep_whole, whole, node_unroll)
+        if tiling is not None and _accumulators_fit(tiler, cores_per_node, unroll, keep_whole, node_unroll, tiling):
+            break
+        tiling = None
     if tiling is None:
         raise ValueError(
             f"No intra-core tiling fits fused group {[cn.name for cn in cns]} into {accelerator.name}'s memories."
         )
     return tiling or whole
+
+
+def _accumulators_fit(  # noqa: PLR0913
+    tiler: CapacityTiler,
+    cores_per_node: dict[ComputationNode, list[Core]],
+    unroll: dict[LayerDim, int],
+    protected: set[LayerDim],
+    node_unroll: dict[ComputationNode, dict[LayerDim, int]],
+    tiling: list[dict[str, Any]],
+) -> bool:
+    """Whether the group still fits its memories with ``tiling`` once a tiled reduction loop outside tiled output loops
+    keeps its outputs resident along those loops. Stream's tiler checks these accumulators against the budget alone,
+    without the operand tiles resident beside them, but Stream's allocator has to hold both at once (their reuse is
+    forced to the reduction's level): DeepSeek's MLP gate/up projections at L = 128 then need more than the shared SRAM
+    and the allocation MILP is infeasible."""
+    cns = tuple(cores_per_node)
+    resident, order = _plan_tiles(tiler.sub_workload, cns, unroll, protected, tiling)
+    accumulators, inside = _accumulators(tiler.sub_workload, cns, order)
+    if not accumulators:
+        return True
+    bits = _resident_bits(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
+    capacities = tiler._capacities(cns, cores_per_node)  # noqa: SLF001 -- the tiler's own view of the memories
+    return all(bits.get(memory, 0) <= capacity for memory, capacity in capacities.items())
+
+
+def _plan_tiles(
+    sub: Workload,
+    cns: tuple[ComputationNode, ...],
+    unroll: dict[LayerDim, int],
+    protected: set[LayerDim],
+    tiling: list[dict[str, Any]],
+) -> tuple[dict[LayerDim, int], list[LayerDim]]:
+    """A tiler plan read back in leading dims: the per-core size every dim has in one tile, and the tiled dims,
+    innermost steady-state loop first (the plan's order)."""
+    lead = sub.leading_dim
+    unroll_lead = {lead(d)[0]: f for d, f in unroll.items()}
+    protected_lead = {lead(d)[0] for d in protected}
+    resident: dict[LayerDim, int] = {}
+    for dim in dict.fromkeys(lead(d)[0] for cn in cns for d in sub.get_dims(cn)):
+        full, factor = sub.get_dimension_size(dim), unroll_lead.get(dim, 1)
+        size = full // factor if factor > 1 and full % factor == 0 else full
+        if dim not in protected_lead and size > 1:
+            resident[dim] = size
+    by_name = {cn.name: cn for cn in cns}
+    order: list[LayerDim] = []
+    for entry in tiling:
+        node_name, _, pos = str(entry["dim"]).rpartition(".D")
+        dim, coefficient = lead(sub.get_dims(by_name[node_name])[int(pos)])
+        resident[dim] = int(entry["tile"]) // abs(coefficient)
+        order.append(dim)
+    return resident, order
+
+
+def _accumulators(
+    sub: Workload, cns: tuple[ComputationNode, ...], order: list[LayerDim]
+) -> tuple[tuple[ComputationNode, ...], frozenset[LayerDim]]:
+    """The nodes that reduce over the outermost tiled reduction loop while tiled output loops run inside it, and
+    those inner output dims (their outputs stay whole along them); no nodes when there is no such loop nest."""
+    lead = sub.leading_dim
+    reduced_by = {
+        cn: {
+            lead(dims[p])[0]
+            for p, kind in derive_iterator_types(cn).items()
+            if kind != IteratorType.PARALLEL and p < len(dims)
+        }
+        for cn in cns
+        for dims in [sub.get_dims(cn)]
+    }
+    reductions = set().union(*reduced_by.values())
+    outer = max((i for i, d in enumerate(order) if d in reductions), default=0)
+    inside = frozenset(d for d in order[:outer] if d not in reductions)
+    return tuple(cn for cn in cns if inside and order[outer] in reduced_by[cn]), inside
+
+
+def _resident_bits(  # noqa: PLR0913
+    tiler: CapacityTiler,
+    cores_per_node: dict[ComputationNode, list[Core]],
+    unroll: dict[LayerDim, int],
+    node_unroll: dict[ComputationNode, dict[LayerDim, int]],
+    resident: dict[LayerDim, int],
+    accumulators: tuple[ComputationNode, ...],
+    inside: frozenset[LayerDim],
+) -> dict[int, int]:
+    """Bits each memory holds at once: every tile as the tiler counts it (double-buffered where a loop steps it) but
+    the accumulators' outputs whole along ``inside``, and each tile once per memory where cores sharing that memory
+    hold the same data, as Stream's allocator counts it."""
+    sub = tiler.sub_workload
+    lead = sub.leading_dim
+    unroll_lead = {lead(d)[0]: f for d, f in unroll.items()}
+    full = {dim: sub.get_dimension_size(dim) for dim in resident}
+    stepped = {dim for dim, tile in resident.items() if tile * unroll_lead.get(dim, 1) < full[dim]}
+    whole = {dim: full[dim] // unroll_lead.get(dim, 1) for dim in inside}
+    produced = {t for cn in cores_per_node for t in cn.outputs}
+    tiles: dict[int, dict[tuple, int]] = {}
+    for cn, cores in cores_per_node.items():
+        dims = sub.get_dims(cn)
+        split = {lead(d)[0] for d in node_unroll.get(cn, {})}
+        for t in dict.fromkeys(cn.tensors):
+            kept = cn in accumulators and t in cn.outputs
+            sizes = tiler._node_sizes(cn, cores_per_node, unroll, resident | whole if kept else resident, node_unroll)  # noqa: SLF001
+            indexed = {lead(dims[p])[0] for p in map_dim_positions(cn.get_mapping(t))}
+            buffers = 1 if kept or not indexed & stepped else 2
+            shape = tuple(sub.get_tensor_shape_with_dimension_sizes(t, sizes, cn))
+            bits = buffers * math.prod(shape) * t.operand_type.bitwidth
+            for i, core in enumerate(cores):
+                part = i if indexed & split else None
+                key = (t.name, shape, part) if t in produced else (t.name, cn.name, shape, part)
+                held = tiles.setdefault(tiler.accelerator.memory_of(core).id, {})
+                held[key] = max(bits, held.get(key, 0))
+    return {memory: sum(held.values()) for memory, held in tiles.items()}
 
 
 def _token_dims(sub: Workload, cns: tuple[ComputationNode, ...], weights: frozenset[str]) -> set[LayerDim]:

@@ -11,7 +11,7 @@ from stream.api import SolveOptions, evaluate_mapping
 from stream.frontends import load_workload
 from stream.workload.workload import ComputationNode
 
-from stream_trapti.mappings import CONTRACTION_TYPES, UNSOLVED, build_mapping, dump_mapping, mapping_path_for, write_mapping
+from stream_trapti.mappings import CONTRACTION_TYPES, build_mapping, dump_mapping, mapping_path_for, write_mapping
 from stream_trapti.workloads.builder import write_workload
 from stream_trapti.workloads.config import preset
 from stream_trapti.workloads.spec import WorkloadSpec
@@ -82,8 +82,7 @@ def test_build_is_deterministic(tmp_path: Path) -> None:
 
 
 # The committed mappings cover the one-layer blocks; whole models are solved by replicating a block (NOTES §2).
-# Blocks listed in UNSOLVED (mappings.py says why) have no committed mapping.
-COMMITTED = sorted(p for p in (ROOT / "inputs").glob("*_1layer.onnx") if p.stem not in UNSOLVED)
+COMMITTED = sorted((ROOT / "inputs").glob("*_1layer.onnx"))
 
 
 # Regenerating a long-prefill block runs Stream's capacity tiler for 5-30 s, so those are in the slow set.
