@@ -32,6 +32,7 @@ sensitivity_prefill = 1024
 output = Path("outputs/mha_vs_gqa")
 ####################################################################################################
 
+
 def main() -> None:
     """Run the study of the INPUTS above and print its report."""
     start = time.perf_counter()

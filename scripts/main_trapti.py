@@ -28,6 +28,7 @@ layers = None  # decoder layers; None: each model's depth
 sweep = "inputs/sweep_default.yaml"  # Stage II sweep ranges and technology parameters
 ####################################################################################################
 
+
 def main() -> None:
     """Run the experiment named on the command line, or the INPUTS above."""
     if len(sys.argv) > 1:

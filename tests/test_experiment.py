@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,18 @@ def test_default_experiment_is_valid() -> None:
 def test_bad_experiments_are_rejected(data: dict, message: str) -> None:
     with pytest.raises(TraptiError, match=message):
         parse_experiment(data, "exp.yaml")
+
+
+def test_main_script_reports_a_bad_experiment_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment_id: x\nhardware: hardware/trapti_edge.yaml\nmodels: [gpt2-xl]\nprefil: 3\n")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "main_trapti.py"), str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"main_trapti: error: {bad}: unknown key(s) ['prefil']")
+    assert run.stderr.count("\n") == 1
