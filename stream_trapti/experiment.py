@@ -34,7 +34,7 @@ from stream_trapti.errors import TraptiError
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.reports.report_md import write_report
 from stream_trapti.reports.trace_outputs import trace_summary, write_trace_outputs
-from stream_trapti.sram.exploration import explore_and_write
+from stream_trapti.sram.exploration import explore_result
 from stream_trapti.sram.explore import ExplorationResult
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec
 
@@ -120,7 +120,7 @@ def run_experiment(experiment: Experiment, options: TraceOptions | None = None) 
     with atomic_directory(experiment.directory) as staging, tempfile.TemporaryDirectory(prefix="trapti-") as work:
         for name, result in _traces(experiment, options, Path(work)):
             write_trace_outputs(result, staging / name / "trace")
-            sram = explore_and_write(result.trace, spec, staging / name / "sram")
+            sram = explore_result(result, spec, staging / name / "sram")
             workloads[name] = {"trace": trace_summary(result), "sram": sram_summary(sram)}
         summary = {"experiment": jsonable(asdict(experiment)), "workloads": workloads}
         (staging / "summary.json").write_text(json.dumps(summary, indent=1))

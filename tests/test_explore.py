@@ -159,7 +159,7 @@ def test_first_fit_allocator_through_explore():
     allocations = [Allocation(0, 100, 50), Allocation(0, 40, 100), Allocation(0, 100, 60), Allocation(40, 100, 30)]
     trace = make_trace([0, 40], [210, 140], 100, 400)
     spec = replace(HAND_SPEC, allocator="first_fit", flavours=("hp",), gating_modes=("retention",))
-    with pytest.raises(ValueError, match="allocator 'first_fit' needs the tracker's allocations"):
+    with pytest.raises(ValueError, match="allocator 'first_fit' needs the tracker's per-tensor allocations"):
         explore(trace, spec, table_costs)
     first_fit = explore(trace, spec, table_costs, allocations=allocations)
     compacting = explore(trace, replace(spec, allocator="compacting"), table_costs)

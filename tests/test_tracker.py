@@ -9,10 +9,13 @@ import pytest
 import yaml
 from stream.api import SolveOptions, evaluate_mapping
 
-from stream_trapti.api import TraceOptions, default_solve_options, trace_workload
+from stream_trapti.api import TraceOptions, TraceResult, default_solve_options, trace_workload
 from stream_trapti.errors import TraptiError
+from stream_trapti.sram.activity import compacting_activity, first_fit_activity
+from stream_trapti.sram.exploration import tensor_allocations
 from stream_trapti.trace import OccupancyTrace
 from stream_trapti.tracker.compose import compose
+from stream_trapti.tracker.estimate import StreamEstimate
 
 from conftest import FUSEMAX
 
@@ -67,6 +70,21 @@ def test_needed_within_reserved_within_capacity(traced) -> None:
         assert needed.max() > 0
     for view in ("reserved", "needed"):
         assert np.all(trace.occupancy[trace_view(view)] >= 0)
+
+
+def test_allocations_add_up_to_the_needed_view_and_first_fit_never_beats_compacting(traced) -> None:
+    _, groups, trace = traced
+    allocations = tensor_allocations(TraceResult(trace, StreamEstimate.of(groups), tuple(groups)), 0)
+    table = np.array([(a.start, a.end, a.size) for a in allocations])
+    times = trace.times[:, None]
+    live = (table[:, 2] * ((table[:, 0] <= times) & (times < table[:, 1]))).sum(axis=1)
+    assert live.tolist() == trace.series(0, "needed").tolist()
+    capacity = trace.memories[0].capacity_bytes
+    for banks in (1, 4, 16):
+        fit = first_fit_activity(allocations, trace.cycles, capacity, banks)
+        packed = compacting_activity(trace, 0, capacity, banks)
+        on = fit.banks_on[np.searchsorted(fit.times, packed.times, side="right") - 1]
+        assert np.all(on >= packed.banks_on), banks
 
 
 def trace_view(view: str) -> int:

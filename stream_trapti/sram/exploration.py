@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stream_trapti.api import TraceResult
 from stream_trapti.atomic import atomic_directory
+from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import access_counts, cacti_costs
 from stream_trapti.sram.explore import ExplorationResult, explore, write_results
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec
 from stream_trapti.trace import OccupancyTrace
+from stream_trapti.tracker.compose import needed_intervals
+
 
 def explore_trace(trace_path: str | Path, sweep_path: str | Path | None, out_dir: str | Path) -> ExplorationResult:
     """Evaluate the sweep of ``sweep_path`` (None: the defaults) on the trace at ``trace_path`` with per-bank costs
@@ -17,10 +21,32 @@ def explore_trace(trace_path: str | Path, sweep_path: str | Path | None, out_dir
     return explore_and_write(OccupancyTrace.load(trace_path), spec, out_dir)
 
 
-def explore_and_write(trace: OccupancyTrace, spec: SweepSpec, out_dir: str | Path) -> ExplorationResult:
+def explore_result(result: TraceResult, spec: SweepSpec, out_dir: str | Path) -> ExplorationResult:
+    """:func:`explore_and_write` on a fresh trace, whose solved groups also give the first-fit allocator its
+    per-tensor allocations (a trace file does not hold them)."""
+    allocations = tensor_allocations(result, spec.memory) if spec.allocator == "first_fit" else None
+    return explore_and_write(result.trace, spec, out_dir, allocations)
+
+
+def tensor_allocations(result: TraceResult, memory: int | str) -> list[Allocation]:
+    """Every needed interval of ``memory`` in ``result`` as an allocation: the tensors' stays, in trace order."""
+    intervals = needed_intervals(result.groups)
+    keep = (intervals.memory == result.trace.memory_index(memory)) & (intervals.size > 0)
+    return [
+        Allocation(int(begin), int(end), int(size))
+        for begin, end, size in zip(intervals.begin[keep], intervals.end[keep], intervals.size[keep], strict=True)
+    ]
+
+
+def explore_and_write(
+    trace: OccupancyTrace, spec: SweepSpec, out_dir: str | Path, allocations: list[Allocation] | None = None
+) -> ExplorationResult:
     """Evaluate ``spec`` on ``trace`` with per-bank costs from CACTI, with Stream's own estimate of the same SRAM's
-    energy beside it, and write the results into ``out_dir``, replaced whole."""
-    result = explore(trace, spec, cacti_costs, stream_estimate_pj=stream_sram_energy_pj(trace, spec.memory))
+    energy beside it, and write the results into ``out_dir``, replaced whole. ``allocations`` are required by the
+    first-fit allocator only."""
+    result = explore(
+        trace, spec, cacti_costs, allocations=allocations, stream_estimate_pj=stream_sram_energy_pj(trace, spec.memory)
+    )
     with atomic_directory(out_dir) as staging:
         write_results(result, staging)
     return result

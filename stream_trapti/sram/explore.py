@@ -113,7 +113,10 @@ def explore(
     index = trace.memory_index(spec.memory)
     info = trace.memories[index]
     if spec.allocator == "first_fit" and allocations is None:
-        raise ValueError("allocator 'first_fit' needs the tracker's allocations (start, end, bytes); none were given")
+        raise ValueError(
+            "allocator 'first_fit' needs the tracker's per-tensor allocations (start, end, bytes), which a trace file "
+            "does not hold: run the sweep in an experiment (stream-trapti run) or pass allocations= to explore()"
+        )
     port_bits = _port_bits(spec, info.read_port_bits, info.write_port_bits, info.name)
     counts = access_counts(trace, index, port_bits)
     capacities = spec.capacities_bytes or (info.capacity_bytes,)

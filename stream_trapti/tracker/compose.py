@@ -7,9 +7,9 @@ composes a whole inference from groups solved once and reused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,16 +60,23 @@ def compose(
     )
 
 
-def _occupancy_events(groups: Sequence[GroupOccupancy], starts: np.ndarray, total: int) -> np.ndarray:
-    """Rows of (cycle, view, memory, class, ±bytes): reserved for each group's span, needed for each interval."""
+@dataclass(frozen=True)
+class NeededIntervals:
+    """Every needed interval of groups run back to back, in absolute cycles: ``[begin, end)`` (non-empty), memory
+    index, class index and bytes, one entry per interval."""
+
+    begin: np.ndarray
+    end: np.ndarray
+    memory: np.ndarray
+    tensor_class: np.ndarray
+    size: np.ndarray
+
+
+def needed_intervals(groups: Sequence[GroupOccupancy]) -> NeededIntervals:
+    """The needed intervals of ``groups`` run back to back, as :func:`compose` lays them out; an interval a group's
+    end cuts short ends there."""
     cycles = np.array([g.cycles for g in groups], dtype=np.int64)
-    index, m, c = np.nonzero(np.stack([g.reserved for g in groups]))
-    amount = np.stack([g.reserved for g in groups])[index, m, c]
-    reserved = VIEWS.index("reserved")
-    rows = [
-        np.column_stack([starts[index], np.full_like(m, reserved), m, c, amount]),
-        np.column_stack([starts[index] + cycles[index], np.full_like(m, reserved), m, c, -amount]),
-    ]
+    starts = np.concatenate([[0], np.cumsum(cycles)[:-1]])
     counts = [len(g.needed_bytes) for g in groups]
     offset, limit = np.repeat(starts, counts), np.repeat(cycles, counts)
 
@@ -79,11 +86,24 @@ def _occupancy_events(groups: Sequence[GroupOccupancy], starts: np.ndarray, tota
     begin = offset + np.clip(joined("needed_start"), 0, limit)
     end = offset + np.clip(joined("needed_end"), 0, limit)
     live = end > begin
-    memory, cls, size = joined("needed_memory")[live], joined("needed_class")[live], joined("needed_bytes")[live]
-    view = np.full_like(memory, VIEWS.index("needed"))
-    rows += [
-        np.column_stack([begin[live], view, memory, cls, size]),
-        np.column_stack([end[live], view, memory, cls, -size]),
+    return NeededIntervals(
+        begin[live], end[live], joined("needed_memory")[live], joined("needed_class")[live], joined("needed_bytes")[live]
+    )
+
+
+def _occupancy_events(groups: Sequence[GroupOccupancy], starts: np.ndarray, total: int) -> np.ndarray:
+    """Rows of (cycle, view, memory, class, ±bytes): reserved for each group's span, needed for each interval."""
+    cycles = np.array([g.cycles for g in groups], dtype=np.int64)
+    index, m, c = np.nonzero(np.stack([g.reserved for g in groups]))
+    amount = np.stack([g.reserved for g in groups])[index, m, c]
+    reserved = VIEWS.index("reserved")
+    needed = needed_intervals(groups)
+    view = np.full_like(needed.memory, VIEWS.index("needed"))
+    rows = [
+        np.column_stack([starts[index], np.full_like(m, reserved), m, c, amount]),
+        np.column_stack([starts[index] + cycles[index], np.full_like(m, reserved), m, c, -amount]),
+        np.column_stack([needed.begin, view, needed.memory, needed.tensor_class, needed.size]),
+        np.column_stack([needed.end, view, needed.memory, needed.tensor_class, -needed.size]),
     ]
     events = np.concatenate(rows).astype(np.int64)
     return events[events[:, 0] < total]
