@@ -44,8 +44,13 @@ def main() -> None:
     capacity = trace.memories[trace.memory_index(memory)].capacity_bytes
     banks = tuple(2**i for i in range(7))
     timeouts = tuple(int(t) for t in np.unique(np.geomspace(1, 10**7, args.timeouts).astype(np.int64)))
-    spec = SweepSpec(memory=memory, banks=banks, timeouts_cycles=timeouts, flavours=("hp", "lstp"),
-                     gating_modes=("retention", "power_off"))
+    spec = SweepSpec(
+        memory=memory,
+        banks=banks,
+        timeouts_cycles=timeouts,
+        flavours=("hp", "lstp"),
+        gating_modes=("retention", "power_off"),
+    )
     table: dict[BankQuery, BankCosts] = {}
 
     def precomputed(query: BankQuery) -> BankCosts:
@@ -65,20 +70,32 @@ def main() -> None:
     evaluated = 0
     for query, costs in table.items():
         for policy in POLICIES[1:] if query.power_gating else POLICIES[:1]:
-            energy = evaluate_energy(profiles[query.bank_count], policy, costs, counts, spec.clock_ghz,
-                                     np.array(timeouts) if policy == "timeout" else None)
+            energy = evaluate_energy(
+                profiles[query.bank_count],
+                policy,
+                costs,
+                counts,
+                spec.clock_ghz,
+                np.array(timeouts) if policy == "timeout" else None,
+            )
             evaluated += len(energy.total_pj)
     evaluate = time.perf_counter() - start
-    print(f"idle-interval extraction: {extract * 1e3:.1f} ms for {len(banks)} bank counts "
-          f"({sum(len(i.bank) for i in intervals.values())} idle intervals)")
-    print(f"energy evaluation only:   {evaluated} configurations in {evaluate * 1e3:.1f} ms = "
-          f"{evaluated / evaluate:,.0f} configurations/s")
+    print(
+        f"idle-interval extraction: {extract * 1e3:.1f} ms for {len(banks)} bank counts "
+        f"({sum(len(i.bank) for i in intervals.values())} idle intervals)"
+    )
+    print(
+        f"energy evaluation only:   {evaluated} configurations in {evaluate * 1e3:.1f} ms = "
+        f"{evaluated / evaluate:,.0f} configurations/s"
+    )
 
     start = time.perf_counter()
     result = explore(trace, spec, precomputed)
     total = time.perf_counter() - start
-    print(f"full explore():           {len(result.configs)} configurations in {total * 1e3:.1f} ms = "
-          f"{len(result.configs) / total:,.0f} configurations/s (extraction, rows, Pareto, heatmap included)")
+    print(
+        f"full explore():           {len(result.configs)} configurations in {total * 1e3:.1f} ms = "
+        f"{len(result.configs) / total:,.0f} configurations/s (extraction, rows, Pareto, heatmap included)"
+    )
 
 
 if __name__ == "__main__":

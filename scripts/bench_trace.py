@@ -27,12 +27,23 @@ def _run_case(hardware: str, model: str, prefill: int, decode_steps: int, decode
 
     start = time.perf_counter()
     result = trace_inference(
-        hardware, model, Phases(prefill, decode_steps, decode_from), options=TraceOptions(cache_dir=cache, progress=False)
+        hardware,
+        model,
+        Phases(prefill, decode_steps, decode_from),
+        options=TraceOptions(cache_dir=cache, progress=False),
     )
     elapsed = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": elapsed, "peak_rss_mib": peak_kib / 1024, "cycles": result.trace.cycles,
-                      "change_points": len(result.trace.times)}))
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "peak_rss_mib": peak_kib / 1024,
+                "cycles": result.trace.cycles,
+                "change_points": len(result.trace.times),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -52,12 +63,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-trace-") as cache:
         for label, model, prefill, steps, first in cases:
             for state in ("cold", "warm"):
-                command = [sys.executable, __file__, "--hardware", args.hardware, "--case", args.hardware, model,
-                           str(prefill), str(steps), str(first), cache]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--hardware",
+                    args.hardware,
+                    "--case",
+                    args.hardware,
+                    model,
+                    str(prefill),
+                    str(steps),
+                    str(first),
+                    cache,
+                ]
                 output = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()
                 figures = json.loads(output[-1])
-                print(f"{label:45s} {state}: {figures['seconds']:8.1f} s, peak RSS {figures['peak_rss_mib']:7.0f} MiB, "
-                      f"{figures['cycles']:,} cycles, {figures['change_points']:,} change points", flush=True)
+                print(
+                    f"{label:45s} {state}: {figures['seconds']:8.1f} s, peak RSS {figures['peak_rss_mib']:7.0f} MiB, "
+                    f"{figures['cycles']:,} cycles, {figures['change_points']:,} change points",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Write the fixed Stream mapping of every committed ONNX workload: mappings/<ONNX stem>.yaml.
 
 Usage: python scripts/make_mappings.py [--hardware hardware/trapti_edge.yaml] [--out mappings] [ONNX ...]
-Without ONNX arguments it maps every one-layer block inputs/*_1layer.onnx (whole models replicate a block). Regeneration is byte-identical (tests/test_mappings.py checks).
+Without ONNX arguments it maps every one-layer block inputs/*_1layer.onnx (whole models replicate a block).
+Regeneration is byte-identical (tests/test_mappings.py checks).
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from stream.api import SolveOptions
 
-from stream_trapti.trace import OccupancyTrace
 from stream_trapti.cache_dir import cache_root
+from stream_trapti.trace import OccupancyTrace
 from stream_trapti.tracker.compose import compose
-from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.estimate import StreamEstimate
+from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.solve import solve_groups_cached
 
 __all__ = ["StreamEstimate", "TraceOptions", "TraceResult", "default_solve_options", "trace_workload"]

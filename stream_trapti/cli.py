@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explore.add_argument("--trace", required=True, type=Path, help="a trace.npz written by 'stream-trapti trace'")
-    explore.add_argument("--sweep", type=Path, help="sweep YAML (keys: see inputs/sweep_default.yaml); default: all defaults")
+    explore.add_argument(
+        "--sweep", type=Path, help="sweep YAML (keys: see inputs/sweep_default.yaml); default: all defaults"
+    )
     explore.add_argument("--out", required=True, type=Path, help="output directory (written atomically)")
     explore.set_defaults(run=_explore)
 
@@ -106,7 +108,9 @@ def _trace(args: argparse.Namespace) -> None:
 
     options = TraceOptions(window=args.window, use_cache=not args.no_cache)
     if args.onnx is not None:
-        result = trace_workload(args.hardware, args.onnx, args.out.with_name(args.out.name + ".stream"), args.mapping, options)
+        result = trace_workload(
+            args.hardware, args.onnx, args.out.with_name(args.out.name + ".stream"), args.mapping, options
+        )
     else:
         if args.mapping is not None:
             raise TraptiError("--mapping applies to --onnx workloads; --model traces use Stream's generic mapper")

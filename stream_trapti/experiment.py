@@ -131,7 +131,10 @@ def run_experiment(experiment: Experiment, options: TraceOptions | None = None) 
 def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterator[tuple[str, TraceResult]]:
     """Each workload's name and trace, in order; Stream's own outputs go under ``work``."""
     if experiment.onnx is not None:
-        yield experiment.onnx.stem, trace_workload(experiment.hardware, experiment.onnx, work, experiment.mapping, options)
+        yield (
+            experiment.onnx.stem,
+            trace_workload(experiment.hardware, experiment.onnx, work, experiment.mapping, options),
+        )
         return
     phases = Phases(experiment.prefill, experiment.decode_steps)
     for model in experiment.models:

@@ -3,9 +3,9 @@
 With one fused group per layer (the default solve), every group's inputs and outputs go through the off-chip core,
 so the groups of one decoder layer do not depend on the layers around them: the decoder layers of a model are
 structurally identical and solve identically. Each step (prefill at L, decode at P) is therefore solved once, as a
-one-layer model with the LM head (and the embedding, when asked for); its layer groups are then repeated for every layer, renamed
-``layer0.`` → ``layerK.``. Solves are cached on disk, so a rerun, or another run sharing a step, solves nothing.
-A fixed mapping's fused groups may span layers, so a workload with one is traced whole, by
+one-layer model with the LM head (and the embedding, when asked for); its layer groups are then repeated for every
+layer, renamed ``layer0.`` → ``layerK.``. Solves are cached on disk, so a rerun, or another run sharing a step,
+solves nothing. A fixed mapping's fused groups may span layers, so a workload with one is traced whole, by
 :func:`stream_trapti.api.trace_workload`.
 """
 
@@ -31,6 +31,7 @@ from stream_trapti.workloads.spec import WorkloadSpec
 
 __all__ = ["Phases", "Step", "trace_inference"]
 
+
 @dataclass(frozen=True)
 class Phases:
     """An inference: a prefill of ``prefill`` tokens, then ``decode_steps`` decode steps with P = L … L+N−1 past
@@ -42,7 +43,9 @@ class Phases:
 
     def __post_init__(self) -> None:
         if self.prefill < 0 or self.decode_steps < 0:
-            raise ValueError(f"Phases needs prefill >= 0 and decode_steps >= 0, got {self.prefill}, {self.decode_steps}")
+            raise ValueError(
+                f"Phases needs prefill >= 0 and decode_steps >= 0, got {self.prefill}, {self.decode_steps}"
+            )
         if self.prefill == 0 and self.decode_steps == 0:
             raise ValueError("Phases is empty: give a prefill length or some decode steps")
         if self.prefill == 0 and not self.decode_from:
@@ -96,7 +99,9 @@ def trace_inference(
         bar = tqdm(steps, desc=f"tracing {config.name}", unit="step", disable=not options.progress)
         for step in bar:
             bar.set_postfix_str(step.label)
-            spec = WorkloadSpec(step.phase, step.length, 1, precision_bits, embedding=embedding, lm_head="last", gqa=gqa)
+            spec = WorkloadSpec(
+                step.phase, step.length, 1, precision_bits, embedding=embedding, lm_head="last", gqa=gqa
+            )
             onnx = write_workload(config, spec, root / f"{config.name}_{step.label}.onnx")
             groups = solve_groups_cached(hardware, onnx, root / step.label, None, options.solve, options.cache())
             composed += [_relabel(g, step) for g in repeat_layers(groups, depth)]

@@ -71,7 +71,8 @@ def find_cores(accelerator: Accelerator) -> TraptiCores:
     vectors = sorted(c.id for c in compute if _serves(c, "Softmax") and c.id not in arrays)
     if not arrays or len(vectors) != 1:
         raise ValueError(
-            f"{accelerator.name}: a TRAPTI fixed mapping needs array cores listing MatMul in operator_types and exactly "
+            f"{accelerator.name}: a TRAPTI fixed mapping needs array cores listing MatMul in operator_types and "
+            "exactly "
             f"one other core listing Softmax; found arrays {list(arrays)} and vector cores {vectors}."
         )
     return TraptiCores(arrays=arrays, vector=vectors[0])
@@ -129,9 +130,7 @@ def fused_groups(workload: Workload, weights: frozenset[str]) -> list[list[Compu
     contractions = [cn for cn in nodes if cn.type in CONTRACTION_TYPES]
     following = dict(zip(contractions, contractions[1:], strict=False))
     # A FusionEdge (a layout op Stream could not fold, such as GQA's K/V head repeat) always splits Stream's groups.
-    segment = {
-        cn.name: i for i, sub in enumerate(workload.split_fusion_groups()) for cn in sub.get_computation_nodes()
-    }
+    segment = {cn.name: i for i, sub in enumerate(workload.split_fusion_groups()) for cn in sub.get_computation_nodes()}
     groups: list[list[ComputationNode]] = [[]]
     for cn in nodes:
         if groups[-1] and segment[groups[-1][-1].name] != segment[cn.name]:
@@ -196,9 +195,7 @@ def intra_core_tiling(
         node_unroll[cn] = {dim: len(placement.cores)}
         unroll[dim] = max(unroll.get(dim, 1), len(placement.cores))
     # Stream never tiles a softmax/layernorm reduction or a recurrence carry: a tile must see the whole row.
-    protected = {
-        sub.get_dims(cn)[p] for cn in cns for p in nonlinear_reduction_dims(cn) | sequential_dims(cn)
-    }
+    protected = {sub.get_dims(cn)[p] for cn in cns for p in nonlinear_reduction_dims(cn) | sequential_dims(cn)}
     whole = _whole_group_tiling(sub, cns, unroll)
     tiler = CapacityTiler(sub, accelerator)
     # Stream's tiler does not count weight refetches: tiling the token axis of a projection streams all its weights

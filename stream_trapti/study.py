@@ -98,7 +98,9 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
     at = study.sensitivity_prefill
     capacity = [case(m, "prefill", at, hw) for mib, hw in sorted(study.capacity_variants.items()) for m in study.models]
     flavour = [
-        case(m, "prefill", at, study.hardware, replace(study.sweep, flavours=(f,))) for f in study.flavours for m in study.models
+        case(m, "prefill", at, study.hardware, replace(study.sweep, flavours=(f,)))
+        for f in study.flavours
+        for m in study.models
     ]
     gated = [
         case(m, "prefill", at, study.hardware, replace(study.sweep, **_gated_sweep(g)))
@@ -109,8 +111,14 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
         "study": jsonable(asdict(study)),
         "cases": [asdict(c) for c in main],
         "sensitivity": {
-            "capacity_mib": [asdict(c) | {"capacity_mib": mib} for c, mib in zip(capacity, _repeat(sorted(study.capacity_variants), len(study.models)), strict=True)],
-            "flavour": [asdict(c) | {"flavour": f} for c, f in zip(flavour, _repeat(study.flavours, len(study.models)), strict=True)],
+            "capacity_mib": [
+                asdict(c) | {"capacity_mib": mib}
+                for c, mib in zip(capacity, _repeat(sorted(study.capacity_variants), len(study.models)), strict=True)
+            ],
+            "flavour": [
+                asdict(c) | {"flavour": f}
+                for c, f in zip(flavour, _repeat(study.flavours, len(study.models)), strict=True)
+            ],
             "gated_leakage_fraction": [
                 asdict(c) | {"gated_leakage_fraction": g}
                 for c, g in zip(gated, _repeat(study.gated_leakage_fractions, len(study.models)), strict=True)
@@ -227,7 +235,10 @@ def render_study_report(summary: dict[str, Any]) -> str:
     for key, title in (
         ("capacity_mib", "SRAM capacity (MiB)"),
         ("flavour", "cell and periphery flavour"),
-        ("gated_leakage_fraction", "residual leakage of a gated bank (fraction of powered leakage; hp cells, retention)"),
+        (
+            "gated_leakage_fraction",
+            "residual leakage of a gated bank (fraction of powered leakage; hp cells, retention)",
+        ),
     ):
         rows = summary["sensitivity"][key]
         lines += ["", f"### {title}", "", f"| {key} | " + _header()[2:], _rule(1)]
@@ -254,7 +265,8 @@ def _row(c: Case) -> str:
     kv = c.peak_needed_by_class["kv_cache"] / 2**20
     ratio = f"{c.best_vs_stream:.2f}" if c.best_vs_stream else "n/a"
     return (
-        f"| {c.model} | {step} | {c.cycles:,} | {c.peak_needed_bytes / 2**20:.3f} | {c.peak_reserved_bytes / 2**20:.3f} "
+        f"| {c.model} | {step} | {c.cycles:,} | {c.peak_needed_bytes / 2**20:.3f} "
+        f"| {c.peak_reserved_bytes / 2**20:.3f} "
         f"| {kv:.3f} | {c.best_config} | {c.best_saving:.1%} | {ratio} |"
     )
 

@@ -6,7 +6,6 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import FUSEMAX
 from stream.api import SolveOptions, evaluate_mapping
 from stream.stages.parsing.accelerator_parser import parse_accelerator
 from test_cacti import cacti  # noqa: F401 (session fixture: CACTI built once into the session cache)
@@ -16,6 +15,8 @@ from zigzag.hardware.architecture.memory_port import MemoryPort, MemoryPortType
 from stream_trapti.sram.banked import BankedSRAM, banked_replacement, install_banked_sram, sram_config_for
 from stream_trapti.sram.cacti import SramConfigError
 from stream_trapti.sram.cacti_cache import query
+
+from conftest import FUSEMAX
 
 pytestmark = pytest.mark.usefixtures("cacti")
 
@@ -28,8 +29,9 @@ def _ports(width: int) -> tuple[MemoryPort, ...]:
 
 
 def _plain(size_bits: int = 64 * 1024 * 8, width: int = 128) -> MemoryInstance:
-    return MemoryInstance("sram", size_bits, r_cost=1.0, w_cost=1.0, ports=_ports(width), latency=2,
-                          shared_memory_group_id=3)
+    return MemoryInstance(
+        "sram", size_bits, r_cost=1.0, w_cost=1.0, ports=_ports(width), latency=2, shared_memory_group_id=3
+    )
 
 
 def test_banked_sram_takes_costs_from_cacti_and_stays_hashable() -> None:
@@ -39,8 +41,11 @@ def test_banked_sram_takes_costs_from_cacti_and_stays_hashable() -> None:
     sram = query(config)
     banked = banked_replacement(plain, sram)
     assert isinstance(banked, MemoryInstance)
-    assert (banked.r_cost, banked.w_cost, banked.area) == (sram.read_energy_pj, sram.write_energy_pj,
-                                                           sram.macro_area_mm2)
+    assert (banked.r_cost, banked.w_cost, banked.area) == (
+        sram.read_energy_pj,
+        sram.write_energy_pj,
+        sram.macro_area_mm2,
+    )
     assert (banked.size, banked.latency, banked.shared_memory_group_id) == (plain.size, 2, 3)
     assert banked.banks == 4 and banked.bank_size == plain.size // 4
     assert banked.bank_leakage_mw == sram.leakage_mw
@@ -78,12 +83,20 @@ def test_install_on_fusemax_drives_streams_energy(mha_onnx: Path, tmp_path: Path
         shared = replaced[0]
         assert replaced[1] == shared and shared.size == 16_777_216 and shared.banks == banks
         for core_id in (0, 1):
-            levels = [lv for lv in accelerator.get_core(core_id).to_zigzag_core().memory_hierarchy.node_list
-                      if lv.name == "sram"]
+            levels = [
+                lv
+                for lv in accelerator.get_core(core_id).to_zigzag_core().memory_hierarchy.node_list
+                if lv.name == "sram"
+            ]
             assert len(levels) == 1 and levels[0].memory_instance is replaced[core_id]
             assert (levels[0].read_energy, levels[0].write_energy) == (shared.r_cost, shared.w_cost)
-        dram = accelerator.get_core(2).to_zigzag_core().get_top_memory_instance(
-            next(iter(accelerator.get_core(2).to_zigzag_core().memory_hierarchy.get_operands())))
+        dram = (
+            accelerator.get_core(2)
+            .to_zigzag_core()
+            .get_top_memory_instance(
+                next(iter(accelerator.get_core(2).to_zigzag_core().memory_hierarchy.get_operands()))
+            )
+        )
         assert not isinstance(dram, BankedSRAM)
         port_energy = {p.key.port: p.read_energy_per_bit for p in accelerator.ports if p.key.memory == "sram"}
         assert port_energy["r_port_1"] == pytest.approx(shared.r_cost / 8192)

@@ -101,8 +101,11 @@ def test_second_identical_sweep_runs_no_cacti(cacti: CactiInstall) -> None:
 
 
 def test_parallel_queries_do_not_interfere(cacti: CactiInstall) -> None:
-    configs = [SramConfig(capacity * KIB, banks=banks, power_gating=True, temperature_k=330)
-               for capacity in (32, 64, 128) for banks in (1, 2)]
+    configs = [
+        SramConfig(capacity * KIB, banks=banks, power_gating=True, temperature_k=330)
+        for capacity in (32, 64, 128)
+        for banks in (1, 2)
+    ]
     parallel = query_many(configs, workers=2, progress=False)
     serial = [evaluate(config, cacti) for config in configs]
     assert parallel == serial

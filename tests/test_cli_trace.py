@@ -44,7 +44,9 @@ def test_trace_command_writes_every_output(mha_onnx: Path, tmp_path: Path, capsy
 
 
 def test_trace_command_reports_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    status = main(["trace", "--hardware", str(tmp_path / "none.yaml"), "--onnx", "x.onnx", "--out", str(tmp_path / "o")])
+    status = main(
+        ["trace", "--hardware", str(tmp_path / "none.yaml"), "--onnx", "x.onnx", "--out", str(tmp_path / "o")]
+    )
     assert status == 2
     assert "hardware YAML" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

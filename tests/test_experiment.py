@@ -70,7 +70,9 @@ def test_summary_figures_come_from_the_trace_and_the_exploration(experiment_dir:
         best = exploration["best"]["energy"]
         assert figures["sram"]["best"]["energy"]["total_pj"] == best["total_pj"]
         assert figures["sram"]["stream_estimate_pj"] == exploration["stream_estimate_pj"] > 0
-        assert figures["sram"]["configurations"] == len(exploration["configs"]) == 3 * 4  # 3 bank counts × 4 policy rows (one timeout)
+        assert (
+            figures["sram"]["configurations"] == len(exploration["configs"]) == 3 * 4
+        )  # 3 bank counts × 4 policy rows (one timeout)
     assert "tiny-mha / tiny-gqa: peak needed" in (experiment_dir / "report.md").read_text()
 
 

@@ -24,10 +24,15 @@ def table_costs(query: BankQuery) -> BankCosts:
     share = query.bank_bytes / 100
     leak = share * (0.1 if query.flavour == "lp" else 1.0)
     fraction = 0.25 if query.gating_mode == "retention" else query.off_leakage_fraction
-    return BankCosts(read_pj=1.0 * share, write_pj=2.0 * share, leakage_mw=leak,
-                     gated_mw=leak * fraction if query.power_gating else leak,
-                     wake_energy_pj=10.0 * share if query.power_gating else 0.0, wake_cycles=2,
-                     area_mm2=1.0 + 0.1 * query.bank_count + (0.5 if query.power_gating else 0.0))
+    return BankCosts(
+        read_pj=1.0 * share,
+        write_pj=2.0 * share,
+        leakage_mw=leak,
+        gated_mw=leak * fraction if query.power_gating else leak,
+        wake_energy_pj=10.0 * share if query.power_gating else 0.0,
+        wake_cycles=2,
+        area_mm2=1.0 + 0.1 * query.bank_count + (0.5 if query.power_gating else 0.0),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ sweep spec
@@ -78,8 +83,9 @@ def test_spec_must_be_a_mapping(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ exploration
-HAND_SPEC = SweepSpec(banks=(1, 2, 4), timeouts_cycles=(25, 40), flavours=("hp", "lp"),
-                      gating_modes=("retention", "power_off"))
+HAND_SPEC = SweepSpec(
+    banks=(1, 2, 4), timeouts_cycles=(25, 40), flavours=("hp", "lp"), gating_modes=("retention", "power_off")
+)
 
 
 def test_rows_cover_the_sweep_with_hand_numbers():
@@ -90,8 +96,11 @@ def test_rows_cover_the_sweep_with_hand_numbers():
     assert result.port_bits == 128 and result.peak_bytes == 350
     # 4 × 100-byte banks, hp, retention: table_costs equals HAND_COSTS there, so the hand numbers reappear.
     assert table_costs(BankQuery(400, 4, 128, "hp", 22, 300, "retention", 1.0)) == replace(HAND_COSTS, area_mm2=1.9)
-    rows = {(c.policy, c.timeout_cycles): c for c in result.configs
-            if (c.bank_count, c.flavour, c.gating_mode) == (4, "hp", "retention")}
+    rows = {
+        (c.policy, c.timeout_cycles): c
+        for c in result.configs
+        if (c.bank_count, c.flavour, c.gating_mode) == (4, "hp", "retention")
+    }
     assert rows["always_on", None].total_pj == 408.0
     assert rows["always_on", None].area_mm2 == 1.4 and rows["immediate", None].area_mm2 == 1.9  # sleep transistors
     assert rows["immediate", None].total_pj == 270.5 and rows["immediate", None].penalty_cycles == 4
@@ -109,8 +118,9 @@ def test_monolithic_always_on_saves_nothing_and_offline_never_loses():
             assert config.saving == 0.0 and config.total_pj == config.baseline_pj
         if config.policy == "offline_optimal":
             key = (config.bank_count, config.flavour, config.gating_mode)
-            always = next(c for c in result.configs
-                          if c.policy == "always_on" and (c.bank_count, c.flavour, c.gating_mode) == key)
+            always = next(
+                c for c in result.configs if c.policy == "always_on" and (c.bank_count, c.flavour, c.gating_mode) == key
+            )
             assert config.total_pj <= always.total_pj
         parts = config.dynamic_pj + config.leakage_on_pj + config.gated_residual_pj + config.wake_pj
         assert config.total_pj == pytest.approx(parts)
@@ -131,9 +141,7 @@ def test_best_and_pareto_are_consistent():
 
 
 def brute_force_front(values: np.ndarray) -> np.ndarray:
-    dominated = [
-        any(np.all(other <= row) and np.any(other < row) for other in values) for row in values
-    ]
+    dominated = [any(np.all(other <= row) and np.any(other < row) for other in values) for row in values]
     return np.flatnonzero(~np.array(dominated))
 
 
@@ -165,11 +173,15 @@ def test_first_fit_allocator_through_explore():
     compacting = explore(trace, replace(spec, allocator="compacting"), table_costs)
     for fit, packed in zip(first_fit.configs, compacting.configs, strict=True):
         assert (fit.bank_count, fit.policy, fit.timeout_cycles) == (
-            packed.bank_count, packed.policy, packed.timeout_cycles)
+            packed.bank_count,
+            packed.policy,
+            packed.timeout_cycles,
+        )
         assert fit.gated_fraction <= packed.gated_fraction
     # With 4 banks the hole B leaves keeps a third bank busy from cycle 40 on: 60 fewer bank-cycles to gate.
-    fit, packed = (next(c for c in r.configs if (c.bank_count, c.policy) == (4, "immediate"))
-                   for r in (first_fit, compacting))
+    fit, packed = (
+        next(c for c in r.configs if (c.bank_count, c.policy) == (4, "immediate")) for r in (first_fit, compacting)
+    )
     assert (packed.gated_fraction - fit.gated_fraction) * 4 * 100 == pytest.approx(60)
 
 
@@ -184,8 +196,9 @@ def test_port_width_must_be_unambiguous():
 
 def test_write_results(tmp_path):
     trace = random_trace(2)
-    result = explore(trace, SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lp")), table_costs,
-                     stream_estimate_pj=1.5e6)
+    result = explore(
+        trace, SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lp")), table_costs, stream_estimate_pj=1.5e6
+    )
     paths = write_results(result, tmp_path / "out")
     with paths["csv"].open() as file:
         rows = list(csv.DictReader(file))
@@ -199,8 +212,11 @@ def test_write_results(tmp_path):
     for name in ("heatmap", "breakdown", "pareto"):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     heatmap = result.heatmap
-    assert heatmap.busy.shape == heatmap.powered.shape == (result.configs[result.best["energy"]].bank_count,
-                                                           len(heatmap.edges) - 1)
+    assert (
+        heatmap.busy.shape
+        == heatmap.powered.shape
+        == (result.configs[result.best["energy"]].bank_count, len(heatmap.edges) - 1)
+    )
     # A bank can only be gated while idle: powered ≥ busy in every bin.
     assert np.all(heatmap.powered >= heatmap.busy - 1e-12)
     assert np.all((heatmap.busy >= 0) & (heatmap.busy <= 1))
@@ -224,10 +240,18 @@ def test_exploration_with_real_cacti_costs():
         ensure_cacti()
     except CactiBuildError as error:
         pytest.skip(f"CACTI cannot be built here: {error}")
-    trace = make_trace([0, 1000, 3000, 6000, 8000], [0, 3000, 1000, 7000, 0], 10_000, 8192,
-                       read_bytes=64_000, write_bytes=32_000, port_bits=64)
-    spec = SweepSpec(banks=(1, 2, 4), timeouts_cycles=(100,), flavours=("hp", "lstp/hp"),
-                     gating_modes=("retention", "power_off"))
+    trace = make_trace(
+        [0, 1000, 3000, 6000, 8000],
+        [0, 3000, 1000, 7000, 0],
+        10_000,
+        8192,
+        read_bytes=64_000,
+        write_bytes=32_000,
+        port_bits=64,
+    )
+    spec = SweepSpec(
+        banks=(1, 2, 4), timeouts_cycles=(100,), flavours=("hp", "lstp/hp"), gating_modes=("retention", "power_off")
+    )
     result = explore(trace, spec, cacti_costs)
     assert sram_config(BankQuery(8192, 4, 64, "lstp/hp", 22, 360, "retention", 1.0)).periphery_flavor == "hp"
     runs = cacti_process_count()

@@ -69,7 +69,11 @@ def test_attention_core_is_one_group(tmp_path: Path) -> None:
 def test_stream_solves_the_fixed_mapping(tiny_onnx: Path, tmp_path: Path) -> None:
     mapping_yaml = write_mapping(tiny_onnx, DEFAULT, tmp_path / "mapping.yaml")
     estimate = evaluate_mapping(
-        str(DEFAULT), str(tiny_onnx), str(tmp_path / "out"), mapping=str(mapping_yaml), options=SolveOptions(artifacts=False)
+        str(DEFAULT),
+        str(tiny_onnx),
+        str(tmp_path / "out"),
+        mapping=str(mapping_yaml),
+        options=SolveOptions(artifacts=False),
     )
     groups = len(build_mapping(tiny_onnx, DEFAULT)["fused_groups"])
     assert len(estimate.group_cycles) == groups
@@ -110,6 +114,10 @@ def test_committed_mapping_solves(onnx_path: Path, tmp_path: Path) -> None:
     """Stream solves every committed full-size block mapping (about 2-30 s each)."""
     mapping_yaml = mapping_path_for(onnx_path, ROOT / "mappings")
     estimate = evaluate_mapping(
-        str(DEFAULT), str(onnx_path), str(tmp_path / "out"), mapping=str(mapping_yaml), options=SolveOptions(artifacts=False)
+        str(DEFAULT),
+        str(onnx_path),
+        str(tmp_path / "out"),
+        mapping=str(mapping_yaml),
+        options=SolveOptions(artifacts=False),
     )
     assert estimate.cycles > 0

@@ -47,15 +47,23 @@ def random_trace(seed: int, capacity: int = 1 << 16, points: int = 300, empty_sh
     times = np.concatenate([[0], np.sort(rng.choice(np.arange(1, 50 * points), points - 1, replace=False))])
     needed = rng.integers(0, capacity + 1, points)
     needed[rng.random(points) < empty_share] = 0
-    return make_trace(times, needed, int(times[-1]) + 1 + int(rng.integers(0, 100)), capacity,
-                      read_bytes=int(rng.integers(0, 10**6)), write_bytes=int(rng.integers(0, 10**6)))
+    return make_trace(
+        times,
+        needed,
+        int(times[-1]) + 1 + int(rng.integers(0, 100)),
+        capacity,
+        read_bytes=int(rng.integers(0, 10**6)),
+        write_bytes=int(rng.integers(0, 10**6)),
+    )
 
 
 # The hand example: 4 banks of 100 B over 100 cycles; banks_on = [0, 2, 1, 4, 0].
-HAND = dict(times=[0, 10, 30, 60, 80], needed=[0, 150, 50, 350, 0], cycles=100, capacity=400,
-            read_bytes=64, write_bytes=32)
-HAND_COSTS = BankCosts(read_pj=1.0, write_pj=2.0, leakage_mw=1.0, gated_mw=0.25, wake_energy_pj=10.0,
-                       wake_cycles=2, area_mm2=1.0)
+HAND = dict(
+    times=[0, 10, 30, 60, 80], needed=[0, 150, 50, 350, 0], cycles=100, capacity=400, read_bytes=64, write_bytes=32
+)
+HAND_COSTS = BankCosts(
+    read_pj=1.0, write_pj=2.0, leakage_mw=1.0, gated_mw=0.25, wake_energy_pj=10.0, wake_cycles=2, area_mm2=1.0
+)
 
 
 def hand_profile():
@@ -85,8 +93,9 @@ def test_reserved_view_is_selectable():
 def test_compacting_fast_path_matches_the_busy_matrix_path(seed):
     activity = compacting_activity(random_trace(seed), 0, 1 << 16, 16)
     fast = activity.idle_intervals()
-    general = BankActivity(activity.cycles, activity.times, 16, activity.bank_bytes, activity.banks_on,
-                           activity.busy_matrix()).idle_intervals()
+    general = BankActivity(
+        activity.cycles, activity.times, 16, activity.bank_bytes, activity.banks_on, activity.busy_matrix()
+    ).idle_intervals()
     for name in ("bank", "start", "end"):
         assert np.array_equal(getattr(fast, name), getattr(general, name))
 
@@ -100,9 +109,9 @@ def test_infeasible_organisations_are_refused():
 
 
 FRAGMENTING = [
-    Allocation(0, 100, 50),   # A at [0, 50): bank 0
-    Allocation(0, 40, 100),   # B at [50, 150): banks 0-1
-    Allocation(0, 100, 60),   # C at [150, 210): banks 1-2
+    Allocation(0, 100, 50),  # A at [0, 50): bank 0
+    Allocation(0, 40, 100),  # B at [50, 150): banks 0-1
+    Allocation(0, 100, 60),  # C at [150, 210): banks 1-2
     Allocation(40, 100, 30),  # D fills B's hole at [50, 80): bank 0
 ]
 
@@ -181,7 +190,7 @@ def test_gated_spans_total_equals_the_outcome():
         intervals = compacting_activity(random_trace(seed), 0, 1 << 16, 32).idle_intervals()
         profile = idle_profile(intervals)
         for policy in POLICIES:
-            for timeout in ([0, 37, 500] if policy == "timeout" else [None]):
+            for timeout in [0, 37, 500] if policy == "timeout" else [None]:
                 outcome = gating_outcome(profile, policy, None if timeout is None else [timeout], 3, 41.5)
                 _, start, end = gated_spans(intervals, policy, timeout, 3, 41.5)
                 assert (end - start).sum() == outcome.gated_bank_cycles[0], (policy, timeout)
@@ -237,10 +246,12 @@ def test_offline_optimal_is_best_when_waking_takes_no_time(seed):
     costs = BankCosts(**{**random_costs(rng).__dict__, "wake_cycles": 0})
     counts = access_counts(trace, 0, 64)
     offline = evaluate_energy(profile, "offline_optimal", costs, counts, 1.0).total_pj[0]
-    others = np.concatenate([
-        evaluate_energy(profile, "immediate", costs, counts, 1.0).total_pj,
-        evaluate_energy(profile, "timeout", costs, counts, 1.0, np.array([1, 10, 100, 1000, 10**6])).total_pj,
-    ])
+    others = np.concatenate(
+        [
+            evaluate_energy(profile, "immediate", costs, counts, 1.0).total_pj,
+            evaluate_energy(profile, "timeout", costs, counts, 1.0, np.array([1, 10, 100, 1000, 10**6])).total_pj,
+        ]
+    )
     assert np.all(offline <= others * (1 + 1e-12))
 
 
@@ -252,8 +263,9 @@ def test_more_banks_never_leak_more_when_wakes_are_free(policy, seed):
     leakage = []
     for banks in (1, 2, 4, 8, 16, 32, 64):
         # Leakage proportional to the bank's bytes, wake-ups free: finer banks can only switch off more bytes.
-        costs = BankCosts(1, 1, leakage_mw=2.0 / banks, gated_mw=0.6 * 2.0 / banks, wake_energy_pj=0,
-                          wake_cycles=0, area_mm2=1)
+        costs = BankCosts(
+            1, 1, leakage_mw=2.0 / banks, gated_mw=0.6 * 2.0 / banks, wake_energy_pj=0, wake_cycles=0, area_mm2=1
+        )
         profile = idle_profile(compacting_activity(trace, 0, capacity, banks).idle_intervals())
         energy = evaluate_energy(profile, policy, costs, AccessCounts(0, 0), 1.0)
         leakage.append(float(energy.leakage_on_pj[0] + energy.gated_residual_pj[0]))
@@ -280,8 +292,9 @@ def test_empty_trace_gates_every_bank_for_the_whole_trace(banks):
 def test_power_off_residual_is_zero_and_split_is_the_same():
     profile = hand_profile()
     retention = evaluate_energy(profile, "immediate", HAND_COSTS, AccessCounts(0, 0), 1.0)
-    power_off = evaluate_energy(profile, "immediate", BankCosts(**{**HAND_COSTS.__dict__, "gated_mw": 0.0}),
-                                AccessCounts(0, 0), 1.0)
+    power_off = evaluate_energy(
+        profile, "immediate", BankCosts(**{**HAND_COSTS.__dict__, "gated_mw": 0.0}), AccessCounts(0, 0), 1.0
+    )
     assert power_off.gated_bank_cycles.tolist() == retention.gated_bank_cycles.tolist()
     assert power_off.gated_residual_pj.tolist() == [0.0]
     assert retention.total_pj[0] - power_off.total_pj[0] == pytest.approx(0.25 * 250)

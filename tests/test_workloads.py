@@ -92,7 +92,9 @@ def test_stream_keeps_names_precision_and_kv_cache() -> None:
     path = str(INPUTS / "deepseek-r1-distill-qwen-1.5b_decode_P128_1layer.onnx")
     model = onnx.load(path)
     workload = load_workload(path)
-    tensors = {t.name: t for node in workload.nodes() for t in (*getattr(node, "inputs", ()), *getattr(node, "outputs", ()))}
+    tensors = {
+        t.name: t for node in workload.nodes() for t in (*getattr(node, "inputs", ()), *getattr(node, "outputs", ()))
+    }
     assert {t.operand_type.bitwidth for t in tensors.values()} == {8}
     structural = graph_tensor_classes(model)
     assert set(tensors) <= set(structural)

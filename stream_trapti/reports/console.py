@@ -29,7 +29,10 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"latency penalty {best['penalty_cycles']:,} cycles"
         )
         if sram["stream_estimate_pj"]:
-            print(f"  Stream's own estimate of the same SRAM (monolithic, no leakage): {sram['stream_estimate_pj'] / 1e6:,.1f} µJ")
+            print(
+                "  Stream's own estimate of the same SRAM (monolithic, no leakage): "
+                f"{sram['stream_estimate_pj'] / 1e6:,.1f} µJ"
+            )
     if len(workloads) == 2:
         (a, wa), (b, wb) = workloads.items()
         ma, mb = wa["trace"]["memories"][0], wb["trace"]["memories"][0]

@@ -89,7 +89,8 @@ def _workload_section(name: str, w: dict[str, Any]) -> list[str]:
         "",
         f"![occupancy of {name}]({name}/trace/occupancy.png)",
         "",
-        f"### Banked, power-gated SRAM ({sram['configurations']} configurations, {sram['pareto_size']} on the Pareto front)",
+        f"### Banked, power-gated SRAM ({sram['configurations']} configurations, "
+        f"{sram['pareto_size']} on the Pareto front)",
         "",
         "| objective | configuration | energy (µJ) | saving vs always-on | area (mm²) | latency penalty (cycles) |",
         "|---|---|---:|---:|---:|---:|",

@@ -46,8 +46,16 @@ def _heatmap(result: ExplorationResult) -> plt.Figure:
         (axes[0], heatmap.busy, "busy (holds data)"),
         (axes[1], heatmap.powered, "powered under the policy"),
     ):
-        image = axis.imshow(values, aspect="auto", origin="lower", extent=extent, vmin=0, vmax=1, cmap="viridis",
-                            interpolation="nearest")
+        image = axis.imshow(
+            values,
+            aspect="auto",
+            origin="lower",
+            extent=extent,
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            interpolation="nearest",
+        )
         axis.set_ylabel("bank")
         axis.set_title(title, fontsize=10)
         figure.colorbar(image, ax=axis, label="fraction of bin")
@@ -61,7 +69,8 @@ def _breakdown_configs(result: ExplorationResult) -> list[ConfigResult]:
     """The monolithic always-on SRAM and each policy's best, at the best configuration's capacity/flavour/mode."""
     best = result.configs[result.best["energy"]]
     same = [
-        c for c in result.configs
+        c
+        for c in result.configs
         if (c.capacity_bytes, c.flavour, c.gating_mode) == (best.capacity_bytes, best.flavour, best.gating_mode)
     ]
     chosen = [c for c in same if c.bank_count == 1 and c.policy == "always_on"]

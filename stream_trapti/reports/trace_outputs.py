@@ -87,10 +87,14 @@ def perfetto_json(trace: OccupancyTrace, clock_ghz: float = 1.0) -> dict:
             times = columns[CLASSES[0]][0]
             for k, cycle in enumerate(times):
                 args = {c: int(columns[c][1][k]) for c in CLASSES}
-                events.append({"ph": "C", "pid": 1, "name": f"{memory.name} {view} (bytes)", "ts": cycle * us, "args": args})
+                events.append(
+                    {"ph": "C", "pid": 1, "name": f"{memory.name} {view} (bytes)", "ts": cycle * us, "args": args}
+                )
     events.append({"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "fused groups"}})
     for g in trace.groups:
-        events.append({"ph": "X", "pid": 2, "tid": 1, "name": g.name, "ts": g.start * us, "dur": (g.end - g.start) * us})
+        events.append(
+            {"ph": "X", "pid": 2, "tid": 1, "name": g.name, "ts": g.start * us, "dur": (g.end - g.start) * us}
+        )
     return {"traceEvents": events, "displayTimeUnit": "ns", "otherData": {"cycles": trace.cycles, **trace.metadata}}
 
 

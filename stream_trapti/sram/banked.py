@@ -196,9 +196,7 @@ def install_banked_sram(accelerator: Accelerator, *, banks: int, **technology: A
     """
     cores = [core for core in accelerator.core_list if core.id != accelerator.offchip_core_id]
     olds = {core.id: core.to_zigzag_core().get_top_memory_instance(CORE_MEMORY_OPERAND) for core in cores}
-    configs = {
-        core_id: sram_config_for(old, banks=banks, **technology) for core_id, old in olds.items()
-    }
+    configs = {core_id: sram_config_for(old, banks=banks, **technology) for core_id, old in olds.items()}
     for core in cores:
         owner = accelerator.memory_of(core).id
         if owner in configs and configs[owner] != configs[core.id]:

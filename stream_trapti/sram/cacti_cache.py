@@ -18,8 +18,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stream_trapti.atomic import atomic_write
-from stream_trapti.sram.cacti import ArrayOrganisation, SramConfig, SramResult, evaluate
 from stream_trapti.cache_dir import cache_root
+from stream_trapti.sram.cacti import ArrayOrganisation, SramConfig, SramResult, evaluate
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
 
 # Bump when SramResult's fields change, so results cached by an older stream-trapti are not misread.
@@ -82,9 +82,10 @@ def query_many(
     ensure_cacti()  # build once up front rather than have every worker wait on the build lock
     results: dict[SramConfig, SramResult] = {}
     errors: list[Exception] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
-        total=len(unique), desc="CACTI", unit="macro", disable=not progress
-    ) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        tqdm(total=len(unique), desc="CACTI", unit="macro", disable=not progress) as bar,
+    ):
         futures = {pool.submit(query, config): config for config in unique}
         for future in as_completed(futures):
             try:

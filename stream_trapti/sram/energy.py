@@ -142,9 +142,7 @@ def evaluate_energy(
     """Energy of ``profile``'s organisation under ``policy`` (one result per timeout for ``timeout``)."""
     if not clock_ghz > 0:
         raise ValueError(f"clock frequency must be positive (GHz), got {clock_ghz}")
-    outcome = gating_outcome(
-        profile, policy, timeouts, costs.wake_cycles, costs.break_even_cycles(clock_ghz)
-    )
+    outcome = gating_outcome(profile, policy, timeouts, costs.wake_cycles, costs.break_even_cycles(clock_ghz))
     gated = outcome.gated_bank_cycles.astype(np.float64)
     powered = profile.bank_count * profile.cycles - gated
     dynamic = counts.reads * costs.read_pj + counts.writes * costs.write_pj
@@ -186,8 +184,15 @@ def costs_from_cacti(query: BankQuery, result: SramResult) -> BankCosts:
     wake-up figures, since CACTI models no other. Without power gating nothing is ever gated or woken.
     """
     if not query.power_gating:
-        return BankCosts(result.read_energy_pj, result.write_energy_pj, result.leakage_mw, result.leakage_mw, 0.0, 0,
-                         result.macro_area_mm2)
+        return BankCosts(
+            result.read_energy_pj,
+            result.write_energy_pj,
+            result.leakage_mw,
+            result.leakage_mw,
+            0.0,
+            0,
+            result.macro_area_mm2,
+        )
     if result.gated_leakage_mw is None or result.bank_wakeup_energy_pj is None or result.wakeup_time_ns is None:
         raise ValueError(f"CACTI result for {result.config} has no power-gating figures; query it with power_gating")
     if query.gating_mode == "power_off":

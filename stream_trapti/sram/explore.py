@@ -161,8 +161,9 @@ def explore(
             for mode in spec.gating_modes:
                 # The baseline, like every always-on organisation, is built without sleep transistors.
                 baseline = float(
-                    evaluate_energy(profiles[1], "always_on", costs(capacity, 1, flavour, mode, False), counts,
-                                    spec.clock_ghz).total_pj[0]
+                    evaluate_energy(
+                        profiles[1], "always_on", costs(capacity, 1, flavour, mode, False), counts, spec.clock_ghz
+                    ).total_pj[0]
                 )
                 for banks in spec.banks:
                     if banks not in profiles:
@@ -170,8 +171,16 @@ def explore(
                     for policy in spec.policies:
                         bank_costs = costs(capacity, banks, flavour, mode, policy != "always_on")
                         configs.extend(
-                            _rows(profiles[banks], policy, timeouts, bank_costs, counts, spec.clock_ghz,
-                                  (capacity, banks, flavour, mode), baseline)
+                            _rows(
+                                profiles[banks],
+                                policy,
+                                timeouts,
+                                bank_costs,
+                                counts,
+                                spec.clock_ghz,
+                                (capacity, banks, flavour, mode),
+                                baseline,
+                            )
                         )
     skipped = [s for s in skipped if s[1] in spec.banks]
     if not configs:
@@ -236,10 +245,28 @@ def _rows(
         energy.wakes.tolist(),
         gated_fraction.tolist(),
         (1.0 - total / baseline if baseline > 0 else np.zeros_like(total)).tolist(),
+        strict=True,
     )
     return [
-        ConfigResult(capacity, banks, policy, tau, flavour, mode, dyn, on, res, wake, tot, costs.area_mm2, pen, n,
-                     frac, baseline, save)
+        ConfigResult(
+            capacity,
+            banks,
+            policy,
+            tau,
+            flavour,
+            mode,
+            dyn,
+            on,
+            res,
+            wake,
+            tot,
+            costs.area_mm2,
+            pen,
+            n,
+            frac,
+            baseline,
+            save,
+        )
         for tau, dyn, on, res, wake, tot, pen, n, frac, save in columns
     ]
 

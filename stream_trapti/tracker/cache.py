@@ -15,7 +15,6 @@ from pathlib import Path
 import yaml
 
 from stream_trapti import archive
-from stream_trapti.cache_dir import cache_root
 from stream_trapti.atomic import atomic_write
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import GroupOccupancy

@@ -87,7 +87,11 @@ def needed_intervals(groups: Sequence[GroupOccupancy]) -> NeededIntervals:
     end = offset + np.clip(joined("needed_end"), 0, limit)
     live = end > begin
     return NeededIntervals(
-        begin[live], end[live], joined("needed_memory")[live], joined("needed_class")[live], joined("needed_bytes")[live]
+        begin[live],
+        end[live],
+        joined("needed_memory")[live],
+        joined("needed_class")[live],
+        joined("needed_bytes")[live],
     )
 
 
@@ -117,7 +121,9 @@ def _step_function(events: np.ndarray, memories: int, total: int) -> tuple[np.nd
     return times, np.cumsum(delta, axis=3)
 
 
-def _accesses(groups: Sequence[GroupOccupancy], starts: np.ndarray, memories: int, total: int, window: int) -> np.ndarray:
+def _accesses(
+    groups: Sequence[GroupOccupancy], starts: np.ndarray, memories: int, total: int, window: int
+) -> np.ndarray:
     """Bytes read and written per memory in each window."""
     windows = -(-total // window)
     accesses = np.zeros((2, memories, windows), dtype=np.int64)

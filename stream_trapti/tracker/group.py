@@ -19,16 +19,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import ceil, prod
+from math import ceil
 from typing import TYPE_CHECKING
 
 import numpy as np
-from zigzag.datatypes import MemoryOperand
-
 from stream.hardware.architecture.backends.zigzag import ZigZagCoreBackend
 from stream.opt.allocation.constraint_optimization.space import DecisionSpace
 from stream.workload.iterator_type import is_state_operand
-from stream.workload.node import ComputationNode, InEdge, OutEdge, TransferNode
+from zigzag.datatypes import MemoryOperand
 
 from stream_trapti.trace import CLASSES, MemoryInfo
 
@@ -177,7 +175,9 @@ def record_group(
         reserved[m, cls] += _bytes(bits)
         by_tensor[(m, source_name(t), CLASSES[cls])] += _bytes(bits)
 
-    report = {row["core_id"]: row["resident_bits"] for row in (solution.performance or {}).get("memory_occupancy") or ()}
+    report = {
+        row["core_id"]: row["resident_bits"] for row in (solution.performance or {}).get("memory_occupancy") or ()
+    }
     rows = [
         (m, tensor_ids.setdefault(source_name(t), len(tensor_ids)), class_index(t), start, end, size)
         for m, t, start, end, size in _needed_intervals(allocation, space, schedule, memory_index)
@@ -381,10 +381,13 @@ def _access_events(
     memory_index: dict[int, int | None],
 ) -> list[tuple[int, int, int, int]]:
     """Stream's access counts (port-width words per core and tensor) as bytes per memory, split evenly over the
-    firings of the transfer that moves the tensor, at the start of its slot: (memory, 0 read / 1 write, cycle, bytes)."""
+    firings of the transfer that moves the tensor, at the start of its slot: (memory, 0 read / 1 write, cycle,
+    bytes)."""
     if accesses is None:
         return []
-    transfers = {t.name: tr for tr in allocation.problem.workload.get_transfer_nodes() for t in (*tr.inputs, *tr.outputs)}
+    transfers = {
+        t.name: tr for tr in allocation.problem.workload.get_transfer_nodes() for t in (*tr.inputs, *tr.outputs)
+    }
     events: list[tuple[int, int, int, int]] = []
     for core, per_tensor in accesses.accesses.items():
         m = memory_index.get(core.id)

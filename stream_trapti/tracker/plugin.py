@@ -91,5 +91,9 @@ class OccupancyCaptureStage(Stage):
         for ctx in sub_stage.run():
             allocation = ctx.get("allocation")
             nodes = "+".join(n.name for n in allocation.problem.source_workload.get_computation_nodes())
-            self.record(record_group(nodes or f"group_{ctx.get('group_index')}", allocation, ctx.get("memory_accesses"), self.classify))
+            self.record(
+                record_group(
+                    nodes or f"group_{ctx.get('group_index')}", allocation, ctx.get("memory_accesses"), self.classify
+                )
+            )
             yield ctx

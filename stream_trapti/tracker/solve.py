@@ -60,7 +60,9 @@ def solve_groups(
     instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: {"sink": groups}}
     solve = replace(solve, instrumentation=instrumentation)
     try:
-        estimate = evaluate_mapping(str(hardware), str(workload), str(output_path), str(mapping) if mapping else None, solve)
+        estimate = evaluate_mapping(
+            str(hardware), str(workload), str(output_path), str(mapping) if mapping else None, solve
+        )
     except InfeasibleAllocationError as error:
         raise TraptiError(
             f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "

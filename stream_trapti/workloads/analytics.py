@@ -66,7 +66,9 @@ def graph_mac_count(model: onnx.ModelProto) -> int:
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     shapes = _shapes(inferred)
     return sum(
-        prod(shapes[node.output[0]]) * shapes[node.input[0]][-1] for node in inferred.graph.node if node.op_type == "MatMul"
+        prod(shapes[node.output[0]]) * shapes[node.input[0]][-1]
+        for node in inferred.graph.node
+        if node.op_type == "MatMul"
     )
 
 

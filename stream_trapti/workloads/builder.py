@@ -201,7 +201,11 @@ def _layer(
         k, v = appended
 
     context = _attention(g, config, spec, q, k, v, a)
-    x = g.op("Add", [x, g.linear(context, config.hidden, config.hidden, f"{a}.o_proj", "o_proj" in config.biases)], f"{p}.attn_residual")
+    x = g.op(
+        "Add",
+        [x, g.linear(context, config.hidden, config.hidden, f"{a}.o_proj", "o_proj" in config.biases)],
+        f"{p}.attn_residual",
+    )
     h = _mlp(g, config, _norm(g, config, x, f"{p}.mlp_norm"), f"{p}.mlp")
     return g.op("Add", [x, h], f"{p}.mlp_residual"), [k_out, v_out]
 

@@ -18,7 +18,10 @@ NORM_KINDS: tuple[str, ...] = ("layernorm", "rmsnorm")
 POSITION_KINDS: tuple[str, ...] = ("learned", "rope")
 
 ATTENTION_LINEARS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP_LINEARS: dict[str, tuple[str, ...]] = {"gelu": ("up_proj", "down_proj"), "swiglu": ("gate_proj", "up_proj", "down_proj")}
+MLP_LINEARS: dict[str, tuple[str, ...]] = {
+    "gelu": ("up_proj", "down_proj"),
+    "swiglu": ("gate_proj", "up_proj", "down_proj"),
+}
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,14 @@ class DecoderConfig:
         elif self.rope_theta is not None:
             raise ValueError("DecoderConfig.rope_theta applies only to position='rope'; set it to None")
         if not isinstance(self.biases, frozenset):
-            raise ValueError(f"DecoderConfig.biases must be a frozenset of linear names, got {type(self.biases).__name__}")
+            raise ValueError(
+                f"DecoderConfig.biases must be a frozenset of linear names, got {type(self.biases).__name__}"
+            )
         unknown = self.biases - set(self.linears)
         if unknown:
             raise ValueError(
-                f"DecoderConfig.biases has unknown linear layers {sorted(unknown)}; expected a subset of {list(self.linears)}"
+                f"DecoderConfig.biases has unknown linear layers {sorted(unknown)}; "
+                f"expected a subset of {list(self.linears)}"
             )
         if self.fused_qkv and len(self.biases & {"q_proj", "k_proj", "v_proj"}) not in (0, 3):
             raise ValueError("DecoderConfig.biases must name all or none of q_proj, k_proj, v_proj when fused_qkv=True")

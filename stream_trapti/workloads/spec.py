@@ -46,7 +46,9 @@ class WorkloadSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"WorkloadSpec.{key} must be an integer >= 1, got {value!r}")
         if self.precision_bits not in PRECISIONS:
-            raise ValueError(f"WorkloadSpec.precision_bits must be one of {list(PRECISIONS)}, got {self.precision_bits!r}")
+            raise ValueError(
+                f"WorkloadSpec.precision_bits must be one of {list(PRECISIONS)}, got {self.precision_bits!r}"
+            )
         if self.lm_head not in LM_HEADS:
             raise ValueError(f"WorkloadSpec.lm_head must be one of {list(LM_HEADS)}, got {self.lm_head!r}")
         if self.gqa not in GQA_MODES:

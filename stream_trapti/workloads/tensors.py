@@ -13,7 +13,6 @@ from enum import Enum
 
 import onnx
 
-
 KV_METADATA_KEY = "trapti.kv_cache"
 """Model metadata key: JSON list of the K/V cache tensors of the graph."""
 
