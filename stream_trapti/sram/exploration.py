@@ -1,4 +1,4 @@
-"""Stage II from files: a trace on disk and a sweep YAML in, the exploration's tables and plots out."""
+"""Stage II end to end: a trace (on disk, or fresh from a solve) and a sweep in, the tables and plots out."""
 
 from __future__ import annotations
 
