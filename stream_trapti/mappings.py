@@ -72,8 +72,7 @@ def find_cores(accelerator: Accelerator) -> TraptiCores:
     if not arrays or len(vectors) != 1:
         raise ValueError(
             f"{accelerator.name}: a TRAPTI fixed mapping needs array cores listing MatMul in operator_types and "
-            "exactly "
-            f"one other core listing Softmax; found arrays {list(arrays)} and vector cores {vectors}."
+            f"exactly one other core listing Softmax; found arrays {list(arrays)} and vector cores {vectors}."
         )
     return TraptiCores(arrays=arrays, vector=vectors[0])
 

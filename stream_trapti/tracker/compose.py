@@ -35,14 +35,13 @@ def compose(
     memories = groups[0].memories
     if any(g.memories != memories for g in groups):
         raise ValueError("groups of one trace must come from the same accelerator: their on-chip memories differ")
-    cycles = np.array([g.cycles for g in groups], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(cycles)[:-1]])
+    cycles, starts = _layout(groups)
     total = int(cycles.sum())
     if total <= 0:
         raise ValueError("the composed groups take no cycles")
     window = window or max(1, -(-total // DEFAULT_WINDOWS))
 
-    events = _occupancy_events(groups, starts, total)
+    events = _occupancy_events(groups, cycles, starts, total)
     times, occupancy = _step_function(events, len(memories), total)
     return OccupancyTrace(
         cycles=total,
@@ -75,8 +74,7 @@ class NeededIntervals:
 def needed_intervals(groups: Sequence[GroupOccupancy]) -> NeededIntervals:
     """The needed intervals of ``groups`` run back to back, as :func:`compose` lays them out; an interval a group's
     end cuts short ends there."""
-    cycles = np.array([g.cycles for g in groups], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(cycles)[:-1]])
+    cycles, starts = _layout(groups)
     counts = [len(g.needed_bytes) for g in groups]
     offset, limit = np.repeat(starts, counts), np.repeat(cycles, counts)
 
@@ -95,9 +93,16 @@ def needed_intervals(groups: Sequence[GroupOccupancy]) -> NeededIntervals:
     )
 
 
-def _occupancy_events(groups: Sequence[GroupOccupancy], starts: np.ndarray, total: int) -> np.ndarray:
-    """Rows of (cycle, view, memory, class, ±bytes): reserved for each group's span, needed for each interval."""
+def _layout(groups: Sequence[GroupOccupancy]) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's cycles and its start when the groups run back to back."""
     cycles = np.array([g.cycles for g in groups], dtype=np.int64)
+    return cycles, np.concatenate([[0], np.cumsum(cycles)[:-1]])
+
+
+def _occupancy_events(
+    groups: Sequence[GroupOccupancy], cycles: np.ndarray, starts: np.ndarray, total: int
+) -> np.ndarray:
+    """Rows of (cycle, view, memory, class, ±bytes): reserved for each group's span, needed for each interval."""
     index, m, c = np.nonzero(np.stack([g.reserved for g in groups]))
     amount = np.stack([g.reserved for g in groups])[index, m, c]
     reserved = VIEWS.index("reserved")
