@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from stream_trapti.errors import USER_ERRORS
+from stream_trapti.cli import run_guarded
 from stream_trapti.sram.sweep_config import load_sweep_spec
 from stream_trapti.study import Study, run_study
 
@@ -51,7 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except USER_ERRORS as error:
-        sys.exit(f"main_compare_mha_gqa: error: {error}")
+    sys.exit(run_guarded("main_compare_mha_gqa", main))

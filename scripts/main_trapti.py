@@ -10,10 +10,10 @@ and ``report.md``. Solves and CACTI runs are cached, so re-running with the same
 """
 
 import sys
-from pathlib import Path
+from typing import Any
 
-from stream_trapti.errors import USER_ERRORS
-from stream_trapti.experiment import Experiment, load_experiment, run_experiment
+from stream_trapti.cli import run_guarded
+from stream_trapti.experiment import load_experiment, parse_experiment, run_experiment
 from stream_trapti.reports.console import print_summary
 
 ############################################## INPUTS ##############################################
@@ -29,29 +29,28 @@ sweep = "inputs/sweep_default.yaml"  # Stage II sweep ranges and technology para
 ####################################################################################################
 
 
+def inputs() -> dict[str, Any]:
+    """The INPUTS block as experiment keys: None means "not set", and the keys that shape preset workloads are given
+    only with presets (an ONNX workload is solved as given; the experiment rejects them beside it)."""
+    workload = (
+        {"onnx": onnx, "mapping": mapping}
+        if onnx
+        else {"models": models, "prefill": prefill, "decode_steps": decode_steps, "layers": layers}
+    )
+    keys = {"experiment_id": experiment_id, "hardware": accelerator, **workload, "sweep": sweep}
+    return {key: value for key, value in keys.items() if value is not None}
+
+
 def main() -> None:
     """Run the experiment named on the command line, or the INPUTS above."""
     if len(sys.argv) > 1:
         experiment = load_experiment(sys.argv[1])
     else:
-        experiment = Experiment(
-            experiment_id=experiment_id,
-            hardware=Path(accelerator),
-            models=tuple(models) if onnx is None else (),
-            onnx=Path(onnx) if onnx else None,
-            mapping=Path(mapping) if mapping else None,
-            prefill=prefill,
-            decode_steps=decode_steps,
-            layers=layers,
-            sweep=Path(sweep) if sweep else None,
-        )
+        experiment = parse_experiment(inputs(), "scripts/main_trapti.py INPUTS")
     summary = run_experiment(experiment)
     print_summary(summary)
     print(f"\nreport: {experiment.directory / 'report.md'}")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except USER_ERRORS as error:
-        sys.exit(f"main_trapti: error: {error}")
+    sys.exit(run_guarded("main_trapti", main))

@@ -15,6 +15,7 @@ from pathlib import Path
 from stream.api import SolveOptions
 
 from stream_trapti.cache_dir import cache_root
+from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.trace import OccupancyTrace
 from stream_trapti.tracker.compose import compose
 from stream_trapti.tracker.estimate import StreamEstimate
@@ -73,9 +74,9 @@ def trace_workload(
     groups = solve_groups_cached(hardware, workload, output_path, mapping, options.solve, options.cache())
     stream = StreamEstimate.of(groups)
     meta = {
-        "hardware": str(hardware),
-        "workload": str(workload),
-        "mapping": str(mapping or "generic"),
+        "hardware": hardware_identity(hardware),
+        "workload": file_identity(workload),
+        "mapping": file_identity(mapping) if mapping else "generic",
         **stream.metadata(),
         **(metadata or {}),
     }

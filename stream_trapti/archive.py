@@ -11,7 +11,7 @@ import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -30,9 +30,10 @@ def pack(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def unpack(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays (by name, without ``.npy``) and metadata of an archive written by :func:`pack`."""
-    with zipfile.ZipFile(path) as archive:
+def unpack(source: str | Path | IO[bytes]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays (by name, without ``.npy``) and metadata of an archive written by :func:`pack`, from a file or a
+    binary stream."""
+    with zipfile.ZipFile(source) as archive:
         meta = json.loads(archive.read(META))
         arrays = {
             name.removesuffix(".npy"): np.load(io.BytesIO(archive.read(name)), allow_pickle=False)

@@ -16,23 +16,38 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-from stream_trapti.errors import USER_ERRORS, TraptiError
+from stream_trapti.errors import ConfigError, TraptiError
 
 EPILOG = __doc__.split("Examples::", 1)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 on success, 2 on an input or solve error)."""
+    """Run the command line; returns the exit status (0 on success, 2 on an input or solve error, 130 on Ctrl-C)."""
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    return run_guarded(f"stream-trapti {args.command}", lambda: args.run(args), verbose=args.verbose)
+
+
+def run_guarded(prog: str, action: Callable[[], object], *, verbose: bool = False) -> int:
+    """Run ``action`` and return an exit status: 0, or 2 after one line on stderr for bad input (a
+    :class:`TraptiError`), or 130 after one line on Ctrl-C. Any other exception propagates with its traceback: it is
+    a bug in stream-trapti, and the traceback is what a report of it needs. ``verbose`` also prints the traceback of
+    bad input, with the Stream or ZigZag error it was translated from."""
     try:
-        args.run(args)
-    except USER_ERRORS as error:
-        print(f"stream-trapti {args.command}: error: {error}", file=sys.stderr)
+        action()
+    except TraptiError as error:
+        if verbose:
+            traceback.print_exc()
+        print(f"{prog}: error: {' | '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -43,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log Stream's and our progress messages")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log Stream's and our progress, and show the cause of an error"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     trace = commands.add_parser(
@@ -57,11 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="model preset (e.g. gpt2-xl, deepseek-r1-distill-qwen-1.5b, tiny-mha)")
     source.add_argument("--onnx", type=Path, help="an ONNX workload Stream can parse, solved as given")
     trace.add_argument("--mapping", type=Path, help="fixed Stream mapping YAML for --onnx (default: generic mapper)")
-    trace.add_argument("--prefill", type=int, default=0, help="prefill length L (with --model)")
-    trace.add_argument("--decode-steps", type=int, default=0, help="decode steps after the prefill (with --model)")
+    trace.add_argument("--prefill", type=int, help="prefill length L (with --model; default 0)")
+    trace.add_argument("--decode-steps", type=int, help="decode steps after the prefill (with --model; default 0)")
     trace.add_argument("--decode-from", type=int, help="cache length of the first decode step when --prefill is 0")
-    trace.add_argument("--layers", type=int, help="decoder layers (default: the model's depth)")
-    trace.add_argument("--precision", type=int, default=8, choices=(8, 16, 32), help="element width in bits")
+    trace.add_argument("--layers", type=int, help="decoder layers (with --model; default: the model's depth)")
+    trace.add_argument(
+        "--precision", type=int, choices=(8, 16, 32), help="element width in bits (with --model; default 8)"
+    )
     trace.add_argument("--window", type=int, help="access-statistics window in cycles")
     trace.add_argument("--no-cache", action="store_true", help="solve everything afresh")
     trace.add_argument("--out", required=True, type=Path, help="output directory (written atomically)")
@@ -103,29 +122,47 @@ def _parser() -> argparse.ArgumentParser:
 
 def _trace(args: argparse.Namespace) -> None:
     from stream_trapti.api import TraceOptions, trace_workload  # noqa: PLC0415 -- keeps --help fast
+    from stream_trapti.atomic import check_output_directory  # noqa: PLC0415
     from stream_trapti.inference import Phases, trace_inference  # noqa: PLC0415
     from stream_trapti.reports.trace_outputs import write_trace_outputs  # noqa: PLC0415
+    from stream_trapti.scratch import scratch_directory, scratch_root  # noqa: PLC0415
 
+    # Refused before the solve, not after it: a bad --out should cost no solve.
+    inputs = [p for p in (args.hardware, args.onnx, args.mapping) if p is not None]
+    check_output_directory(args.out, inputs)
     options = TraceOptions(window=args.window, use_cache=not args.no_cache)
     if args.onnx is not None:
-        result = trace_workload(
-            args.hardware, args.onnx, args.out.with_name(args.out.name + ".stream"), args.mapping, options
-        )
+        _refuse_model_options(args)
+        with scratch_directory(scratch_root(), "stream") as stream_out:
+            result = trace_workload(args.hardware, args.onnx, stream_out, args.mapping, options)
     else:
         if args.mapping is not None:
-            raise TraptiError("--mapping applies to --onnx workloads; --model traces use Stream's generic mapper")
-        phases = Phases(args.prefill, args.decode_steps, args.decode_from)
+            raise ConfigError("--mapping applies to --onnx workloads; --model traces use Stream's generic mapper")
+        phases = Phases(args.prefill or 0, args.decode_steps or 0, args.decode_from)
         result = trace_inference(
-            args.hardware, args.model, phases, layers=args.layers, precision_bits=args.precision, options=options
+            args.hardware, args.model, phases, layers=args.layers, precision_bits=args.precision or 8, options=options
         )
-    written = write_trace_outputs(result, args.out)
+    written = write_trace_outputs(result, args.out, inputs)
     print(_summary(result))
     print(f"wrote {', '.join(sorted(p.name for p in written))} to {args.out}")
 
 
-def _explore(args: argparse.Namespace) -> None:
-    from stream_trapti.sram.exploration import explore_trace  # noqa: PLC0415 -- keeps --help fast
+def _refuse_model_options(args: argparse.Namespace) -> None:
+    """An ONNX workload is traced as given: options that shape a preset's workload would be silently ignored."""
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("prefill", "decode_steps", "decode_from", "layers", "precision")
+        if getattr(args, name) is not None
+    ]
+    if given:
+        raise ConfigError(f"{', '.join(given)} shape(s) a --model workload; an --onnx workload is traced as given")
 
+
+def _explore(args: argparse.Namespace) -> None:
+    from stream_trapti.atomic import check_output_directory  # noqa: PLC0415 -- keeps --help fast
+    from stream_trapti.sram.exploration import explore_trace  # noqa: PLC0415
+
+    check_output_directory(args.out, [p for p in (args.trace, args.sweep) if p is not None])
     result = explore_trace(args.trace, args.sweep, args.out)
     for objective, index in result.best.items():
         c = result.configs[index]

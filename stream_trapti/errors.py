@@ -1,53 +1,42 @@
-"""Errors said in the user's terms: which file, which key or operator, what was expected and what to change."""
+"""The one error type for bad input: which file, which key or operator, what was expected and what to change.
+
+The command line and the ``main_*.py`` scripts catch :class:`TraptiError` alone and print it as one line (exit 2).
+Anything else that escapes is a bug in stream-trapti, shown as a traceback (exit 1). Errors from Stream, ZigZag,
+cerberus, ONNX or CACTI about the user's inputs are translated into a subclass where the input is read, with the
+file named. This module imports neither Stream nor ZigZag, so Stage II can raise these without loading them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import onnx
-from stream.parser.onnx.layout import LAYOUT_OPS
-from stream.parser.onnx.model import ONNXModelParser, onnx_parser_for
 
 
 class TraptiError(Exception):
     """A problem with the inputs of a stream-trapti run, or a solve Stream could not complete, explained."""
 
 
-# What the command line and the main scripts report in one line, as a problem with the user's inputs (a file, key or
-# value), rather than as a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (TraptiError, ValueError, KeyError, FileNotFoundError)
+class ConfigError(TraptiError):
+    """A configuration file or option (experiment, sweep, hardware addition, command line) holds a value that is not
+    allowed; the message names the file, the key path and what was expected."""
 
 
-def check_stream_can_parse(onnx_path: str | Path) -> None:
-    """Raise a :class:`TraptiError` naming the first node whose operator Stream 2.1.1 has no parser for, before
-    Stream itself fails deep inside its frontend with only the op type."""
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise TraptiError(f"{path}: no such ONNX file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # noqa: BLE001 -- onnx raises several unrelated types for unreadable files
-        raise TraptiError(f"{path}: not a readable ONNX model ({error})") from error
-    for node in model.graph.node:
-        if node.op_type in LAYOUT_OPS or onnx_parser_for(node.op_type) is not None:
-            continue
-        supported = sorted({*ONNXModelParser.OP_TYPE_TO_PARSER, *LAYOUT_OPS})
-        raise TraptiError(
-            f"{path}: node {node.name or '(unnamed)'!r} is an ONNX {node.op_type!r} operator, which Stream 2.1.1 "
-            f"cannot parse. Rewrite it with supported operators ({', '.join(supported)}) or register a parser "
-            "under the 'stream.onnx_parsers' entry point."
-        )
-    for value in model.graph.input:
-        if value.type.tensor_type.elem_type == onnx.TensorProto.INT64:
-            raise TraptiError(
-                f"{path}: graph input {value.name!r} is int64, which Stream 2.1.1's ONNX frontend rejects; "
-                "feed embeddings or use a narrower integer type."
-            )
+class InputFileError(TraptiError):
+    """An input file (hardware YAML, ONNX workload, mapping, trace, summary) is missing, unreadable, or not what
+    Stream accepts; the message names the file."""
+
+
+class OutputError(TraptiError):
+    """An output location stream-trapti refuses to write, because writing it could destroy files it did not create,
+    or cannot write (permissions, disk)."""
+
+
+class SolveError(TraptiError):
+    """Stream could not schedule the workload on the accelerator (e.g. a memory too small for a tile)."""
 
 
 def check_file(path: str | Path, what: str) -> Path:
-    """``path`` as a Path, or a :class:`TraptiError` saying which input is missing."""
+    """``path`` as a Path, or an :class:`InputFileError` saying which input is missing."""
     path = Path(path)
     if not path.is_file():
-        raise TraptiError(f"{what} {path}: no such file")
+        raise InputFileError(f"{what} {path}: no such file")
     return path

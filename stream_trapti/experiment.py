@@ -20,48 +20,88 @@ CACTI runs are cached, so re-running the same experiment recomputes nothing expe
 from __future__ import annotations
 
 import json
-import tempfile
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
-import yaml
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from stream_trapti.api import TraceOptions, TraceResult, trace_workload
 from stream_trapti.atomic import atomic_directory
-from stream_trapti.errors import TraptiError
+from stream_trapti.config_model import ConfigModel, Int, UniqueTuple, config_error, load_yaml
 from stream_trapti.inference import Phases, trace_inference
+from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.reports.report_md import write_report
 from stream_trapti.reports.trace_outputs import trace_summary, write_trace_outputs
+from stream_trapti.scratch import scratch_directory, scratch_root
 from stream_trapti.sram.exploration import explore_result
 from stream_trapti.sram.explore import ExplorationResult
-from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec
+from stream_trapti.sram.sweep_config import SweepSpec, check_sweep_memory, load_sweep_spec
+from stream_trapti.tracker.inputs import hardware_memories
+from stream_trapti.workloads.config import PRESETS
+from stream_trapti.workloads.spec import PRECISIONS
+
+_PRESET_KEYS = ("prefill", "decode_steps", "layers", "precision_bits")
+"""The keys that shape preset workloads; an ``onnx`` workload is solved as given, so they do not apply to it."""
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """What to run; see the module docstring. Exactly one of ``models`` and ``onnx`` is given."""
+def _plain_name(name: str) -> str:
+    # The id names a directory under output_dir: a path separator or '..' would write elsewhere.
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+        raise ValueError("expected a plain name of letters, digits, '_', '.' and '-' (not '.' or '..')")
+    return name
 
-    experiment_id: str
+
+def _known_preset(name: str) -> str:
+    if name not in PRESETS:
+        raise ValueError(f"expected a model preset, one of {list(PRESETS)}")
+    return name
+
+
+class Experiment(ConfigModel):
+    """What to run; see the module docstring. Exactly one of ``models`` (presets) and ``onnx`` (one workload) is
+    given; ``prefill``, ``decode_steps``, ``layers`` and ``precision_bits`` shape preset workloads and are errors
+    with ``onnx``, ``mapping`` is one without it. Constructing an Experiment validates it (a
+    :class:`pydantic.ValidationError`); :func:`parse_experiment` reports the same as a ConfigError naming the file."""
+
+    experiment_id: Annotated[str, AfterValidator(_plain_name)]
     hardware: Path
-    models: tuple[str, ...] = ()
+    models: UniqueTuple[Annotated[str, AfterValidator(_known_preset)]] = ()
     onnx: Path | None = None
     mapping: Path | None = None
-    prefill: int = 1024
-    decode_steps: int = 0
-    layers: int | None = None
-    precision_bits: int = 8
+    prefill: Annotated[Int, Field(ge=1)] = 1024
+    decode_steps: Annotated[Int, Field(ge=0)] = 0
+    layers: Annotated[Int, Field(ge=1)] | None = None
+    precision_bits: Literal[PRECISIONS] = 8
     sweep: Path | None = None
     output_dir: Path = Path("outputs")
 
-    def __post_init__(self) -> None:
-        if not self.experiment_id or "/" in self.experiment_id:
-            raise TraptiError(f"experiment_id must be a non-empty name without '/', got {self.experiment_id!r}")
+    @model_validator(mode="after")
+    def _keys_apply_to_the_workload(self) -> Self:
         if bool(self.models) == (self.onnx is not None):
-            raise TraptiError("an experiment gives either 'models' (presets) or 'onnx' (one workload), not both")
-        if self.mapping is not None and self.onnx is None:
-            raise TraptiError("'mapping' applies to an 'onnx' workload; model presets use Stream's generic mapper")
+            given = "both" if self.models else "neither"
+            raise ValueError(f"give exactly one of 'models' or 'onnx' (presets, or one ONNX workload), got {given}")
+        if self.onnx is not None and (given := [key for key in _PRESET_KEYS if key in self.model_fields_set]):
+            raise ValueError(f"key '{given[0]}': applies to model presets only; an 'onnx' workload is solved as given")
+        if self.onnx is None and "mapping" in self.model_fields_set:
+            raise ValueError("key 'mapping': applies to an 'onnx' workload only; presets use Stream's generic mapper")
+        return self
+
+    @model_validator(mode="after")
+    def _fits_every_model(self) -> Self:
+        for name in self.models:
+            config = PRESETS[name]
+            if self.layers is not None and self.layers > config.layers:
+                raise ValueError(f"key 'layers': {name} has {config.layers} decoder layers, got {self.layers}")
+            # The last decode step attends to the prompt and every generated token.
+            if (positions := self.prefill + self.decode_steps) > config.max_positions:
+                raise ValueError(
+                    f"keys 'prefill' and 'decode_steps': {name} has {config.max_positions} positions, got "
+                    f"prefill + decode_steps = {positions}"
+                )
+        return self
 
     @property
     def directory(self) -> Path:
@@ -69,63 +109,77 @@ class Experiment:
         return self.output_dir / self.experiment_id
 
 
-_PATHS = {"hardware", "onnx", "mapping", "sweep", "output_dir"}
-
-
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment YAML; errors name the file and the key."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise TraptiError(f"{path}: cannot read the experiment ({error})") from error
-    return parse_experiment(data, str(path))
+    return parse_experiment(load_yaml(path, "experiment YAML"), str(path))
 
 
 def parse_experiment(data: Mapping[str, Any], source: str = "experiment") -> Experiment:
-    """An :class:`Experiment` from a mapping of its keys; unknown or ill-typed keys are errors naming ``source``."""
-    if not isinstance(data, Mapping):
-        raise TraptiError(f"{source}: expected a mapping of experiment keys, got {type(data).__name__}")
-    allowed = {f.name for f in fields(Experiment)}
-    if unknown := sorted(set(data) - allowed):
-        raise TraptiError(f"{source}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
-    for key in ("experiment_id", "hardware"):
-        if key not in data:
-            raise TraptiError(f"{source}: key {key!r} is required")
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if value is None:
-            continue
-        if key in _PATHS:
-            values[key] = Path(value)
-        elif key == "models":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise TraptiError(f"{source}: key 'models' must be a list of preset names, got {value!r}")
-            values[key] = tuple(value)
-        elif key in ("prefill", "decode_steps", "layers", "precision_bits"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise TraptiError(f"{source}: key {key!r} must be a non-negative integer, got {value!r}")
-            values[key] = value
-        else:
-            values[key] = str(value)
-    return Experiment(**values)
+    """An :class:`Experiment` from a mapping of its keys; a bad key or value is a :class:`ConfigError` naming
+    ``source`` and the key."""
+    try:
+        return Experiment.model_validate(dict(data) if isinstance(data, Mapping) else data)
+    except ValidationError as error:
+        raise config_error(error, source, Experiment.model_fields) from None
+
+
+def check_experiment(experiment: Experiment) -> SweepSpec:
+    """What would otherwise fail only after the Stream solves, checked before the first: the sweep file, and the
+    sweep's memory, capacities, banks and port width against the on-chip memories of the experiment's hardware
+    (which is parsed for that). Returns the sweep."""
+    if experiment.sweep is None:
+        spec, source = SweepSpec(), "the default sweep"
+    else:
+        spec, source = load_sweep_spec(experiment.sweep), str(experiment.sweep)
+    check_sweep_memory(spec, hardware_memories(experiment.hardware), source)
+    return spec
 
 
 def run_experiment(experiment: Experiment, options: TraceOptions | None = None) -> dict[str, Any]:
     """Run Stage I and Stage II for every workload of ``experiment`` and write its directory (replaced whole, only
     once everything is written). Returns the summary also written to ``summary.json``."""
     options = options or TraceOptions()
-    spec = load_sweep_spec(experiment.sweep) if experiment.sweep is not None else SweepSpec()
+    spec = check_experiment(experiment)
+    inputs = _inputs(experiment)
     workloads: dict[str, Any] = {}
-    with atomic_directory(experiment.directory) as staging, tempfile.TemporaryDirectory(prefix="trapti-") as work:
-        for name, result in _traces(experiment, options, Path(work)):
+    with (
+        atomic_directory(experiment.directory, inputs) as staging,
+        scratch_directory(scratch_root(), "experiment") as work,
+    ):
+        for name, result in _traces(experiment, options, work):
             write_trace_outputs(result, staging / name / "trace")
             sram = explore_result(result, spec, staging / name / "sram")
             workloads[name] = {"trace": trace_summary(result), "sram": sram_summary(sram)}
-        summary = {"experiment": jsonable(asdict(experiment)), "workloads": workloads}
+        summary = {"experiment": experiment_record(experiment), "workloads": workloads}
         (staging / "summary.json").write_text(json.dumps(summary, indent=1))
         write_report(summary, staging)
     return summary
+
+
+def _inputs(experiment: Experiment) -> tuple[Path, ...]:
+    """The files the experiment reads: its output directory must not hold any of them."""
+    return tuple(p for p in (experiment.hardware, experiment.onnx, experiment.mapping, experiment.sweep) if p)
+
+
+def experiment_record(experiment: Experiment) -> dict[str, Any]:
+    """What ran, for ``summary.json``: input files by name and content hash (:mod:`stream_trapti.provenance`), so the
+    record does not depend on how their paths were spelled; the shape of preset workloads only when presets ran."""
+    record: dict[str, Any] = {
+        "experiment_id": experiment.experiment_id,
+        "hardware": hardware_identity(experiment.hardware),
+        "models": list(experiment.models),
+        "onnx": file_identity(experiment.onnx) if experiment.onnx else None,
+        "mapping": file_identity(experiment.mapping) if experiment.mapping else None,
+        "sweep": file_identity(experiment.sweep) if experiment.sweep else None,
+    }
+    if experiment.models:
+        record |= {
+            "prefill": experiment.prefill,
+            "decode_steps": experiment.decode_steps,
+            "layers": experiment.layers,
+            "precision_bits": experiment.precision_bits,
+        }
+    return record
 
 
 def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterator[tuple[str, TraceResult]]:

@@ -11,7 +11,6 @@ solves nothing. A fixed mapping's fused groups may span layers, so a workload wi
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stream_trapti.api import TraceOptions, TraceResult
-from stream_trapti.errors import TraptiError
+from stream_trapti.errors import ConfigError, TraptiError
+from stream_trapti.provenance import hardware_identity
+from stream_trapti.scratch import scratch_directory, scratch_root
 from stream_trapti.tracker.compose import LAYER_PREFIX, compose
 from stream_trapti.tracker.estimate import StreamEstimate
 from stream_trapti.tracker.group import GroupOccupancy
@@ -43,13 +44,13 @@ class Phases:
 
     def __post_init__(self) -> None:
         if self.prefill < 0 or self.decode_steps < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"Phases needs prefill >= 0 and decode_steps >= 0, got {self.prefill}, {self.decode_steps}"
             )
         if self.prefill == 0 and self.decode_steps == 0:
-            raise ValueError("Phases is empty: give a prefill length or some decode steps")
+            raise ConfigError("Phases is empty: give a prefill length or some decode steps")
         if self.prefill == 0 and not self.decode_from:
-            raise ValueError("Phases without a prefill needs decode_from, the cache length of the first decode step")
+            raise ConfigError("Phases without a prefill needs decode_from, the cache length of the first decode step")
 
     def steps(self) -> tuple[Step, ...]:
         """The phase and length of every step, in order."""
@@ -86,29 +87,37 @@ def trace_inference(
     ``phases`` over ``layers`` decoder layers (default: the model's depth) and the LM head over the last position.
     ``embedding`` adds the token lookup; it is off by default because Stream 2.1.1 prices a Gather as a pass over
     the whole table (GPT-2 XL's 80 MB one costs more cycles than 25 decoder layers at L = 128), so the hidden states
-    enter from DRAM instead. Stream's outputs and the generated ONNX go under ``work_dir`` (default: a temporary
-    directory)."""
+    enter from DRAM instead. Stream's outputs and the generated ONNX go under ``work_dir`` (default: a scratch
+    directory under the cache root)."""
     options = options or TraceOptions()
     config = preset(model) if isinstance(model, str) else model
     depth = config.layers if layers is None else layers
-    if depth < 1:
-        raise TraptiError(f"an inference needs at least one decoder layer, got layers={depth}")
+    if not 1 <= depth <= config.layers:
+        raise ConfigError(f"layers must be from 1 to {config.name}'s depth {config.layers}, got {depth}")
     steps = phases.steps()
+    specs = [
+        WorkloadSpec(s.phase, s.length, 1, precision_bits, embedding=embedding, lm_head="last", gqa=gqa) for s in steps
+    ]
+    for spec in specs:  # every step is checked before the first is solved
+        spec.check_against(config)
     composed: list[GroupOccupancy] = []
     with _work_dir(work_dir) as root:
-        bar = tqdm(steps, desc=f"tracing {config.name}", unit="step", disable=not options.progress)
-        for step in bar:
+        bar = tqdm(
+            zip(steps, specs, strict=True),
+            total=len(steps),
+            desc=f"tracing {config.name}",
+            unit="step",
+            disable=not options.progress,
+        )
+        for step, spec in bar:
             bar.set_postfix_str(step.label)
-            spec = WorkloadSpec(
-                step.phase, step.length, 1, precision_bits, embedding=embedding, lm_head="last", gqa=gqa
-            )
             onnx = write_workload(config, spec, root / f"{config.name}_{step.label}.onnx")
             groups = solve_groups_cached(hardware, onnx, root / step.label, None, options.solve, options.cache())
             composed += [_relabel(g, step) for g in repeat_layers(groups, depth)]
     stream = StreamEstimate.of(composed)
     meta = {
         **stream.metadata(),
-        "hardware": str(hardware),
+        "hardware": hardware_identity(hardware),
         "model": config.name,
         "layers": str(depth),
         "precision_bits": str(precision_bits),
@@ -137,10 +146,11 @@ def _relabel(group: GroupOccupancy, step: Step) -> GroupOccupancy:
 
 @contextmanager
 def _work_dir(path: str | Path | None) -> Iterator[Path]:
-    """``path``, created, or a temporary directory removed afterwards."""
+    """``path``, created, or a scratch directory under the cache root, removed afterwards (or by a later run, if this
+    one is killed)."""
     if path is None:
-        with tempfile.TemporaryDirectory(prefix="stream-trapti-") as temporary:
-            yield Path(temporary)
+        with scratch_directory(scratch_root(), "inference") as scratch:
+            yield scratch
         return
     Path(path).mkdir(parents=True, exist_ok=True)
     yield Path(path)

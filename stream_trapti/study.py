@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from stream_trapti.api import TraceOptions  # noqa: E402
 from stream_trapti.atomic import atomic_directory, atomic_write  # noqa: E402
-from stream_trapti.errors import TraptiError  # noqa: E402
+from stream_trapti.errors import SolveError  # noqa: E402
 from stream_trapti.experiment import jsonable  # noqa: E402
 from stream_trapti.inference import Phases, trace_inference  # noqa: E402
 from stream_trapti.sram.energy import cacti_costs  # noqa: E402
@@ -88,7 +88,7 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
             phases = Phases(length) if phase == "prefill" else Phases(0, 1, decode_from=length)
             try:
                 result = trace_inference(hardware, model, phases, options=options)
-            except TraptiError as error:
+            except SolveError as error:
                 return replace(base, skipped=str(error))
             traces[key] = result.trace
         return measure(base, traces[key], sweep)

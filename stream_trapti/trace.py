@@ -27,6 +27,7 @@ import numpy as np
 
 from stream_trapti import archive
 from stream_trapti.atomic import atomic_write
+from stream_trapti.errors import InputFileError
 
 VIEWS: tuple[str, ...] = ("reserved", "needed")
 CLASSES: tuple[str, ...] = ("weight", "activation", "kv_cache")
@@ -212,9 +213,11 @@ class OccupancyTrace:
             if missing:
                 raise KeyError(f"no {sorted(missing)}")
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path}: not a stream-trapti occupancy trace ({error})") from error
+            raise InputFileError(f"trace {path}: not a stream-trapti occupancy trace ({error})") from error
         if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: trace format version {meta.get('version')}, this package reads {FORMAT_VERSION}")
+            raise InputFileError(
+                f"trace {path}: trace format version {meta.get('version')}, this package reads {FORMAT_VERSION}"
+            )
         return cls(
             cycles=int(meta["cycles"]),
             memories=tuple(MemoryInfo(**{**m, "core_ids": tuple(m["core_ids"])}) for m in meta["memories"]),

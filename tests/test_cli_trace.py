@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 
 import stream_trapti.tracker.solve as solve_module
 from stream_trapti.api import TraceOptions, trace_workload
+from stream_trapti.atomic import OUTPUT_MARKER
 from stream_trapti.cli import main
 from stream_trapti.trace import OccupancyTrace
 
@@ -21,6 +23,7 @@ def test_trace_command_writes_every_output(mha_onnx: Path, tmp_path: Path, capsy
     out = tmp_path / "run"
     assert main(["trace", "--hardware", str(FUSEMAX), "--onnx", str(mha_onnx), "--out", str(out), "--no-cache"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        OUTPUT_MARKER,
         "occupancy.png",
         "summary.json",
         "trace.csv",
@@ -67,3 +70,20 @@ def test_second_identical_trace_is_served_from_the_cache(
     assert second.trace == first.trace
     assert second.stream == first.stream
     np.testing.assert_array_equal(second.trace.occupancy, first.trace.occupancy)
+
+
+def test_the_spelling_of_an_input_path_does_not_change_the_outputs(
+    mha_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spellings = {
+        "absolute": (FUSEMAX, mha_onnx),
+        "relative": (Path(os.path.relpath(FUSEMAX)), Path(os.path.relpath(mha_onnx))),
+    }
+    for name, (hardware, onnx) in spellings.items():
+        assert main(["trace", "--hardware", str(hardware), "--onnx", str(onnx), "--out", name]) == 0
+    for output in ("trace.npz", "summary.json", "trace.csv", "trace.perfetto.json"):
+        assert (tmp_path / "absolute" / output).read_bytes() == (tmp_path / "relative" / output).read_bytes(), output
+    metadata = OccupancyTrace.load(tmp_path / "absolute" / "trace.npz").metadata
+    assert metadata["hardware"].startswith("fusemax.yaml (sha256 ")
+    assert metadata["workload"].startswith("mha.onnx (sha256 ")

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from stream_trapti.atomic import OUTPUT_MARKER
 from stream_trapti.cli import main
-from stream_trapti.errors import TraptiError
+from stream_trapti.errors import ConfigError
 from stream_trapti.experiment import load_experiment, parse_experiment
 from stream_trapti.trace import OccupancyTrace
 
@@ -41,7 +42,13 @@ def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_output_exists_and_parses(experiment_dir: Path) -> None:
-    assert sorted(p.name for p in experiment_dir.iterdir()) == ["report.md", "summary.json", "tiny-gqa", "tiny-mha"]
+    assert sorted(p.name for p in experiment_dir.iterdir()) == [
+        OUTPUT_MARKER,
+        "report.md",
+        "summary.json",
+        "tiny-gqa",
+        "tiny-mha",
+    ]
     for model in ("tiny-mha", "tiny-gqa"):
         trace_dir, sram_dir = experiment_dir / model / "trace", experiment_dir / model / "sram"
         OccupancyTrace.load(trace_dir / "trace.npz")
@@ -88,19 +95,51 @@ def test_default_experiment_is_valid() -> None:
     assert experiment.models == ("gpt2-xl", "deepseek-r1-distill-qwen-1.5b")
 
 
+PRESETS = {"experiment_id": "x", "hardware": "h.yaml", "models": ["tiny-gqa"]}
+ONNX = {"experiment_id": "x", "hardware": "h.yaml", "onnx": "block.onnx"}
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"experiment_id": "x", "hardware": "h.yaml", "models": ["a"], "prefil": 3}, r"unknown key\(s\) \['prefil'\]"),
-        ({"hardware": "h.yaml", "models": ["a"]}, "key 'experiment_id' is required"),
-        ({"experiment_id": "x", "hardware": "h.yaml"}, "either 'models'"),
-        ({"experiment_id": "x", "hardware": "h.yaml", "models": ["a"], "prefill": -1}, "non-negative integer"),
-        ({"experiment_id": "x", "hardware": "h", "models": ["a"], "mapping": "m.yaml"}, "applies to an 'onnx'"),
+        (PRESETS | {"prefil": 3}, r"exp.yaml: unknown key\(s\) \['prefil'\]; allowed keys are"),
+        ({"hardware": "h.yaml", "models": ["tiny-gqa"]}, "exp.yaml: key 'experiment_id' is required"),
+        ({"experiment_id": "x", "hardware": "h.yaml"}, "give exactly one of 'models' or 'onnx'.*got neither"),
+        (PRESETS | {"onnx": "block.onnx"}, "give exactly one of 'models' or 'onnx'.*got both"),
+        (PRESETS | {"prefill": -1}, "key 'prefill': expected a value greater than or equal to 1, got -1"),
+        (PRESETS | {"prefill": 0}, "key 'prefill': expected a value greater than or equal to 1, got 0"),
+        (PRESETS | {"decode_steps": "2"}, "key 'decode_steps': expected a valid integer, got '2'"),
+        (PRESETS | {"layers": True}, "key 'layers': expected a valid integer, got True"),
+        (PRESETS | {"layers": 3}, "key 'layers': tiny-gqa has 2 decoder layers, got 3"),
+        (PRESETS | {"prefill": 2048, "decode_steps": 1}, "'decode_steps': tiny-gqa has 2048 positions"),
+        (PRESETS | {"precision_bits": 12}, "key 'precision_bits': expected 8, 16 or 32, got 12"),
+        (PRESETS | {"models": ["tiny-gqa", "tiny-gqa"]}, "key 'models': expected each entry once"),
+        (PRESETS | {"models": "tiny-gqa"}, "key 'models': expected a list, got 'tiny-gqa'"),
+        (PRESETS | {"models": ["gpt-5"]}, r"key 'models\[0\]': expected a model preset, one of \['gpt2-xl'"),
+        (PRESETS | {"mapping": "m.yaml"}, "key 'mapping': applies to an 'onnx' workload only"),
+        (ONNX | {"prefill": 16}, "key 'prefill': applies to model presets only"),
+        (ONNX | {"decode_steps": 0}, "key 'decode_steps': applies to model presets only"),
+        (ONNX | {"layers": None}, "key 'layers': applies to model presets only"),
+        (ONNX | {"precision_bits": 8}, "key 'precision_bits': applies to model presets only"),
+        (PRESETS | {"experiment_id": "."}, "key 'experiment_id': expected a plain name"),
+        (PRESETS | {"experiment_id": "a/b"}, "key 'experiment_id': expected a plain name"),
+        (PRESETS | {"experiment_id": 7}, "key 'experiment_id': expected a valid string, got 7"),
+        (PRESETS | {"sweep": 3}, "key 'sweep': expected a path"),
+        (["experiment_id"], "exp.yaml: expected a mapping of keys, got a list"),
     ],
 )
 def test_bad_experiments_are_rejected(data: dict, message: str) -> None:
-    with pytest.raises(TraptiError, match=message):
+    with pytest.raises(ConfigError, match=message) as error:
         parse_experiment(data, "exp.yaml")
+    assert "\n" not in str(error.value)
+
+
+def test_only_the_keys_that_apply_are_set() -> None:
+    onnx = parse_experiment(ONNX | {"mapping": "m.yaml", "sweep": "s.yaml"})
+    assert (onnx.onnx, onnx.mapping, onnx.models) == (Path("block.onnx"), Path("m.yaml"), ())
+    presets = parse_experiment(PRESETS | {"prefill": 16, "decode_steps": 1, "layers": 2, "precision_bits": 16})
+    assert (presets.prefill, presets.decode_steps, presets.layers, presets.precision_bits) == (16, 1, 2, 16)
+    assert presets.directory == Path("outputs") / "x"
 
 
 def test_main_script_reports_a_bad_experiment_in_one_line(tmp_path: Path) -> None:
@@ -113,6 +152,6 @@ def test_main_script_reports_a_bad_experiment_in_one_line(tmp_path: Path) -> Non
         cwd=ROOT,
         check=False,
     )
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert run.stderr.startswith(f"main_trapti: error: {bad}: unknown key(s) ['prefil']")
     assert run.stderr.count("\n") == 1

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_sram_policies import HAND, HAND_COSTS, make_trace, random_trace
 
+from stream_trapti.errors import ConfigError
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import BankCosts, BankQuery
 from stream_trapti.sram.explore import explore, pareto_front, write_results
@@ -19,10 +20,10 @@ from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sw
 
 def table_costs(query: BankQuery) -> BankCosts:
     """Hand-given costs: per-bank leakage proportional to bank bytes (1 mW per 100 B), cheaper accesses to smaller
-    banks, area growing with the bank count and with sleep transistors; "lp" leaks 10× less. Retention keeps 25 %,
+    banks, area growing with the bank count and with sleep transistors; "lstp" leaks 10× less. Retention keeps 25 %,
     power-off the given share; without sleep transistors nothing is gated."""
     share = query.bank_bytes / 100
-    leak = share * (0.1 if query.flavour == "lp" else 1.0)
+    leak = share * (0.1 if query.flavour == "lstp" else 1.0)
     fraction = 0.25 if query.gating_mode == "retention" else query.off_leakage_fraction
     return BankCosts(
         read_pj=1.0 * share,
@@ -38,10 +39,10 @@ def table_costs(query: BankQuery) -> BankCosts:
 # ------------------------------------------------------------------------------------------------ sweep spec
 def test_spec_defaults_and_conversions(tmp_path):
     path = tmp_path / "sweep.yaml"
-    path.write_text("capacities_kib: [0.5, 4]\nbanks: [1, 4]\nflavours: [hp, lp]\nmemory: sram\n")
+    path.write_text("capacities_kib: [0.5, 4]\nbanks: [1, 4]\nflavours: [hp, lstp]\nmemory: sram\n")
     spec = load_sweep_spec(path)
     assert spec.capacities_bytes == (512, 4096)
-    assert spec.banks == (1, 4) and spec.flavours == ("hp", "lp") and spec.memory == "sram"
+    assert spec.banks == (1, 4) and spec.flavours == ("hp", "lstp") and spec.memory == "sram"
     assert spec.policies == POLICIES and spec.view == "needed" and spec.clock_ghz == 1.0
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
@@ -53,38 +54,38 @@ def test_spec_defaults_and_conversions(tmp_path):
     ("data", "message"),
     [
         ({"bankz": [1]}, r"sweep.yaml: unknown key\(s\) \['bankz'\]; allowed keys are \[.*'banks'"),
-        ({"banks": [3]}, r"key 'banks': bank count 3 is not a power of two from 1 to 64"),
-        ({"banks": [128]}, r"key 'banks': bank count 128"),
-        ({"banks": 4}, r"key 'banks': expected a non-empty list of bank counts"),
-        ({"banks": [2, 2]}, r"key 'banks': duplicate entries"),
-        ({"policies": ["sometimes"]}, r"key 'policies': unknown policy 'sometimes'; expected one of"),
-        ({"timeouts_cycles": [-5]}, r"key 'timeouts_cycles': expected a timeout in cycles \(an integer >= 0\)"),
-        ({"timeouts_cycles": []}, r"'timeouts_cycles' must not be empty when policy 'timeout'"),
+        ({"banks": [3]}, r"sweep.yaml: key 'banks\[0\]': expected a power of two from 1 to 64, got 3"),
+        ({"banks": [128]}, r"key 'banks\[0\]': expected a power of two from 1 to 64, got 128"),
+        ({"banks": 4}, r"key 'banks': expected a list, got 4"),
+        ({"banks": [2, 2]}, r"key 'banks': expected each entry once"),
+        ({"policies": ["sometimes"]}, r"key 'policies\[0\]': expected 'always_on', .* got 'sometimes'"),
+        ({"timeouts_cycles": [-5]}, r"key 'timeouts_cycles\[0\]': expected a value greater than or equal to 0"),
+        ({"timeouts_cycles": []}, r"key 'timeouts_cycles': must not be empty when policy 'timeout'"),
         ({"capacities_bytes": [1024], "capacities_kib": [1]}, r"not both"),
-        ({"capacities_kib": [0.0001]}, r"not a whole number of bytes"),
-        ({"clock_ghz": 0}, r"key 'clock_ghz': expected a clock frequency in GHz in \(0.0"),
-        ({"gated_leakage_fraction": 1.5}, r"key 'gated_leakage_fraction'.*\[0.0, 1.0\]"),
-        ({"technology_nm": True}, r"key 'technology_nm': expected a technology node"),
-        ({"gating_modes": ["drowsy"]}, r"unknown gating mode 'drowsy'"),
-        ({"view": "peak"}, r"key 'view': unknown view 'peak'"),
-        ({"port_bits": 0}, r"key 'port_bits': expected a port width in bits \(an integer >= 1\)"),
+        ({"capacities_kib": [0.0001]}, r"key 'capacities_kib\[0\]': expected a whole number of bytes"),
+        ({"clock_ghz": 0}, r"key 'clock_ghz': expected a value greater than 0, got 0"),
+        ({"gated_leakage_fraction": 1.5}, r"key 'gated_leakage_fraction': expected a value less than or equal to 1"),
+        ({"technology_nm": True}, r"key 'technology_nm': expected 22, 32, 45, 65 or 90, got True"),
+        ({"gating_modes": ["drowsy"]}, r"key 'gating_modes\[0\]': expected 'retention' or 'power_off'"),
+        ({"view": "peak"}, r"key 'view': expected 'reserved' or 'needed', got 'peak'"),
+        ({"port_bits": 0}, r"key 'port_bits': expected a value greater than or equal to 8, got 0"),
     ],
 )
 def test_spec_errors_name_the_file_and_key(data, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         parse_sweep_spec(data, source="sweep.yaml")
 
 
 def test_spec_must_be_a_mapping(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("- banks\n")
-    with pytest.raises(ValueError, match="list.yaml: expected a mapping"):
+    with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
         load_sweep_spec(path)
 
 
 # ------------------------------------------------------------------------------------------------ exploration
 HAND_SPEC = SweepSpec(
-    banks=(1, 2, 4), timeouts_cycles=(25, 40), flavours=("hp", "lp"), gating_modes=("retention", "power_off")
+    banks=(1, 2, 4), timeouts_cycles=(25, 40), flavours=("hp", "lstp"), gating_modes=("retention", "power_off")
 )
 
 
@@ -112,7 +113,7 @@ def test_rows_cover_the_sweep_with_hand_numbers():
 
 
 def test_monolithic_always_on_saves_nothing_and_offline_never_loses():
-    result = explore(random_trace(3), SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lp")), table_costs)
+    result = explore(random_trace(3), SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lstp")), table_costs)
     for config in result.configs:
         if config.bank_count == 1 and config.policy == "always_on":
             assert config.saving == 0.0 and config.total_pj == config.baseline_pj
@@ -159,7 +160,7 @@ def test_small_capacities_are_skipped_with_a_reason():
     assert {c.capacity_bytes for c in result.configs} == {400, 1024}
     assert {(c, b) for c, b, _ in result.skipped} == {(256, 1), (256, 2), (256, 4)}
     assert "holds up to 350 B" in result.skipped[0][2]
-    with pytest.raises(ValueError, match="no configuration of the sweep can hold memory 'sram'"):
+    with pytest.raises(ConfigError, match="no configuration of the sweep can hold memory 'sram'"):
         explore(trace, replace(HAND_SPEC, capacities_bytes=(256,)), table_costs)
 
 
@@ -167,7 +168,7 @@ def test_first_fit_allocator_through_explore():
     allocations = [Allocation(0, 100, 50), Allocation(0, 40, 100), Allocation(0, 100, 60), Allocation(40, 100, 30)]
     trace = make_trace([0, 40], [210, 140], 100, 400)
     spec = replace(HAND_SPEC, allocator="first_fit", flavours=("hp",), gating_modes=("retention",))
-    with pytest.raises(ValueError, match="allocator 'first_fit' needs the tracker's per-tensor allocations"):
+    with pytest.raises(ConfigError, match="allocator 'first_fit' needs the tracker's per-tensor allocations"):
         explore(trace, spec, table_costs)
     first_fit = explore(trace, spec, table_costs, allocations=allocations)
     compacting = explore(trace, replace(spec, allocator="compacting"), table_costs)
@@ -189,7 +190,7 @@ def test_port_width_must_be_unambiguous():
     trace = make_trace(**HAND)
     memory = replace(trace.memories[0], write_port_bits=64)
     trace = replace(trace, memories=(memory,))
-    with pytest.raises(ValueError, match="128-bit read and 64-bit write ports; set port_bits"):
+    with pytest.raises(ConfigError, match="128-bit read and 64-bit write ports; set port_bits"):
         explore(trace, HAND_SPEC, table_costs)
     assert explore(trace, replace(HAND_SPEC, port_bits=64), table_costs).accesses.reads == 8
 
@@ -197,7 +198,7 @@ def test_port_width_must_be_unambiguous():
 def test_write_results(tmp_path):
     trace = random_trace(2)
     result = explore(
-        trace, SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lp")), table_costs, stream_estimate_pj=1.5e6
+        trace, SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lstp")), table_costs, stream_estimate_pj=1.5e6
     )
     paths = write_results(result, tmp_path / "out")
     with paths["csv"].open() as file:
@@ -207,7 +208,7 @@ def test_write_results(tmp_path):
     summary = json.loads(paths["json"].read_text())
     assert summary["stream_estimate_pj"] == 1.5e6
     assert summary["best"]["energy"]["index"] == result.best["energy"]
-    assert summary["spec"]["flavours"] == ["hp", "lp"]
+    assert summary["spec"]["flavours"] == ["hp", "lstp"]
     assert len(summary["configs"]) == len(result.configs)
     for name in ("heatmap", "breakdown", "pareto"):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

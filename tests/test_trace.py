@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stream_trapti.errors import InputFileError
 from stream_trapti.trace import MemoryInfo, OccupancyTrace
 
 
@@ -89,7 +90,7 @@ def test_csv_has_one_row_per_change_point(trace: OccupancyTrace, tmp_path: Path)
 def test_load_rejects_other_files(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.npz"
     bogus.write_text("not a zip")
-    with pytest.raises(ValueError, match="not a stream-trapti occupancy trace"):
+    with pytest.raises(InputFileError, match="bogus.npz: not a stream-trapti occupancy trace"):
         OccupancyTrace.load(bogus)
 
 

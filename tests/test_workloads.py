@@ -8,6 +8,7 @@ import onnx
 import pytest
 from stream.frontends import load_workload
 
+from stream_trapti.errors import ConfigError
 from stream_trapti.workloads.analytics import (
     graph_input_bytes,
     graph_mac_count,
@@ -165,9 +166,9 @@ def test_bad_specs_are_rejected() -> None:
         WorkloadSpec("train", 8, 1)
     with pytest.raises(ValueError, match=r"precision_bits must be one of \[8, 16, 32\], got 4"):
         WorkloadSpec("prefill", 8, 1, precision_bits=4)
-    with pytest.raises(ValueError, match=r"layers must be <= 48 for gpt2-xl, got 49"):
+    with pytest.raises(ConfigError, match=r"layers must be <= 48 for gpt2-xl, got 49"):
         build_model(GPT2, WorkloadSpec("prefill", 8, 49))
-    with pytest.raises(ValueError, match=r"decode attends to 1025 positions, more than gpt2-xl's max_positions=1024"):
+    with pytest.raises(ConfigError, match=r"decode attends to 1025 positions, more than gpt2-xl's max_positions=1024"):
         build_model(GPT2, WorkloadSpec("decode", 1024, 1))
-    with pytest.raises(KeyError, match=r"unknown model preset 'gpt3'; known presets: gpt2-xl, "):
+    with pytest.raises(ConfigError, match=r"unknown model preset 'gpt3'; known presets: gpt2-xl, "):
         preset("gpt3")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stream_trapti.atomic import atomic_write
+from stream_trapti.errors import InputFileError
 from stream_trapti.trace import CLASSES
 
 MIB = 2**20
@@ -21,8 +22,13 @@ def rewrite_report(out_dir: str | Path) -> Path:
     """Regenerate ``report.md`` of an experiment directory from its ``summary.json``."""
     path = Path(out_dir) / "summary.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{out_dir}: no summary.json; is it the output directory of an experiment?")
-    return write_report(json.loads(path.read_text()), out_dir)
+        raise InputFileError(f"{out_dir}: no summary.json; is it the output directory of an experiment?")
+    try:
+        summary = json.loads(path.read_text())
+        report = render_report(summary)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputFileError(f"{path}: not the summary of a stream-trapti experiment ({error!r})") from error
+    return atomic_write(Path(out_dir) / "report.md", report.encode())
 
 
 def render_report(summary: dict[str, Any]) -> str:
@@ -31,9 +37,7 @@ def render_report(summary: dict[str, Any]) -> str:
     lines = [
         f"# TRAPTI experiment `{experiment['experiment_id']}`",
         "",
-        f"Hardware `{experiment['hardware']}`; "
-        + (f"models {', '.join(experiment['models'])}" if experiment["models"] else f"workload `{experiment['onnx']}`")
-        + f"; prefill L = {experiment['prefill']}, {experiment['decode_steps']} decode steps; "
+        f"Hardware `{experiment['hardware']}`; {_workloads_line(experiment)}; "
         f"SRAM sweep `{experiment['sweep'] or 'defaults'}`.",
         "",
         "## Summary",
@@ -63,6 +67,18 @@ def render_report(summary: dict[str, Any]) -> str:
     for name, w in workloads.items():
         lines += _workload_section(name, w)
     return "\n".join(lines) + "\n"
+
+
+def _workloads_line(experiment: dict[str, Any]) -> str:
+    """What ran: the presets and the shape of their inference, or the ONNX workload as given."""
+    if not experiment["models"]:
+        mapping = f"mapping `{experiment['mapping']}`" if experiment["mapping"] else "Stream's generic mapping"
+        return f"workload `{experiment['onnx']}` as given, {mapping}"
+    layers = experiment["layers"] or "all"
+    return (
+        f"models {', '.join(experiment['models'])}; prefill L = {experiment['prefill']}, "
+        f"{experiment['decode_steps']} decode steps, {layers} layers, {experiment['precision_bits']}-bit"
+    )
 
 
 def _workload_section(name: str, w: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 -- the backend must be chosen first
 import numpy as np  # noqa: E402
 
-from stream_trapti.atomic import atomic_directory  # noqa: E402
+from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory  # noqa: E402
 from stream_trapti.trace import CLASSES, OccupancyTrace  # noqa: E402
 
 if TYPE_CHECKING:
@@ -24,17 +25,18 @@ PLOT_POINTS = 4096
 CLASS_COLOURS = {"weight": "#4c72b0", "activation": "#dd8452", "kv_cache": "#55a868"}
 
 
-def write_trace_outputs(result: TraceResult, out_dir: str | Path) -> list[Path]:
+def write_trace_outputs(result: TraceResult, out_dir: str | Path, inputs: Iterable[str | Path] = ()) -> list[Path]:
     """Write ``trace.npz``, ``trace.csv``, ``trace.perfetto.json``, ``occupancy.png`` and ``summary.json`` into
-    ``out_dir``, which is replaced whole and only once everything is written."""
+    ``out_dir``, which is replaced whole and only once everything is written (and never when it holds one of the
+    run's ``inputs``: see :func:`stream_trapti.atomic.atomic_directory`)."""
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, inputs) as staging:
         result.trace.save(staging / "trace.npz")
         result.trace.to_csv(staging / "trace.csv")
         (staging / "trace.perfetto.json").write_text(json.dumps(perfetto_json(result.trace)))
         plot_occupancy(result.trace, staging / "occupancy.png")
         (staging / "summary.json").write_text(json.dumps(trace_summary(result), indent=1))
-    return sorted(out_dir.iterdir())
+    return sorted(p for p in out_dir.iterdir() if p.name != OUTPUT_MARKER)
 
 
 def trace_summary(result: TraceResult) -> dict:

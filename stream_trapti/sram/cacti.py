@@ -1,8 +1,10 @@
 """Query CACTI 7 for one SRAM macro: configuration, result, and one uncached evaluation.
 
-Each query writes its own ``.cfg`` into a private temporary directory and runs our patched CACTI there
-(``subprocess`` with ``cwd=``; CACTI reads ``tech_params/`` relative to its working directory and writes
-``<cfg>.out`` beside the cfg). CACTI exits 0 on most invalid inputs, so success is judged by its CSV output existing.
+Each query writes its own ``.cfg`` into a private scratch directory under the cache root
+(:func:`stream_trapti.scratch.scratch_directory`) and runs our patched CACTI there, as a child that dies with us
+(:func:`stream_trapti.subprocesses.run_child`; CACTI reads ``tech_params/`` relative to its working directory and
+writes ``<cfg>.out`` beside the cfg). CACTI exits 0 on most invalid inputs, so success is judged by its CSV output
+existing.
 Cached and parallel evaluation live in :mod:`stream_trapti.sram.cacti_cache`.
 """
 
@@ -11,12 +13,14 @@ from __future__ import annotations
 import csv
 import re
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from stream_trapti.errors import ConfigError, TraptiError
+from stream_trapti.scratch import scratch_directory, scratch_root
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
+from stream_trapti.subprocesses import run_child
 
 TECHNOLOGY_NODES_NM: tuple[int, ...] = (22, 32, 45, 65, 90)
 """Nodes CACTI 7 has technology files for and accepts (parameter.cc: 16 nm is commented out, > 90 nm is refused)."""
@@ -30,11 +34,11 @@ TEMPERATURES_K: tuple[int, ...] = tuple(range(300, 401, 10))
 CACTI_TIMEOUT_S = 600
 
 
-class SramConfigError(ValueError):
+class SramConfigError(ConfigError):
     """An SRAM configuration CACTI cannot evaluate; the message names the parameter to change."""
 
 
-class CactiError(RuntimeError):
+class CactiError(TraptiError):
     """CACTI ran but produced no result; the message names the parameter to change when CACTI says which."""
 
 
@@ -327,14 +331,7 @@ def _run(
     """Run CACTI on ``cfg_text`` inside ``workdir``; return its CSV row (header -> value) and its stdout."""
     (workdir / name).write_text(cfg_text)
     _count_run()
-    result = subprocess.run(
-        [str(install.binary), "-infile", name],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=CACTI_TIMEOUT_S,
-        check=False,
-    )
+    result = run_child([str(install.binary), "-infile", name], cwd=workdir, timeout=CACTI_TIMEOUT_S)
     out_file = workdir / f"{name}.out"
     if result.returncode != 0 or not out_file.is_file():
         why = "it crashed" if result.returncode != 0 else "no output file: CACTI exits 0 on invalid input"
@@ -376,8 +373,7 @@ def evaluate(config: SramConfig, install: CactiInstall | None = None) -> SramRes
     Raises CactiError (naming the field to change) when CACTI finds no result.
     """
     install = install or ensure_cacti()
-    with tempfile.TemporaryDirectory(prefix="stream-trapti-cacti-") as tmp:
-        workdir = Path(tmp)
+    with scratch_directory(scratch_root(), "cacti") as workdir:
         (workdir / "tech_params").symlink_to(install.tech_params, target_is_directory=True)
         row, stdout = _run(install, config, render_cfg(config, gated=config.power_gating), workdir, "macro.cfg")
         organisation = _organisation(row)

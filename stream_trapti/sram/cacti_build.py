@@ -3,27 +3,37 @@
 ZigZag's prebuilt ``cacti`` is an unoptimised debug build and its power-gating model aborts at 22-65 nm, and ZigZag
 runs it inside site-packages. We therefore copy the source into a cache directory of ours, patch it, and compile it
 once per (source, patch, flags) fingerprint. Builds are serialised with a file lock and published with an atomic
-rename, so a concurrent process never sees a half-built binary.
+rename, so a concurrent process never sees a half-built binary. A finished build records a manifest, the checksums of
+its binary and technology files: a build without one, or whose files no longer match it, is logged, removed and built
+again.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
+import logging
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from stream_trapti import cache_entry
 from stream_trapti.atomic import atomic_directory
 from stream_trapti.cache_dir import CACHE_ENV, cache_root
+from stream_trapti.subprocesses import run_child
 
 # CACTI's own makefile ("make opt") compiles without -O; -O2 makes each query several times faster.
 OPT_FLAGS = "-O2 -msse2 -mfpmath=sse -DNTHREADS=2"
 BUILD_JOBS = 2
+
+MANIFEST = "stream-trapti-build.json"
+MANIFEST_SCHEMA = "cacti-build 1"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,13 +161,9 @@ def _compile(staging: Path, source: Path) -> None:
         shutil.copy2(source / rel, staging / rel)
     for patch in PATCHES:
         apply_patch(staging, patch)
-    result = subprocess.run(
-        ["make", "opt", f"-j{BUILD_JOBS}", f"OPT={OPT_FLAGS}"],
-        cwd=staging,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # make and its compilers die with us, and keep their temporary files in the staging directory: a killed build
+    # leaves only the staging directory, which the next run removes.
+    result = run_child(["make", "opt", f"-j{BUILD_JOBS}", f"OPT={OPT_FLAGS}"], cwd=staging)
     if result.returncode != 0 or not (staging / "cacti").is_file():
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
         raise CactiBuildError(f"compiling CACTI in {staging} failed (exit {result.returncode}):\n{tail}")
@@ -180,12 +186,42 @@ def _ensure_at(root: Path) -> CactiInstall:
     key = fingerprint(source)
     final = root / "cacti" / key
     install = CactiInstall(binary=final / "cacti", tech_params=final / "tech_params", fingerprint=key)
-    if install.binary.is_file():
+    if _damage(final) is None:
         return install
     with _file_lock(root / "cacti" / f"{key}.lock"):
-        if install.binary.is_file():  # another process built it while we waited for the lock
+        damage = _damage(final)
+        if damage is None:  # another process built it while we waited for the lock
             return install
+        if final.exists():
+            logger.warning("the CACTI build in %s is unusable (%s); deleting it and building it again", final, damage)
+            shutil.rmtree(final)
         _check_toolchain()
         with atomic_directory(final) as staging:
             _compile(staging, source)
+            _write_manifest(staging)
     return install
+
+
+def _build_digests(directory: Path) -> dict[str, str]:
+    """The sha256 of each file a query uses (the binary and the technology files), by path relative to ``directory``."""
+    files = sorted(p for p in [directory / "cacti", *(directory / "tech_params").rglob("*")] if p.is_file())
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _write_manifest(directory: Path) -> None:
+    payload = json.dumps(_build_digests(directory), indent=1, sort_keys=True).encode()
+    cache_entry.store(directory / MANIFEST, payload, MANIFEST_SCHEMA)
+
+
+def _damage(directory: Path) -> str | None:
+    """Why the build in ``directory`` cannot be used, or None when it is whole: its manifest is sound and matches the
+    binary and technology files."""
+    try:
+        recorded = json.loads(cache_entry.unseal((directory / MANIFEST).read_bytes(), MANIFEST_SCHEMA))
+    except FileNotFoundError:
+        return "no build manifest: the build never finished, or an older stream-trapti made it"
+    except (OSError, ValueError) as error:  # CorruptEntry and bad JSON are ValueErrors
+        return f"its manifest is unreadable: {error}"
+    if recorded != _build_digests(directory):
+        return "its binary or technology files differ from those it was built with"
+    return None

@@ -2,8 +2,10 @@
 
 One JSON file per result under ``<cache root>/cacti-results/<fingerprint>-v<schema>/<key>.json``; the key hashes
 the full SramConfig and the fingerprint hashes the CACTI source, our patch and our compiler flags: a different
-CACTI never serves a stale figure. Files are written atomically (temporary file + rename), so readers in other
-threads or processes see a whole result or none; two processes computing the same key write identical content.
+CACTI never serves a stale figure. Each file is a :mod:`stream_trapti.cache_entry` (schema and checksum) around the
+result's JSON, written atomically (temporary file + rename), so readers in other threads or processes see a whole
+result or none; two processes computing the same key write identical content. An unreadable file is logged,
+deleted and computed again.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import hashlib
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
-from stream_trapti.atomic import atomic_write
+from stream_trapti import cache_entry
 from stream_trapti.cache_dir import cache_root
 from stream_trapti.sram.cacti import ArrayOrganisation, SramConfig, SramResult, evaluate
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
 
-# Bump when SramResult's fields change, so results cached by an older stream-trapti are not misread.
-RESULT_SCHEMA = 3
+# Bump when SramResult's fields or the file format change, so results cached by an older stream-trapti are not misread.
+RESULT_SCHEMA = 4
+ENTRY_SCHEMA = f"cacti-result {RESULT_SCHEMA}"
 
 # Two CACTI processes at a time: the machines this runs on have two cores. Threads suffice because the work happens
 # in the CACTI subprocesses, and they keep cacti_process_count() exact (one process-wide counter).
@@ -40,11 +44,8 @@ def result_path(config: SramConfig, install: CactiInstall) -> Path:
     return cache_root() / "cacti-results" / f"{install.fingerprint}-v{RESULT_SCHEMA}" / f"{_key(config)}.json"
 
 
-def _load(path: Path, config: SramConfig) -> SramResult | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
+def _decode(payload: bytes, config: SramConfig) -> SramResult:
+    data = json.loads(payload)
     result = SramResult(
         **{
             **data,
@@ -52,19 +53,21 @@ def _load(path: Path, config: SramConfig) -> SramResult | None:
             "organisation": ArrayOrganisation(**data["organisation"]),
         }
     )
-    # A key collision or a hand-edited file must not silently return another macro's figures.
-    return result if result.config == config else None
+    # A key collision must not silently return another macro's figures.
+    if result.config != config:
+        raise ValueError(f"it holds the result of {result.config}")
+    return result
 
 
 def query(config: SramConfig) -> SramResult:
     """CACTI's figures for ``config``, from the disk cache when present, else by running CACTI and caching them."""
     install = ensure_cacti()
     path = result_path(config, install)
-    cached = _load(path, config)
+    cached = cache_entry.load(path, ENTRY_SCHEMA, partial(_decode, config=config))
     if cached is not None:
         return cached
     result = evaluate(config, install)
-    atomic_write(path, json.dumps(dataclasses.asdict(result), indent=1, sort_keys=True).encode())
+    cache_entry.store(path, json.dumps(dataclasses.asdict(result), indent=1, sort_keys=True).encode(), ENTRY_SCHEMA)
     return result
 
 
@@ -87,12 +90,18 @@ def query_many(
         tqdm(total=len(unique), desc="CACTI", unit="macro", disable=not progress) as bar,
     ):
         futures = {pool.submit(query, config): config for config in unique}
-        for future in as_completed(futures):
-            try:
-                results[futures[future]] = future.result()
-            except Exception as error:  # noqa: BLE001 (collected and re-raised below)
-                errors.append(error)
-            bar.update()
+        try:
+            for future in as_completed(futures):
+                try:
+                    results[futures[future]] = future.result()
+                except Exception as error:  # noqa: BLE001 (collected and re-raised below)
+                    errors.append(error)
+                bar.update()
+        except BaseException:
+            # Ctrl-C reaches this thread only: drop the queued queries so the pool waits for the running ones alone.
+            for future in futures:
+                future.cancel()
+            raise
     if errors:
         raise errors[0]
     return [results[config] for config in ordered]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from stream_trapti.atomic import atomic_write
+from stream_trapti.errors import ConfigError
 from stream_trapti.sram.activity import (
     Allocation,
     BankActivity,
@@ -113,7 +114,7 @@ def explore(
     index = trace.memory_index(spec.memory)
     info = trace.memories[index]
     if spec.allocator == "first_fit" and allocations is None:
-        raise ValueError(
+        raise ConfigError(
             "allocator 'first_fit' needs the tracker's per-tensor allocations (start, end, bytes), which a trace file "
             "does not hold: run the sweep in an experiment (stream-trapti run) or pass allocations= to explore()"
         )
@@ -184,7 +185,7 @@ def explore(
                         )
     skipped = [s for s in skipped if s[1] in spec.banks]
     if not configs:
-        raise ValueError(f"no configuration of the sweep can hold memory {info.name!r}: {skipped}")
+        raise ConfigError(f"no configuration of the sweep can hold memory {info.name!r}: {skipped}")
     table = np.array([[getattr(c, o) for o in OBJECTIVES] for c in configs], dtype=np.float64)
     best = {
         "energy": _lexmin(table, (0, 1, 2)),
@@ -213,7 +214,7 @@ def _port_bits(spec: SweepSpec, read_bits: int, write_bits: int, memory: str) ->
     if spec.port_bits is not None:
         return spec.port_bits
     if read_bits != write_bits:
-        raise ValueError(
+        raise ConfigError(
             f"memory {memory!r} has {read_bits}-bit read and {write_bits}-bit write ports; set port_bits in the sweep"
         )
     return read_bits

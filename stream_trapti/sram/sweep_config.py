@@ -11,184 +11,207 @@ A YAML mapping; every key is optional and checked, unknown keys are errors::
     timeouts_cycles: [10, 100, 1000, 10000, 100000]
     flavours: [hp]          # CACTI device flavours: hp | lstp | lop, or cell/periphery such as lstp/hp
     gating_modes: [retention]   # retention | power_off
-    technology_nm: 22
+    technology_nm: 22       # a node CACTI 7 models: 22, 32, 45, 65 or 90
     temperature_k: 360      # kelvin; CACTI tabulates 300-400 in steps of 10
     gated_leakage_fraction: null  # override the retention residual (fraction of powered leakage)
     off_leakage_fraction: 0.0     # residual in power_off mode
     clock_ghz: 1.0
-    port_bits: null         # default: the memory's port width in the trace
+    port_bits: null         # default: the memory's port width in the trace (a multiple of 8)
+
+Capacities are from :data:`MIN_CAPACITY_BYTES` (64 B) to :data:`MAX_CAPACITY_BYTES` (2 GiB - 1 B), the sizes CACTI 7
+can evaluate as the one-bank baseline every sweep includes: CACTI reads the size into a 32-bit integer and divides it
+by the bank count as a signed one (``io.cc``), so a 2 GiB macro of one bank fails with "Cache size must >=64"
+(measured: 2 GiB - 1 MiB evaluates at 22, 45 and 90 nm, 2 GiB - 1 B at 22 nm). CACTI also finds no array
+organisation for a bank of fewer than :data:`MIN_BANK_WORDS` port words (measured at 22, 45 and 90 nm with 32- to
+512-bit ports). That depends on the memory's port width, so :func:`check_sweep_memory` checks it, with the memory
+itself, against the trace's or the accelerator's memories before anything is solved or evaluated.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self, get_args
 
-import yaml
+from pydantic import AfterValidator, Field, PlainValidator, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
+from stream_trapti.config_model import (
+    FORBID_UNKNOWN_KEYS,
+    ConfigModel,
+    Float,
+    Int,
+    NonEmptyTuple,
+    UniqueTuple,
+    config_error,
+    load_yaml,
+)
+from stream_trapti.errors import ConfigError
+from stream_trapti.sram.cacti import FLAVORS, TECHNOLOGY_NODES_NM, TEMPERATURES_K
 from stream_trapti.sram.policies import GATING_MODES, POLICIES
-from stream_trapti.trace import VIEWS
+from stream_trapti.trace import MemoryInfo, View
 
-ALLOCATORS: tuple[str, ...] = ("compacting", "first_fit")
+Allocator = Literal["compacting", "first_fit"]
+ALLOCATORS: tuple[str, ...] = get_args(Allocator)
 MAX_BANKS = 64
+MIN_CAPACITY_BYTES = 64
+MAX_CAPACITY_BYTES = 2**31 - 1
+MIN_BANK_WORDS = 32
+FLAVOURS: tuple[str, ...] = (*FLAVORS, *(f"{cell}/{periphery}" for cell in FLAVORS for periphery in FLAVORS))
+"""A flavour for cells and periphery alike, or ``cell/periphery`` (how :func:`~stream_trapti.sram.energy.sram_config`
+reads it)."""
 
 
-@dataclass(frozen=True)
+def _bank_count(count: int) -> int:
+    if count > MAX_BANKS or count & (count - 1):
+        raise ValueError(f"expected a power of two from 1 to {MAX_BANKS}")
+    return count
+
+
+def _capacity(size: int) -> int:
+    if not MIN_CAPACITY_BYTES <= size <= MAX_CAPACITY_BYTES:
+        raise ValueError(f"expected a capacity CACTI 7 can evaluate, {MIN_CAPACITY_BYTES} B to 2 GiB - 1 B")
+    return size
+
+
+def _whole_bytes(kib: float) -> int:
+    if kib * 1024 != int(kib * 1024):
+        raise ValueError("expected a whole number of bytes")
+    return int(kib * 1024)
+
+
+def _port_width(bits: int) -> int:
+    if bits % 8:
+        raise ValueError("expected a multiple of 8 bits (whole bytes)")
+    return bits
+
+
+def _memory(value: Any) -> int | str:
+    """A memory index (an integer >= 0) or a non-empty name; which exist is known only with the trace or hardware."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError("expected a memory index (an integer >= 0) or a memory name")
+
+
+Capacity = Annotated[Int, AfterValidator(_capacity)]
+CapacityKib = Annotated[Float, AfterValidator(_whole_bytes), AfterValidator(_capacity)]
+Fraction = Annotated[Float, Field(ge=0.0, le=1.0)]
+
+
+@dataclass(frozen=True, config=FORBID_UNKNOWN_KEYS)
 class SweepSpec:
     """A validated sweep; see the module docstring for the meaning and defaults of each field.
 
     ``capacities_bytes`` empty means "the memory's own capacity". ``view`` matters to the compacting allocator
-    only: first fit places the tracker's allocations, whatever the view.
+    only: first fit places the tracker's allocations, whatever the view. A pydantic dataclass, so that
+    ``dataclasses.replace`` (which validates again) and ``asdict`` work on it as on the other results of Stage II:
+    constructing one validates it (a :class:`pydantic.ValidationError`); :func:`parse_sweep_spec` reports the same
+    as a ConfigError naming the file.
     """
 
-    memory: int | str = 0
-    view: str = "needed"
-    allocator: str = "compacting"
-    capacities_bytes: tuple[int, ...] = ()
-    banks: tuple[int, ...] = tuple(2**i for i in range(MAX_BANKS.bit_length()))
-    policies: tuple[str, ...] = POLICIES
-    timeouts_cycles: tuple[int, ...] = (10, 100, 1_000, 10_000, 100_000)
-    flavours: tuple[str, ...] = ("hp",)
-    gating_modes: tuple[str, ...] = ("retention",)
-    technology_nm: int = 22
-    temperature_k: int = 360
-    gated_leakage_fraction: float | None = None
-    off_leakage_fraction: float = 0.0
-    clock_ghz: float = 1.0
-    port_bits: int | None = None
+    memory: Annotated[int | str, PlainValidator(_memory)] = 0
+    view: View = "needed"
+    allocator: Allocator = "compacting"
+    capacities_bytes: UniqueTuple[Capacity] = ()
+    banks: NonEmptyTuple[Annotated[Int, Field(ge=1), AfterValidator(_bank_count)]] = tuple(
+        2**i for i in range(MAX_BANKS.bit_length())
+    )
+    policies: NonEmptyTuple[Literal[POLICIES]] = POLICIES
+    timeouts_cycles: UniqueTuple[Annotated[Int, Field(ge=0)]] = (10, 100, 1_000, 10_000, 100_000)
+    flavours: NonEmptyTuple[Literal[FLAVOURS]] = ("hp",)
+    gating_modes: NonEmptyTuple[Literal[GATING_MODES]] = ("retention",)
+    technology_nm: Literal[TECHNOLOGY_NODES_NM] = 22
+    temperature_k: Literal[TEMPERATURES_K] = 360
+    gated_leakage_fraction: Fraction | None = None
+    off_leakage_fraction: Fraction = 0.0
+    clock_ghz: Annotated[Float, Field(gt=0.0)] = 1.0
+    port_bits: Annotated[Int, Field(ge=8), AfterValidator(_port_width)] | None = None
+
+    @model_validator(mode="after")
+    def _timeouts_for_the_timeout_policy(self) -> Self:
+        if "timeout" in self.policies and not self.timeouts_cycles:
+            raise ValueError("key 'timeouts_cycles': must not be empty when policy 'timeout' is swept")
+        return self
+
+
+class _CapacitiesKib(ConfigModel):
+    """The ``capacities_kib`` key, validated on its own so that its errors name it (the spec holds bytes)."""
+
+    capacities_kib: UniqueTuple[CapacityKib]
+
+
+_SPEC = TypeAdapter(SweepSpec)
+SWEEP_KEYS: tuple[str, ...] = (*(field.name for field in fields(SweepSpec)), "capacities_kib")
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep YAML file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"{path}: cannot read the sweep spec ({error})") from error
-    return parse_sweep_spec({} if data is None else data, source=str(path))
+    """Read and validate a sweep YAML file; errors name the file and the key."""
+    return parse_sweep_spec(load_yaml(path, "sweep YAML"), source=str(path))
 
 
 def parse_sweep_spec(data: Mapping[str, Any], source: str = "sweep spec") -> SweepSpec:
-    """Validate a mapping of sweep keys; errors name ``source`` and the offending key."""
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: expected a mapping of sweep keys, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_PARSERS))
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; allowed keys are {sorted(_PARSERS)}")
-    if "capacities_bytes" in data and "capacities_kib" in data:
-        raise ValueError(f"{source}: give capacities_bytes or capacities_kib, not both")
-    values: dict[str, Any] = {}
-    for key, raw in data.items():
-        try:
-            field, value = _PARSERS[key](raw)
-        except ValueError as error:
-            raise ValueError(f"{source}: key {key!r}: {error}") from None
-        values[field] = value
-    if "timeout" in values.get("policies", SweepSpec.policies) and not values.get("timeouts_cycles", True):
-        raise ValueError(f"{source}: key 'timeouts_cycles' must not be empty when policy 'timeout' is swept")
-    return SweepSpec(**values)
+    """Validate a mapping of sweep keys; a :class:`ConfigError` names ``source`` and the offending key."""
+    try:
+        if isinstance(data, Mapping) and "capacities_kib" in data:
+            data = _in_bytes(data, source)
+        return _SPEC.validate_python(data)
+    except ValidationError as error:
+        raise config_error(error, source, SWEEP_KEYS) from None
 
 
-# ---------------------------------------------------------------------------------------------- value checks
-def _integer(value: Any, what: str, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"expected {what} (an integer >= {low}), got {value!r}")
-    return value
+def _in_bytes(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with its ``capacities_kib`` given as ``capacities_bytes``."""
+    if "capacities_bytes" in data:
+        raise ConfigError(f"{source}: keys 'capacities_kib' and 'capacities_bytes': give one of them, not both")
+    values = dict(data)
+    values["capacities_bytes"] = _CapacitiesKib(capacities_kib=values.pop("capacities_kib")).capacities_kib
+    return values
 
 
-def _number(value: Any, what: str, low: float = 0.0, high: float = math.inf, open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"expected {what} (a finite number), got {value!r}")
-    if value < low or value > high or (open_low and value == low):
-        bounds = f"{'(' if open_low else '['}{low}, {high}]"
-        raise ValueError(f"expected {what} in {bounds}, got {value!r}")
-    return float(value)
+def check_sweep_memory(spec: SweepSpec, memories: Sequence[MemoryInfo], source: str) -> MemoryInfo:
+    """The memory ``spec`` explores among ``memories`` (a trace's, or an accelerator's on-chip memories), checked
+    with the capacities, bank counts and port width the sweep gives it; a :class:`ConfigError` naming ``source``
+    (the sweep file) and the key otherwise. Call it before tracing: the trace would fail only after Stage I."""
+    names = [memory.name for memory in memories]
+    if isinstance(spec.memory, int) and spec.memory < len(memories):
+        info = memories[spec.memory]
+    elif spec.memory in names:
+        info = memories[names.index(spec.memory)]
+    else:
+        raise ConfigError(
+            f"{source}: key 'memory': expected an index below {len(memories)} or one of the on-chip memories "
+            f"{names}, got {spec.memory!r}"
+        )
+    port_bits = _port_bits(spec, info, source)
+    if not spec.capacities_bytes and not MIN_CAPACITY_BYTES <= info.capacity_bytes <= MAX_CAPACITY_BYTES:
+        raise ConfigError(
+            f"{source}: key 'capacities_kib': memory {info.name!r} holds {info.capacity_bytes} bytes, which CACTI 7 "
+            f"cannot evaluate; give capacities from {MIN_CAPACITY_BYTES} B to 2 GiB - 1 B"
+        )
+    for capacity in spec.capacities_bytes or (info.capacity_bytes,):
+        for banks in sorted({1, *spec.banks}):
+            bank_bytes, rest = divmod(capacity, banks)
+            if rest or bank_bytes < MIN_BANK_WORDS * port_bits // 8:
+                # One bank is the baseline every sweep evaluates: if even that is too small, the capacity is.
+                keys = "key 'banks'" if banks > 1 else "key 'capacities_kib' (or 'capacities_bytes')"
+                raise ConfigError(
+                    f"{source}: {keys}: a {capacity}-byte SRAM does not split into {banks} equal bank(s) of at "
+                    f"least {MIN_BANK_WORDS} {port_bits}-bit words, the smallest array CACTI 7 can organise"
+                )
+    return info
 
 
-def _list(value: Any, what: str, item: Any, allow_empty: bool = False) -> tuple:
-    if not isinstance(value, list) or (not value and not allow_empty):
-        raise ValueError(f"expected a {'' if allow_empty else 'non-empty '}list of {what}, got {value!r}")
-    items = tuple(item(v) for v in value)
-    if len(set(items)) != len(items):
-        raise ValueError(f"duplicate entries in {list(items)}")
-    return items
-
-
-def _choice(options: tuple[str, ...], what: str) -> Any:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"unknown {what} {value!r}; expected one of {list(options)}")
-        return value
-
-    return check
-
-
-def _memory(value: Any) -> tuple[str, int | str]:
-    if isinstance(value, str) and value:
-        return "memory", value
-    return "memory", _integer(value, "a memory index or name")
-
-
-def _capacities_kib(value: Any) -> tuple[str, tuple[int, ...]]:
-    def to_bytes(kib: Any) -> int:
-        size = _number(kib, "a capacity in KiB", open_low=True) * 1024
-        if size != int(size):
-            raise ValueError(f"capacity {kib} KiB is not a whole number of bytes")
-        return int(size)
-
-    return "capacities_bytes", _list(value, "capacities in KiB", to_bytes)
-
-
-def _banks(value: Any) -> tuple[str, tuple[int, ...]]:
-    def check(count: Any) -> int:
-        count = _integer(count, "a bank count", low=1)
-        if count > MAX_BANKS or count & (count - 1):
-            raise ValueError(f"bank count {count} is not a power of two from 1 to {MAX_BANKS}")
-        return count
-
-    return "banks", _list(value, "bank counts", check)
-
-
-def _optional(parse: Any) -> Any:
-    return lambda value: None if value is None else parse(value)
-
-
-def _flavour(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a flavour name, got {value!r}")
-    return value
-
-
-_PARSERS: dict[str, Any] = {
-    "memory": _memory,
-    "view": lambda v: ("view", _choice(VIEWS, "view")(v)),
-    "allocator": lambda v: ("allocator", _choice(ALLOCATORS, "allocator")(v)),
-    "capacities_bytes": lambda v: (
-        "capacities_bytes",
-        _list(v, "capacities in bytes", lambda c: _integer(c, "a capacity in bytes", low=1)),
-    ),
-    "capacities_kib": _capacities_kib,
-    "banks": _banks,
-    "policies": lambda v: ("policies", _list(v, "policy names", _choice(POLICIES, "policy"))),
-    "timeouts_cycles": lambda v: (
-        "timeouts_cycles",
-        _list(v, "timeouts in cycles", lambda t: _integer(t, "a timeout in cycles"), allow_empty=True),
-    ),
-    "flavours": lambda v: ("flavours", _list(v, "flavour names", _flavour)),
-    "gating_modes": lambda v: ("gating_modes", _list(v, "gating modes", _choice(GATING_MODES, "gating mode"))),
-    "technology_nm": lambda v: ("technology_nm", _integer(v, "a technology node in nm", low=1)),
-    "temperature_k": lambda v: ("temperature_k", _integer(v, "a temperature in kelvin", low=1)),
-    "gated_leakage_fraction": lambda v: (
-        "gated_leakage_fraction",
-        _optional(lambda f: _number(f, "a fraction of the powered leakage", high=1.0))(v),
-    ),
-    "off_leakage_fraction": lambda v: (
-        "off_leakage_fraction",
-        _number(v, "a fraction of the powered leakage", high=1.0),
-    ),
-    "clock_ghz": lambda v: ("clock_ghz", _number(v, "a clock frequency in GHz", open_low=True)),
-    "port_bits": lambda v: ("port_bits", _optional(lambda b: _integer(b, "a port width in bits", low=1))(v)),
-}
+def _port_bits(spec: SweepSpec, info: MemoryInfo, source: str) -> int:
+    """The banks' port width: the sweep's, or the memory's when its read and write ports agree and are whole bytes
+    (as :func:`~stream_trapti.sram.explore.explore` takes it)."""
+    if spec.port_bits is not None:
+        return spec.port_bits
+    if info.read_port_bits != info.write_port_bits or info.read_port_bits % 8:
+        raise ConfigError(
+            f"{source}: key 'port_bits': memory {info.name!r} has {info.read_port_bits}-bit read and "
+            f"{info.write_port_bits}-bit write ports; give the banks' port width (a multiple of 8 bits)"
+        )
+    return info.read_port_bits

@@ -2,24 +2,26 @@
 
 The key hashes the workload's ONNX bytes, every hardware YAML the accelerator file names, the mapping, Stream's
 solve options, the versions of stream-trapti, Stream and ZigZag, and this cache's format (bump :data:`CACHE_FORMAT`
-when what a group records changes): change any of them and the entry is not found.
+when what a group records changes): change any of them and the entry is not found. An entry is a
+:mod:`stream_trapti.cache_entry` (schema and checksum) around an :mod:`stream_trapti.archive`; one that cannot be
+read is logged, deleted and solved again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
-import yaml
-
-from stream_trapti import archive
-from stream_trapti.atomic import atomic_write
+from stream_trapti import archive, cache_entry
+from stream_trapti.provenance import hardware_files
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import GroupOccupancy
 
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
+ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 
 def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_options: str) -> str:
@@ -29,26 +31,20 @@ def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_option
     for part in (f"format {CACHE_FORMAT}", *(f"{name} {version(name)}" for name in packages)):
         digest.update(part.encode())
     digest.update(workload.read_bytes())
-    for path in _hardware_files(hardware):
+    for path in hardware_files(hardware):
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(mapping.read_bytes() if mapping is not None else b"generic")
     digest.update(solve_options.encode())
     return digest.hexdigest()
 
 
-def _hardware_files(accelerator_yaml: Path) -> list[Path]:
-    """The accelerator YAML and the core YAMLs it names."""
-    data = yaml.safe_load(accelerator_yaml.read_text()) or {}
-    cores = sorted({accelerator_yaml.parent / str(p) for p in (data.get("cores") or {}).values()})
-    return [accelerator_yaml, *(p for p in cores if p.is_file())]
-
-
 def load_groups(directory: Path, key: str) -> list[GroupOccupancy] | None:
-    """The cached groups of a solve, or None when the cache does not hold it."""
-    path = directory / "groups" / f"{key}.npz"
-    if not path.is_file():
-        return None
-    arrays, meta = archive.unpack(path)
+    """The cached groups of a solve, or None when the cache does not hold it (or held it unreadable)."""
+    return cache_entry.load(_entry_path(directory, key), ENTRY_SCHEMA, _decode_groups)
+
+
+def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
+    arrays, meta = archive.unpack(io.BytesIO(payload))
     memories = tuple(MemoryInfo(**{**m, "core_ids": tuple(m["core_ids"])}) for m in meta["memories"])
     return [
         GroupOccupancy(
@@ -68,7 +64,6 @@ def load_groups(directory: Path, key: str) -> list[GroupOccupancy] | None:
 def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Path:
     """Write a solve's groups to the cache, atomically."""
     meta = {
-        "format": CACHE_FORMAT,
         "memories": [asdict(m) for m in groups[0].memories] if groups else [],
         "groups": [
             {
@@ -84,4 +79,8 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Pat
         ],
     }
     arrays = {f"{i}.{name}": array for i, g in enumerate(groups) for name, array in g.arrays().items()}
-    return atomic_write(directory / "groups" / f"{key}.npz", archive.pack(arrays, meta))
+    return cache_entry.store(_entry_path(directory, key), archive.pack(arrays, meta), ENTRY_SCHEMA)
+
+
+def _entry_path(directory: Path, key: str) -> Path:
+    return directory / "groups" / f"{key}.npz"

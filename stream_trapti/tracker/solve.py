@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 from stream.api import SolveOptions, evaluate_mapping
 from stream.ir.infeasibility import InfeasibleAllocationError
 
-from stream_trapti.errors import TraptiError, check_file, check_stream_can_parse
+from stream_trapti.errors import InputFileError, SolveError, TraptiError
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
+from stream_trapti.tracker.inputs import check_solve_inputs
 from stream_trapti.tracker.plugin import ENTRY_POINT_NAME
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,8 @@ def solve_groups_cached(
     """:func:`solve_groups`, answered from ``cache_dir`` when the same solve was cached there (None: no cache)."""
     if cache_dir is None:
         return solve_groups(hardware, workload, output_path, mapping, solve)
-    hardware, workload = check_file(hardware, "hardware YAML"), check_file(workload, "workload ONNX")
+    check_solve_inputs(hardware, workload, mapping)
+    hardware, workload = Path(hardware), Path(workload)
     key = cache.solve_key(hardware, workload, Path(mapping) if mapping else None, _options_key(solve))
     if (hit := cache.load_groups(cache_dir, key)) is not None:
         logger.info("reusing the cached solve of %s on %s", workload, hardware)
@@ -51,11 +54,9 @@ def solve_groups(
     mapping: str | Path | None,
     solve: SolveOptions,
 ) -> list[GroupOccupancy]:
-    """One Stream solve with the tracker on: every fused group's occupancy, in schedule order."""
-    hardware = check_file(hardware, "hardware YAML")
-    check_stream_can_parse(workload)
-    if mapping is not None:
-        check_file(mapping, "mapping YAML")
+    """One Stream solve with the tracker on: every fused group's occupancy, in schedule order. The inputs are
+    checked first (:mod:`stream_trapti.tracker.inputs`), so a bad one is named before Stream trips over it."""
+    check_solve_inputs(hardware, workload, mapping)
     groups: list[GroupOccupancy] = []
     instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: {"sink": groups}}
     solve = replace(solve, instrumentation=instrumentation)
@@ -64,10 +65,15 @@ def solve_groups(
             str(hardware), str(workload), str(output_path), str(mapping) if mapping else None, solve
         )
     except InfeasibleAllocationError as error:
-        raise TraptiError(
+        raise SolveError(
             f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "
             "YAML, or tile the workload finer (a mapping's intra_core_tiling)."
         ) from error
+    except AssertionError as error:
+        # Stream 2.1.1 checks a fixed mapping against the workload with asserts (fixed_mapping_generation.py).
+        if mapping is None or not _raised_in(error, "fixed_mapping_generation.py"):
+            raise
+        raise InputFileError(f"mapping YAML {mapping} does not fit workload {workload}: {error}") from error
     if not groups or len(groups) != len(estimate.group_cycles):
         raise TraptiError(
             f"the occupancy tracker recorded {len(groups)} of {len(estimate.group_cycles)} fused groups: is the "
@@ -76,3 +82,9 @@ def solve_groups(
     if sum(g.cycles for g in groups) != round(estimate.cycles):
         raise TraptiError(f"the recorded groups take {sum(g.cycles for g in groups)} cycles, Stream {estimate.cycles}")
     return groups
+
+
+def _raised_in(error: BaseException, filename: str) -> bool:
+    """Whether ``error`` was raised in a module file named ``filename``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).name == filename

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from stream_trapti.errors import ConfigError
+
 MlpKind = Literal["gelu", "swiglu"]
 NormKind = Literal["layernorm", "rmsnorm"]
 PositionKind = Literal["learned", "rope"]
@@ -199,8 +201,9 @@ PRESETS: dict[str, DecoderConfig] = {
 
 
 def preset(name: str) -> DecoderConfig:
-    """The preset architecture called ``name``; an unknown name raises ``KeyError`` listing the known ones."""
+    """The preset architecture called ``name``; an unknown name raises a :class:`ConfigError` listing the known
+    ones."""
     try:
         return PRESETS[name]
     except KeyError:
-        raise KeyError(f"unknown model preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+        raise ConfigError(f"unknown model preset {name!r}; known presets: {', '.join(PRESETS)}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from stream_trapti.errors import ConfigError
 from stream_trapti.workloads.config import DecoderConfig
 
 Phase = Literal["prefill", "decode"]
@@ -74,11 +75,12 @@ class WorkloadSpec:
         return self.precision_bits // 8
 
     def check_against(self, config: DecoderConfig) -> None:
-        """Raise ``ValueError`` if this spec does not fit ``config`` (too many layers, or past the positions)."""
+        """Raise a :class:`ConfigError` if this spec does not fit ``config`` (too many layers, or past the
+        positions): both come from the user's choice of lengths and depth."""
         if self.layers > config.layers:
-            raise ValueError(f"WorkloadSpec.layers must be <= {config.layers} for {config.name}, got {self.layers}")
+            raise ConfigError(f"WorkloadSpec.layers must be <= {config.layers} for {config.name}, got {self.layers}")
         if self.context_len > config.max_positions:
-            raise ValueError(
+            raise ConfigError(
                 f"WorkloadSpec.length: {self.phase} attends to {self.context_len} positions, more than "
                 f"{config.name}'s max_positions={config.max_positions}"
             )

@@ -1,0 +1,43 @@
+"""What a run read, named independently of how its paths were spelled.
+
+A trace or a summary records its inputs as ``<file name> (sha256 <16 hex digits>)``: the name for the reader, the
+hash of the content for exactness. ``hardware/x.yaml`` and ``../hardware/x.yaml`` therefore give byte-identical
+outputs, and an edited file never passes for the one that ran. An accelerator's identity covers the core YAMLs it
+names, since they decide the hardware as much as the accelerator file does. Stage I only: this module imports Stream
+to find core files as Stream does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from stream.parser.accelerator_validator import resolve_core_path
+
+DIGEST_CHARS = 16
+
+
+def file_identity(path: str | Path, parts: Sequence[Path] = ()) -> str:
+    """``path``'s name and the hash of its content (and of ``parts``, files it draws in)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for part in (path, *parts):
+        digest.update(part.name.encode() + b"\0" + part.read_bytes())
+    return f"{path.name} (sha256 {digest.hexdigest()[:DIGEST_CHARS]})"
+
+
+def hardware_files(accelerator_yaml: str | Path) -> list[Path]:
+    """The accelerator YAML and the core YAMLs it names, found as Stream finds them (``resolve_core_path``)."""
+    accelerator_yaml = Path(accelerator_yaml)
+    data = yaml.safe_load(accelerator_yaml.read_text()) or {}
+    found = (resolve_core_path(str(name), str(accelerator_yaml.parent)) for name in (data.get("cores") or {}).values())
+    cores = sorted({Path(path).resolve() for path in found if path is not None and Path(path).is_file()})
+    return [accelerator_yaml, *cores]
+
+
+def hardware_identity(accelerator_yaml: str | Path) -> str:
+    """:func:`file_identity` of an accelerator YAML, its core YAMLs included."""
+    files = hardware_files(accelerator_yaml)
+    return file_identity(files[0], files[1:])
