@@ -179,6 +179,18 @@ def test_hand_energies_per_policy():
     assert offline.total_pj.tolist() == [8 + 176 + 56 + 30]
 
 
+def test_network_leaks_once_and_always():
+    """The hand example with a 0.5 mW network between the banks: 0.5 mW × 100 cycles whatever the policy."""
+    profile = hand_profile()
+    costs = BankCosts(**{**HAND_COSTS.__dict__, "network_mw": 0.5})
+    counts = AccessCounts(reads=4, writes=2)
+    always = evaluate_energy(profile, "always_on", costs, counts, 1.0)
+    assert always.leakage_on_pj.tolist() == [400.0] and always.network_pj.tolist() == [50.0]
+    assert always.total_pj.tolist() == [8 + 400 + 50]
+    offline = evaluate_energy(profile, "offline_optimal", costs, counts, 1.0)
+    assert offline.total_pj.tolist() == [8 + 176 + 56 + 30 + 50]
+
+
 def test_clock_converts_cycles_to_time():
     profile = hand_profile()
     at_2ghz = evaluate_energy(profile, "always_on", HAND_COSTS, AccessCounts(0, 0), 2.0)

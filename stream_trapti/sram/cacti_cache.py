@@ -23,7 +23,7 @@ from stream_trapti.sram.cacti import ArrayOrganisation, SramConfig, SramResult, 
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
 
 # Bump when SramResult's fields change, so results cached by an older stream-trapti are not misread.
-RESULT_SCHEMA = 3
+RESULT_SCHEMA = 4
 
 # Two CACTI processes at a time: the machines this runs on have two cores. Threads suffice because the work happens
 # in the CACTI subprocesses, and they keep cacti_process_count() exact (one process-wide counter).

@@ -50,6 +50,7 @@ class ConfigResult:
     dynamic_pj: float
     leakage_on_pj: float
     gated_residual_pj: float
+    network_pj: float
     wake_pj: float
     total_pj: float
     area_mm2: float
@@ -239,6 +240,7 @@ def _rows(
         energy.dynamic_pj.tolist(),
         energy.leakage_on_pj.tolist(),
         energy.gated_residual_pj.tolist(),
+        energy.network_pj.tolist(),
         energy.wake_pj.tolist(),
         total.tolist(),
         energy.penalty_cycles.tolist(),
@@ -258,6 +260,7 @@ def _rows(
             dyn,
             on,
             res,
+            net,
             wake,
             tot,
             costs.area_mm2,
@@ -267,7 +270,7 @@ def _rows(
             baseline,
             save,
         )
-        for tau, dyn, on, res, wake, tot, pen, n, frac, save in columns
+        for tau, dyn, on, res, net, wake, tot, pen, n, frac, save in columns
     ]
 
 
