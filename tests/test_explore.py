@@ -70,6 +70,7 @@ def test_spec_defaults_and_conversions(tmp_path):
         ({"gating_modes": ["drowsy"]}, r"unknown gating mode 'drowsy'"),
         ({"view": "peak"}, r"key 'view': unknown view 'peak'"),
         ({"port_bits": 0}, r"key 'port_bits': expected a port width in bits \(an integer >= 1\)"),
+        ({"max_latency_penalty_cycles": -1}, r"key 'max_latency_penalty_cycles': expected a number of stall cycles"),
     ],
 )
 def test_spec_errors_name_the_file_and_key(data, message):
@@ -97,7 +98,7 @@ def test_rows_cover_the_sweep_with_hand_numbers():
     assert len(result.configs) == 3 * 2 * 2 * per_organisation
     assert result.port_bits == 128 and result.peak_bytes == 350
     # 4 × 100-byte banks, hp, retention: table_costs equals HAND_COSTS there plus a 1.5 mW network, so the hand
-    # numbers of test_sram_policies reappear with 1.5 mW × 100 cycles added.
+    # numbers of test_sram_policies reappear with 1.5 mW × 100 cycles added, and 1.5 mW × 4 stalled cycles.
     hand = replace(HAND_COSTS, area_mm2=1.9, network_mw=1.5)
     assert table_costs(BankQuery(400, 4, 128, "hp", 22, 300, "retention", 1.0)) == hand
     rows = {
@@ -107,29 +108,82 @@ def test_rows_cover_the_sweep_with_hand_numbers():
     }
     assert rows["always_on", None].total_pj == 408.0 + 150
     assert rows["always_on", None].area_mm2 == 1.4 and rows["immediate", None].area_mm2 == 1.9  # sleep transistors
-    assert rows["immediate", None].network_pj == 150.0
-    assert rows["immediate", None].total_pj == 270.5 + 150 and rows["immediate", None].penalty_cycles == 4
-    assert [rows["timeout", t].total_pj for t in (25, 40)] == [349.25 + 150, 343.0 + 150]
+    assert not rows["always_on", None].sleep_transistors and rows["immediate", None].sleep_transistors
+    immediate = rows["immediate", None]
+    assert (immediate.network_pj, immediate.stall_pj) == (150.0, 13 + 6)
+    assert immediate.total_pj == 283.5 + 150 + 6 and immediate.penalty_cycles == 4
+    assert immediate.latency_cycles == 104
+    assert [rows["timeout", t].total_pj for t in (25, 40)] == [362.25 + 156, 356.0 + 156]
     offline = rows["offline_optimal", None]
-    assert offline.total_pj == 270.0 + 150 and offline.penalty_cycles == 0
+    assert offline.total_pj == 270.0 + 150 and offline.penalty_cycles == 0 and offline.latency_cycles == 100
+    assert offline.sleep_transistors
     # Baseline: one 400-byte bank always on = 4 reads × 4 pJ + 2 writes × 8 pJ + 4 mW × 100 ns; no network.
     assert offline.baseline_pj == 16 + 16 + 400
     assert offline.saving == pytest.approx(1 - 420 / 432)
 
 
-def test_monolithic_always_on_saves_nothing_and_offline_never_loses():
-    result = explore(random_trace(3), SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lp")), table_costs)
+def assert_offline_optimal_is_never_beaten(result):
+    """No configuration costs less than offline_optimal at the same capacity, bank count, flavour and mode."""
+    offline = {
+        (c.capacity_bytes, c.bank_count, c.flavour, c.gating_mode): c.total_pj
+        for c in result.configs
+        if c.policy == "offline_optimal"
+    }
+    for config in result.configs:
+        key = (config.capacity_bytes, config.bank_count, config.flavour, config.gating_mode)
+        assert offline[key] <= config.total_pj * (1 + 1e-12), (config.policy, config.timeout_cycles, key)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_monolithic_always_on_saves_nothing_and_offline_is_never_beaten(seed):
+    spec = SweepSpec(timeouts_cycles=(0, 10, 1000), flavours=("hp", "lp"), gating_modes=("retention", "power_off"))
+    result = explore(random_trace(seed), spec, table_costs)
+    assert any(c.stall_pj > 0 for c in result.configs)
+    assert_offline_optimal_is_never_beaten(result)
     for config in result.configs:
         if config.bank_count == 1 and config.policy == "always_on":
             assert config.saving == 0.0 and config.total_pj == config.baseline_pj
-        if config.policy == "offline_optimal":
-            key = (config.bank_count, config.flavour, config.gating_mode)
-            always = next(
-                c for c in result.configs if c.policy == "always_on" and (c.bank_count, c.flavour, c.gating_mode) == key
-            )
-            assert config.total_pj <= always.total_pj
-        parts = config.dynamic_pj + config.leakage_on_pj + config.gated_residual_pj + config.network_pj + config.wake_pj
+        parts = (
+            config.dynamic_pj
+            + config.leakage_on_pj
+            + config.gated_residual_pj
+            + config.network_pj
+            + config.wake_pj
+            + config.stall_pj
+        )
         assert config.total_pj == pytest.approx(parts)
+        assert config.latency_cycles == result.cycles + config.penalty_cycles
+
+
+def test_offline_optimal_leaves_out_sleep_transistors_that_do_not_pay():
+    """When sleep transistors make every access 1 % dearer and retention saves nothing, the offline optimum is the
+    organisation without them, always on."""
+
+    def dear_gating(query: BankQuery) -> BankCosts:
+        costs = table_costs(query)
+        if not query.power_gating:
+            return costs
+        return replace(costs, read_pj=1.01 * costs.read_pj, gated_mw=costs.leakage_mw)
+
+    spec = replace(HAND_SPEC, flavours=("hp",), gating_modes=("retention",))
+    result = explore(make_trace(**HAND), spec, dear_gating)
+    assert_offline_optimal_is_never_beaten(result)
+    for banks in spec.banks:
+        rows = {c.policy: c for c in result.configs if c.bank_count == banks and c.timeout_cycles is None}
+        offline, always = rows["offline_optimal"], rows["always_on"]
+        assert not offline.sleep_transistors and offline.wakes == 0 and offline.gated_fraction == 0
+        assert replace(offline, policy="always_on") == always
+
+
+def test_latency_limit_rejects_stalling_configurations():
+    trace = make_trace(**HAND)
+    free = explore(trace, HAND_SPEC, table_costs)
+    limited = explore(trace, replace(HAND_SPEC, max_latency_penalty_cycles=3), table_costs)
+    # Every on-demand row of 2 or 4 banks stalls twice for 2 cycles; one bank stalls once (at cycle 10).
+    assert {c.penalty_cycles for c in free.configs if c.bank_count > 1 and c.sleep_transistors} == {0, 4}
+    assert limited.configs == tuple(c for c in free.configs if c.penalty_cycles <= 3)
+    assert limited.rejected == len(free.configs) - len(limited.configs) > 0 and free.rejected == 0
+    assert max(c.penalty_cycles for c in limited.configs) <= 3
 
 
 def test_best_and_pareto_are_consistent():
@@ -264,16 +318,15 @@ def test_exploration_with_real_cacti_costs():
     again = explore(trace, spec, cacti_costs)
     assert cacti_process_count() == runs  # every figure came from the disk cache
     assert [c.total_pj for c in again.configs] == [c.total_pj for c in result.configs]
+    assert_offline_optimal_is_never_beaten(result)
     by_key = {(c.flavour, c.gating_mode, c.bank_count, c.policy): c for c in result.configs}
     for flavour in spec.flavours:
         for mode in spec.gating_modes:
             monolithic = by_key[flavour, mode, 1, "always_on"]
             assert monolithic.saving == 0.0 and monolithic.leakage_on_pj > 0 and monolithic.dynamic_pj > 0
             for banks in spec.banks:
-                offline = by_key[flavour, mode, banks, "offline_optimal"]
-                assert offline.total_pj <= by_key[flavour, mode, banks, "always_on"].total_pj
-                # Sleep transistors cost area.
-                assert offline.area_mm2 > by_key[flavour, mode, banks, "always_on"].area_mm2
+                gated, plain = (by_key[flavour, mode, banks, policy] for policy in ("immediate", "always_on"))
+                assert gated.area_mm2 > plain.area_mm2  # sleep transistors cost area
             assert by_key[flavour, mode, 4, "always_on"].area_mm2 > monolithic.area_mm2  # more bank periphery
     # High-performance cells leak so much that switching off the 60 % of bank-cycles this trace leaves empty must
     # pay, although four banks leak more in total than one macro (retention alone need not, nor need low-leakage

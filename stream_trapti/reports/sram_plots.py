@@ -21,6 +21,7 @@ _PARTS: tuple[tuple[str, str], ...] = (
     ("gated_residual_pj", "residual (gated)"),
     ("network_pj", "leakage (network between banks)"),
     ("wake_pj", "wake-up"),
+    ("stall_pj", "wake-up stalls"),
 )
 
 

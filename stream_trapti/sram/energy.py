@@ -1,19 +1,21 @@
 """SRAM energy of one bank organisation under one gating policy.
 
 For a memory of ``B`` banks over a trace of ``T`` cycles at clock ``f`` (GHz, so one cycle is ``1/f`` ns and
-mW · ns = pJ), with ``G`` bank-cycles gated, ``N`` bank wake-ups and ``S`` stalls (from
-:func:`~stream_trapti.sram.policies.gating_outcome`); ``P_on`` and ``P_gated`` are one bank's own leakage, ``P_net``
-that of the routing network between the banks, which is never gated:
+mW · ns = pJ), with ``G`` bank-cycles gated, ``N`` bank wake-ups, ``S`` stalls of ``w = wake_cycles`` each and
+``K`` gated bank-stalls (from :func:`~stream_trapti.sram.policies.gating_outcome`); ``P_on`` and ``P_gated`` are
+one bank's own leakage, ``P_net`` that of the routing network between the banks, which is never gated:
 
 * dynamic  = reads · E_read + writes · E_write, with reads/writes = ceil(bytes · 8 / port bits) from the trace;
 * leakage (powered) = P_on · (B · T − G) / f;
 * residual (gated)  = P_gated · G / f;
 * network  = P_net · T / f;
 * wake-up  = N · E_wake;
-* latency penalty = S · wake_cycles (on-demand policies; 0 for ``offline_optimal``, which wakes early).
+* stall    = w · (P_on · (B · S − K) + P_gated · K + P_net · S) / f: the run is stalled ``S · w`` cycles, during which
+  every bank keeps its state (see :mod:`~stream_trapti.sram.policies`) and the network leaks;
+* latency penalty = S · w cycles, added to the schedule (the run takes ``T + S · w`` cycles). ``offline_optimal``
+  wakes early and never stalls.
 
-The penalty is reported, not fed back: the trace is not stretched by the stalls. An always-on organisation leaks
-exactly ``(B · P_on + P_net) · T / f``, CACTI's whole macro for the run.
+So an always-on organisation leaks exactly ``(B · P_on + P_net) · T / f``, CACTI's whole macro for the run.
 """
 
 from __future__ import annotations
@@ -127,14 +129,16 @@ class EnergyBreakdown:
     gated_residual_pj: np.ndarray
     network_pj: np.ndarray
     wake_pj: np.ndarray
+    stall_pj: np.ndarray
     gated_bank_cycles: np.ndarray
     wakes: np.ndarray
     penalty_cycles: np.ndarray
 
     @property
     def total_pj(self) -> np.ndarray:
-        """Dynamic + powered leakage + gated residual + network + wake-up energy."""
-        return self.dynamic_pj + self.leakage_on_pj + self.gated_residual_pj + self.network_pj + self.wake_pj
+        """Dynamic + powered leakage + gated residual + network + wake-up + stall energy."""
+        leakage = self.leakage_on_pj + self.gated_residual_pj + self.network_pj
+        return self.dynamic_pj + leakage + self.wake_pj + self.stall_pj
 
 
 def evaluate_energy(
@@ -152,15 +156,21 @@ def evaluate_energy(
     gated = outcome.gated_bank_cycles.astype(np.float64)
     powered = profile.bank_count * profile.cycles - gated
     dynamic = counts.reads * costs.read_pj + counts.writes * costs.write_pj
+    penalty = outcome.stalls * costs.wake_cycles
+    # Bank-cycles of the stalls: every bank for every stalled cycle, gated ones as counted by the policy.
+    stall_gated = (outcome.gated_bank_stalls * costs.wake_cycles).astype(np.float64)
+    stall_powered = profile.bank_count * penalty - stall_gated
+    stall_mw_cycles = costs.leakage_mw * stall_powered + costs.gated_mw * stall_gated + costs.network_mw * penalty
     return EnergyBreakdown(
         dynamic_pj=np.full(len(gated), float(dynamic)),
         leakage_on_pj=costs.leakage_mw * powered / clock_ghz,
         gated_residual_pj=costs.gated_mw * gated / clock_ghz,
         network_pj=np.full(len(gated), costs.network_mw * profile.cycles / clock_ghz),
         wake_pj=costs.wake_energy_pj * outcome.wakes.astype(np.float64),
+        stall_pj=stall_mw_cycles / clock_ghz,
         gated_bank_cycles=outcome.gated_bank_cycles,
         wakes=outcome.wakes,
-        penalty_cycles=outcome.stalls * costs.wake_cycles,
+        penalty_cycles=penalty,
     )
 
 

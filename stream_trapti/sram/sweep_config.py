@@ -17,6 +17,7 @@ A YAML mapping; every key is optional and checked, unknown keys are errors::
     off_leakage_fraction: 0.0     # residual in power_off mode
     clock_ghz: 1.0
     port_bits: null         # default: the memory's port width in the trace
+    max_latency_penalty_cycles: null  # reject configurations whose wake-up stalls add more cycles (null: no limit)
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class SweepSpec:
     off_leakage_fraction: float = 0.0
     clock_ghz: float = 1.0
     port_bits: int | None = None
+    max_latency_penalty_cycles: int | None = None
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
@@ -191,4 +193,8 @@ _PARSERS: dict[str, Any] = {
     ),
     "clock_ghz": lambda v: ("clock_ghz", _number(v, "a clock frequency in GHz", open_low=True)),
     "port_bits": lambda v: ("port_bits", _optional(lambda b: _integer(b, "a port width in bits", low=1))(v)),
+    "max_latency_penalty_cycles": lambda v: (
+        "max_latency_penalty_cycles",
+        _optional(lambda c: _integer(c, "a number of stall cycles"))(v),
+    ),
 }
