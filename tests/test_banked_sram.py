@@ -48,7 +48,8 @@ def test_banked_sram_takes_costs_from_cacti_and_stays_hashable() -> None:
     )
     assert (banked.size, banked.latency, banked.shared_memory_group_id) == (plain.size, 2, 3)
     assert banked.banks == 4 and banked.bank_size == plain.size // 4
-    assert banked.bank_leakage_mw == sram.leakage_mw
+    assert banked.bank_leakage_mw == sram.leakage_mw - sram.network_leakage_mw
+    assert banked.network_leakage_mw == sram.network_leakage_mw > 0
     assert 0 < banked.gated_bank_leakage_mw < banked.bank_leakage_mw
     assert banked.wakeup_energy_pj > 0 and banked.wakeup_time_ns > 0
     assert hash(banked) == hash(banked_replacement(plain, sram))

@@ -13,8 +13,12 @@ from stream_trapti.sram.cacti import (
     CactiError,
     SramConfig,
     SramConfigError,
+    _network_leakage_mw,
+    _run,
+    _stdout_value,
     cacti_process_count,
     evaluate,
+    render_cfg,
 )
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti, shipped_source_dir
 from stream_trapti.sram.cacti_cache import query, query_many
@@ -32,9 +36,9 @@ def test_build_is_a_patched_copy_outside_site_packages(cacti: CactiInstall) -> N
     build = cacti.binary.parent
     assert cacti.binary.is_file() and os.access(cacti.binary, os.X_OK)
     assert shipped_source_dir() not in build.parents and build != shipped_source_dir()
-    patch = cacti_build.POWER_GATING_PATCH
-    assert patch.new in (build / patch.path).read_text()
-    assert patch.old in (shipped_source_dir() / patch.path).read_text()  # the shipped source stays untouched
+    for patch in cacti_build.PATCHES:
+        assert patch.new in (build / patch.path).read_text()
+        assert patch.old in (shipped_source_dir() / patch.path).read_text()  # the shipped source stays untouched
     assert cacti.fingerprint == build.name == cacti_build.fingerprint(shipped_source_dir())
     assert not list(build.parent.glob(".*.partial"))  # no half-built directory left behind
 
@@ -43,18 +47,37 @@ def test_build_is_a_patched_copy_outside_site_packages(cacti: CactiInstall) -> N
 def test_power_gating_runs_where_stock_cacti_aborts(cacti: CactiInstall, technology_nm: int) -> None:
     result = evaluate(SramConfig(64 * KIB, banks=2, technology_nm=technology_nm, power_gating=True), cacti)
     assert result.gated_leakage_mw is not None and 0 < result.gated_leakage_mw < result.leakage_mw
+    assert 0 < result.gated_bank_leakage_mw < result.bank_leakage_mw
     assert result.wakeup_energy_pj > 0 and result.wakeup_time_ns > 0
-    assert result.bank_wakeup_energy_pj >= result.wakeup_energy_pj
+    retention, power_off = result.bank_wakeup(), result.bank_wakeup(full_swing=True)
+    assert retention.energy_pj >= result.wakeup_energy_pj and retention.time_ns == result.wakeup_time_ns
+    # From power-off both rails swing the full Vdd: 1/0.35 and 1/0.65 of CACTI's retention swings.
+    assert retention.energy_pj / 0.35 > power_off.energy_pj > retention.energy_pj / 0.65
+    assert power_off.time_ns > retention.time_ns
 
 
-def test_patch_leaves_non_gated_results_identical_to_zigzags_binary(cacti: CactiInstall) -> None:
-    """ZigZag's prebuilt (unpatched, unoptimised) CACTI gives the same non-gated figures on our cfg."""
+def _raw_run(install: CactiInstall, config: SramConfig, workdir: Path) -> tuple[dict[str, str], str]:
+    """One CACTI run of ``config`` without power gating: its CSV row and stdout."""
+    workdir.mkdir()
+    (workdir / "tech_params").symlink_to(install.tech_params, target_is_directory=True)
+    return _run(install, config, render_cfg(config, gated=False), workdir, "macro.cfg")
+
+
+def test_patch_leaves_non_gated_results_identical_to_zigzags_binary(cacti: CactiInstall, tmp_path: Path) -> None:
+    """ZigZag's prebuilt (unpatched, unoptimised) CACTI gives the same non-gated figures on our cfg; only our
+    binary prints the routing leakage on its own."""
     shipped = shipped_source_dir()
     stock = CactiInstall(binary=shipped / "cacti", tech_params=shipped / "tech_params", fingerprint="zigzag-prebuilt")
     config = SramConfig(64 * KIB, banks=2)
-    ours, theirs = evaluate(config, cacti), evaluate(config, stock)
-    for field in ("read_energy_pj", "write_energy_pj", "leakage_mw", "macro_area_mm2", "access_time_ns"):
-        assert getattr(ours, field) == pytest.approx(getattr(theirs, field), rel=1e-4), field
+    (ours, our_stdout), (theirs, their_stdout) = (
+        _raw_run(install, config, tmp_path / name) for install, name in ((cacti, "ours"), (stock, "theirs"))
+    )
+    for column in ("Dynamic read energy (nJ)", "Dynamic write energy (nJ)", "Area (mm2)", "Access time (ns)"):
+        assert float(ours[column]) == pytest.approx(float(theirs[column]), rel=1e-4), column
+    for label in ("Total leakage power of a bank (mW):", "Total gate leakage power of a bank (mW):"):
+        assert _stdout_value(our_stdout, label) == pytest.approx(_stdout_value(their_stdout, label), rel=1e-4), label
+    assert _network_leakage_mw(our_stdout) > 0
+    assert "routing to banks" not in their_stdout
 
 
 def test_figures_are_positive_and_monotone(cacti: CactiInstall) -> None:
@@ -75,9 +98,14 @@ def test_figures_are_positive_and_monotone(cacti: CactiInstall) -> None:
         assert big.read_energy_pj > small.read_energy_pj
     for capacity in (64, 256):
         # Smaller banks leak less each, but the macro as a whole (more periphery) does not leak less.
-        per_bank = [results[capacity, b].leakage_mw for b in (1, 2, 4)]
+        per_bank = [results[capacity, b].bank_leakage_mw for b in (1, 2, 4)]
         assert per_bank == sorted(per_bank, reverse=True)
-        assert 4 * results[capacity, 4].leakage_mw > 0.95 * results[capacity, 1].leakage_mw
+        macro = [b * results[capacity, b].bank_leakage_mw + results[capacity, b].network_leakage_mw for b in (1, 4)]
+        assert macro[1] > 0.95 * macro[0]
+        # One bank needs no routing between banks; more banks need more of it, a small share of CACTI's "bank".
+        networks = [results[capacity, b].network_leakage_mw for b in (1, 2, 4)]
+        assert networks[0] == 0 and 0 < networks[1] < networks[2] < 0.2 * results[capacity, 4].leakage_mw
+        assert all(0 < r.gated_network_leakage_mw < r.gated_leakage_mw for r in results.values() if r.config.banks > 1)
 
 
 def test_flavour_and_temperature_change_leakage(cacti: CactiInstall) -> None:
@@ -152,6 +180,18 @@ def test_missing_toolchain_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(cacti_build.shutil, "which", lambda tool: None)
     with pytest.raises(cacti_build.CactiBuildError, match="C\\+\\+ toolchain.*g\\+\\+"):
         cacti_build._check_toolchain()
+
+
+def test_routing_leakage_is_read_from_our_patched_lines() -> None:
+    stdout = (
+        "\tTotal leakage power in H-tree (that includes both address and data network) ((mW)): 62.3096\n"
+        "\tTotal gate leakage power in H-tree (that includes both address and data network) ((mW)): 4.14111\n"
+        "\tLeakage power of the routing to banks (mW): 43.6618\n"
+        "\tGate leakage power of the routing to banks (mW): 2.44152\n"
+    )
+    assert _network_leakage_mw(stdout) == pytest.approx(43.6618 + 2.44152)
+    with pytest.raises(CactiError, match="no 'Leakage power of the routing to banks"):
+        _network_leakage_mw(stdout.split("\tLeakage power")[0])
 
 
 def test_patch_refuses_unexpected_source(tmp_path: Path) -> None:

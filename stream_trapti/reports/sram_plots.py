@@ -19,7 +19,9 @@ _PARTS: tuple[tuple[str, str], ...] = (
     ("dynamic_pj", "dynamic"),
     ("leakage_on_pj", "leakage (powered)"),
     ("gated_residual_pj", "residual (gated)"),
+    ("network_pj", "leakage (network between banks)"),
     ("wake_pj", "wake-up"),
+    ("stall_pj", "wake-up stalls"),
 )
 
 

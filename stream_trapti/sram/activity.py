@@ -108,8 +108,8 @@ class BankActivity:
             # start at 0 and trailing ones end at ``cycles``.
             padded = np.concatenate([[self.bank_count], self.banks_on, [self.bank_count]]).astype(np.int64)
             before, after = padded[:-1], padded[1:]
-            start_bank, start_at = _expand_ranges(after, before, bounds)
-            end_bank, end_at = _expand_ranges(before, after, bounds)
+            start_bank, start_at = expand_ranges(after, before, bounds)
+            end_bank, end_at = expand_ranges(before, after, bounds)
             # Both lists are in time order already; a stable sort by bank (a radix sort on a small integer type)
             # groups them per bank, where starts and ends alternate and pair up.
             small = np.min_scalar_type(self.bank_count)
@@ -126,8 +126,9 @@ class BankActivity:
         return IdleIntervals(self.cycles, self.bank_count, bank.astype(np.int64), start, end)
 
 
-def _expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every ``p`` with ``low[p] < high[p]``, the pairs ``(bank, at[p])`` for bank in ``[low[p], high[p])``."""
+def expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every ``p`` with ``low[p] < high[p]``, the pairs ``(i, at[p])`` for every ``i`` in ``[low[p], high[p])``
+    (e.g. banks, or indices into another array), ``p`` by ``p``."""
     counts = np.maximum(high - low, 0)
     total = int(counts.sum())
     first = np.repeat(low, counts)
@@ -183,7 +184,7 @@ def first_fit_activity(
     last_bank = (address + table[:, 2] - 1) // size
     # A 2-D difference array: +1 where an allocation starts covering a bank, -1 where it stops.
     counts = last_bank - first_bank + 1
-    banks, _ = _expand_ranges(first_bank, last_bank + 1, np.zeros(len(table), dtype=np.int64))
+    banks, _ = expand_ranges(first_bank, last_bank + 1, np.zeros(len(table), dtype=np.int64))
     steps = np.zeros((bank_count, len(times) + 1), dtype=np.int64)
     np.add.at(steps, (banks, np.repeat(first_k, counts)), 1)
     np.add.at(steps, (banks, np.repeat(last_k, counts)), -1)

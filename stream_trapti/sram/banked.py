@@ -74,13 +74,18 @@ class BankedSRAM(MemoryInstance):
 
     @property
     def bank_leakage_mw(self) -> float:
-        """Leakage of one powered bank (subthreshold + gate), mW."""
-        return self.sram.leakage_mw
+        """Leakage of one powered bank on its own (subthreshold + gate), mW."""
+        return self.sram.bank_leakage_mw
+
+    @property
+    def network_leakage_mw(self) -> float:
+        """Leakage of the routing network between the banks, shared by all of them, mW."""
+        return self.sram.network_leakage_mw
 
     @property
     def gated_bank_leakage_mw(self) -> float | None:
-        """Leakage of one bank in CACTI's gated (retention) state, mW; None without power gating."""
-        return self.sram.gated_leakage_mw
+        """Leakage of one bank on its own in CACTI's gated (retention) state, mW; None without power gating."""
+        return self.sram.gated_bank_leakage_mw
 
     @property
     def wakeup_energy_pj(self) -> float | None:

@@ -33,6 +33,15 @@ TEMPERATURES_K: tuple[int, ...] = tuple(range(300, 401, 10))
 
 CACTI_TIMEOUT_S = 600
 
+# CACTI prices a wake-up as charging a virtual supply rail through the sleep transistor by the swing
+# dV = Vdd - Vcc_min of its retention state: energy C * Vdd * dV and time C * dV / I (Sleep_tx::compute_penalty,
+# powergating.cc). It sets Vcc_min to 0.65 Vdd for the cells and 0.35 Vdd for the periphery whatever the node and
+# flavour (TechnologyParameter::init, parameter.cc), so the swings are these fractions of Vdd.
+ARRAY_RETENTION_SWING = 0.35
+"""dV / Vdd of the cell array's sleep transistors (CACTI's "Sub-array" wake-up)."""
+WORDLINE_RETENTION_SWING = 0.65
+"""dV / Vdd of the wordline drivers' sleep transistors (CACTI's "WL" wake-up)."""
+
 
 class SramConfigError(ConfigError):
     """An SRAM configuration CACTI cannot evaluate; the message names the parameter to change."""
@@ -135,21 +144,32 @@ class ArrayOrganisation:
 
 
 @dataclass(frozen=True)
+class Wakeup:
+    """What waking one whole bank from its gated state costs."""
+
+    energy_pj: float
+    time_ns: float
+
+
+@dataclass(frozen=True)
 class SramResult:
     """CACTI's figures for one macro. Energies are per access of ``width_bits`` through the macro's H-tree to one
-    bank; leakage and wake-up figures are per bank.
+    bank; leakage figures are CACTI's "per bank".
 
-    read_energy_pj / write_energy_pj: dynamic energy per access. leakage_mw: leakage of one powered bank,
-    subthreshold + gate (``gate_leakage_mw`` is the gate part). macro_area_mm2: the whole macro (all banks and the
-    H-tree). access_time_ns / cycle_time_ns: random access and cycle time. organisation: the array partitioning
-    CACTI chose.
+    read_energy_pj / write_energy_pj: dynamic energy per access. leakage_mw: CACTI's leakage of a powered bank,
+    subthreshold + gate (``gate_leakage_mw`` is the gate part). For a UCA that figure is one bank *plus the whole
+    routing network between the banks* (UCA::compute_power_energy adds ``power_routing_to_bank`` to the bank's
+    power); network_leakage_mw is that network's share (subthreshold + gate), so the macro leaks
+    ``banks * bank_leakage_mw + network_leakage_mw``. macro_area_mm2: the whole macro (all banks and the H-tree).
+    access_time_ns / cycle_time_ns: random access and cycle time. organisation: the array partitioning CACTI chose.
 
     With ``config.power_gating`` the macro includes CACTI's sleep transistors, so energies and area are those of the
-    gated design. gated_leakage_mw is one bank's leakage in CACTI's gated state, which is a *retention* (drowsy)
-    mode: cells are held at Vcc_min and keep their data, and the wordline drivers are gated; it is not power-off.
-    wakeup_energy_pj / wakeup_time_ns are CACTI's sub-array + wordline sleep-transistor wake-up figures, which CACTI
-    computes per sub-array for the mats one access activates, not for a whole bank (see
-    ``bank_wakeup_energy_pj``). Without power gating the gating fields are None.
+    gated design. gated_leakage_mw is CACTI's leakage of a bank in its gated state (again plus the routing network,
+    whose share in that run is gated_network_leakage_mw), which is a *retention* (drowsy) mode: cells are held at
+    Vcc_min and keep their data, and the wordline drivers are gated; it is not power-off. The ``*_wakeup_*`` fields
+    are CACTI's cell-array ("Sub-array") and wordline ("WL") sleep-transistor wake-up figures, which CACTI computes
+    for the mats one access activates, not for a whole bank (see :meth:`bank_wakeup`). Without power gating the
+    gating fields are None.
     """
 
     config: SramConfig
@@ -157,16 +177,48 @@ class SramResult:
     write_energy_pj: float
     leakage_mw: float
     gate_leakage_mw: float
+    network_leakage_mw: float
     macro_area_mm2: float
     access_time_ns: float
     cycle_time_ns: float
     organisation: ArrayOrganisation
     gated_leakage_mw: float | None = None
-    wakeup_energy_pj: float | None = None
-    wakeup_time_ns: float | None = None
+    gated_network_leakage_mw: float | None = None
+    array_wakeup_energy_pj: float | None = None
+    wordline_wakeup_energy_pj: float | None = None
+    array_wakeup_time_ns: float | None = None
+    wordline_wakeup_time_ns: float | None = None
     active_mats_per_access: int | None = None
     subarrays_per_mat: int | None = None
     cacti_fingerprint: str = ""
+
+    @property
+    def bank_leakage_mw(self) -> float:
+        """Leakage of one powered bank on its own, without the routing network it shares with the other banks."""
+        return self.leakage_mw - self.network_leakage_mw
+
+    @property
+    def gated_bank_leakage_mw(self) -> float | None:
+        """Leakage of one bank on its own in CACTI's gated (retention) state; None without power gating."""
+        if self.gated_leakage_mw is None or self.gated_network_leakage_mw is None:
+            return None
+        return self.gated_leakage_mw - self.gated_network_leakage_mw
+
+    @property
+    def wakeup_energy_pj(self) -> float | None:
+        """CACTI's retention wake-up energy (cell array + wordlines) for the mats one access activates; None without
+        power gating."""
+        if self.array_wakeup_energy_pj is None or self.wordline_wakeup_energy_pj is None:
+            return None
+        return self.array_wakeup_energy_pj + self.wordline_wakeup_energy_pj
+
+    @property
+    def wakeup_time_ns(self) -> float | None:
+        """CACTI's retention wake-up time: the array and wordline sleep transistors switch on together, so the slower
+        one sets it; None without power gating."""
+        if self.array_wakeup_time_ns is None or self.wordline_wakeup_time_ns is None:
+            return None
+        return max(self.array_wakeup_time_ns, self.wordline_wakeup_time_ns)
 
     @property
     def bank_area_mm2(self) -> float:
@@ -181,13 +233,29 @@ class SramResult:
             return None
         return self.organisation.ndwl * self.organisation.ndbl // self.subarrays_per_mat
 
-    @property
-    def bank_wakeup_energy_pj(self) -> float | None:
-        """Wake-up energy of every mat of one bank: CACTI's figure (for the mats one access activates) scaled by
-        mats per bank / active mats. This scaling is ours, not CACTI's. None without power gating."""
-        if self.wakeup_energy_pj is None or not self.active_mats_per_access or self.mats_per_bank is None:
+    def bank_wakeup(self, full_swing: bool = False) -> Wakeup | None:
+        """Waking every mat of one bank: CACTI's figures (for the mats one access activates) scaled by mats per bank
+        / active mats; this scaling is ours, not CACTI's. None without power gating.
+
+        CACTI's figures are for its retention state. ``full_swing`` prices a wake from power-off instead, charging
+        the rails from 0 rather than from Vcc_min: CACTI's own formulas with the swing Vdd − Vcc_min replaced by Vdd,
+        i.e. each part divided by its ``*_RETENTION_SWING`` (energy and time alike).
+        """
+        figures = (
+            self.array_wakeup_energy_pj,
+            self.wordline_wakeup_energy_pj,
+            self.array_wakeup_time_ns,
+            self.wordline_wakeup_time_ns,
+        )
+        if any(value is None for value in figures) or not self.active_mats_per_access or self.mats_per_bank is None:
             return None
-        return self.wakeup_energy_pj * self.mats_per_bank / self.active_mats_per_access
+        array_energy, wordline_energy, array_time, wordline_time = figures
+        array_swing, wordline_swing = (ARRAY_RETENTION_SWING, WORDLINE_RETENTION_SWING) if full_swing else (1.0, 1.0)
+        mats = self.mats_per_bank / self.active_mats_per_access
+        return Wakeup(
+            energy_pj=mats * (array_energy / array_swing + wordline_energy / wordline_swing),
+            time_ns=max(array_time / array_swing, wordline_time / wordline_swing),
+        )
 
 
 _runs_lock = threading.Lock()
@@ -350,6 +418,13 @@ def _stdout_value(stdout: str, label: str) -> float:
     return float(match.group(1))
 
 
+def _network_leakage_mw(stdout: str) -> float:
+    """Leakage (subthreshold + gate) of the routing between the banks, as our CACTI patch prints it."""
+    return _stdout_value(stdout, "Leakage power of the routing to banks (mW):") + _stdout_value(
+        stdout, "Gate leakage power of the routing to banks (mW):"
+    )
+
+
 def _organisation(row: dict[str, str]) -> ArrayOrganisation:
     values = [float(row[key]) for key in ("Ndwl", "Ndbl", "Nspd", "Ndcm", "Ndsam_level_1", "Ndsam_level_2")]
     # The forced second run reads these back as integers (io.cc "-Nspd %d"); Nspd >= 1 because block = width.
@@ -369,7 +444,8 @@ def evaluate(config: SramConfig, install: CactiInstall | None = None) -> SramRes
     """Run CACTI for ``config`` (uncached; one process, or two with power gating) and return its figures.
 
     With power gating, CACTI first searches the organisation of the gated macro; the non-gated leakage is then
-    taken from a second run forced to that same organisation, so both leakages describe one physical macro.
+    taken from a second run forced to that same organisation, so both leakages describe one physical macro. Each
+    routing-network share is read from the same run as the leakage it is part of.
     Raises CactiError (naming the field to change) when CACTI finds no result.
     """
     install = install or ensure_cacti()
@@ -381,12 +457,11 @@ def evaluate(config: SramConfig, install: CactiInstall | None = None) -> SramRes
         if config.power_gating:
             gated_fields = {
                 "gated_leakage_mw": float(row["Standby leakage per bank(mW)"]),
-                "wakeup_energy_pj": 1e3
-                * (_stdout_value(stdout, "Sub-array Tx energy (nJ)") + _stdout_value(stdout, "WL Tx energy (nJ)")),
-                # The sub-array and wordline sleep transistors switch on together: the slower one sets the time.
-                "wakeup_time_ns": max(
-                    _stdout_value(stdout, "Sub-array wakeup time (ns)"), _stdout_value(stdout, "WL wakeup time (ns)")
-                ),
+                "gated_network_leakage_mw": _network_leakage_mw(stdout),
+                "array_wakeup_energy_pj": 1e3 * _stdout_value(stdout, "Sub-array Tx energy (nJ)"),
+                "wordline_wakeup_energy_pj": 1e3 * _stdout_value(stdout, "WL Tx energy (nJ)"),
+                "array_wakeup_time_ns": _stdout_value(stdout, "Sub-array wakeup time (ns)"),
+                "wordline_wakeup_time_ns": _stdout_value(stdout, "WL wakeup time (ns)"),
                 "active_mats_per_access": int(_stdout_value(stdout, "Active mats per access")),
                 "subarrays_per_mat": int(_stdout_value(stdout, "Active subarrays per mat")),
             }
@@ -401,6 +476,7 @@ def evaluate(config: SramConfig, install: CactiInstall | None = None) -> SramRes
         write_energy_pj=1e3 * float(row["Dynamic write energy (nJ)"]),
         leakage_mw=subthreshold + gate,
         gate_leakage_mw=gate,
+        network_leakage_mw=_network_leakage_mw(stdout),
         macro_area_mm2=float(row["Area (mm2)"]),
         access_time_ns=float(row["Access time (ns)"]),
         cycle_time_ns=float(row["Random cycle time (ns)"]),

@@ -72,7 +72,30 @@ POWER_GATING_PATCH = SourcePatch(
     reason="clamp the decoder sleep transistor's gate height (power-gating assertion at 22-65 nm)",
 )
 
-PATCHES: tuple[SourcePatch, ...] = (POWER_GATING_PATCH,)
+# CACTI prints the leakage of the H-trees only as one sum of the in-bank trees (part of every bank) and the routing
+# between the banks of a UCA (one network, shared by all banks, which its "leakage of a bank" also includes). We print
+# the routing on its own so it can be counted once. Output only: no figure CACTI computes changes.
+ROUTING_LEAKAGE_PATCH = SourcePatch(
+    path="io.cc",
+    old=(
+        "                 fr->data_array2->power_routing_to_bank.readOp.gate_leakage) *\n"
+        "                    1e3\n"
+        "             << endl;\n"
+    ),
+    new=(
+        "                 fr->data_array2->power_routing_to_bank.readOp.gate_leakage) *\n"
+        "                    1e3\n"
+        "             << endl;\n"
+        "        // stream-trapti patch: the routing between banks on its own (shared by all banks of the UCA).\n"
+        '        cout << "\\tLeakage power of the routing to banks (mW): "\n'
+        "             << fr->data_array2->power_routing_to_bank.readOp.leakage * 1e3 << endl;\n"
+        '        cout << "\\tGate leakage power of the routing to banks (mW): "\n'
+        "             << fr->data_array2->power_routing_to_bank.readOp.gate_leakage * 1e3 << endl;\n"
+    ),
+    reason="print the leakage of the routing between banks on its own",
+)
+
+PATCHES: tuple[SourcePatch, ...] = (POWER_GATING_PATCH, ROUTING_LEAKAGE_PATCH)
 
 
 class CactiBuildError(RuntimeError):

@@ -26,7 +26,7 @@ from stream_trapti.sram.cacti import ArrayOrganisation, SramConfig, SramResult, 
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
 
 # Bump when SramResult's fields or the file format change, so results cached by an older stream-trapti are not misread.
-RESULT_SCHEMA = 4
+RESULT_SCHEMA = 5
 ENTRY_SCHEMA = f"cacti-result {RESULT_SCHEMA}"
 
 # Two CACTI processes at a time: the machines this runs on have two cores. Threads suffice because the work happens

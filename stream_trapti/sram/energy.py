@@ -1,16 +1,21 @@
 """SRAM energy of one bank organisation under one gating policy.
 
 For a memory of ``B`` banks over a trace of ``T`` cycles at clock ``f`` (GHz, so one cycle is ``1/f`` ns and
-mW · ns = pJ), with ``G`` bank-cycles gated, ``N`` bank wake-ups and ``S`` stalls (from
-:func:`~stream_trapti.sram.policies.gating_outcome`):
+mW · ns = pJ), with ``G`` bank-cycles gated, ``N`` bank wake-ups, ``S`` stalls of ``w = wake_cycles`` each and
+``K`` gated bank-stalls (from :func:`~stream_trapti.sram.policies.gating_outcome`); ``P_on`` and ``P_gated`` are
+one bank's own leakage, ``P_net`` that of the routing network between the banks, which is never gated:
 
 * dynamic  = reads · E_read + writes · E_write, with reads/writes = ceil(bytes · 8 / port bits) from the trace;
 * leakage (powered) = P_on · (B · T − G) / f;
 * residual (gated)  = P_gated · G / f;
+* network  = P_net · T / f;
 * wake-up  = N · E_wake;
-* latency penalty = S · wake_cycles (on-demand policies; 0 for ``offline_optimal``, which wakes early).
+* stall    = w · (P_on · (B · S − K) + P_gated · K + P_net · S) / f: the run is stalled ``S · w`` cycles, during which
+  every bank keeps its state (see :mod:`~stream_trapti.sram.policies`) and the network leaks;
+* latency penalty = S · w cycles, added to the schedule (the run takes ``T + S · w`` cycles). ``offline_optimal``
+  wakes early and never stalls.
 
-The penalty is reported, not fed back: the trace is not stretched by the stalls.
+So an always-on organisation leaks exactly ``(B · P_on + P_net) · T / f``, CACTI's whole macro for the run.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class BankCosts:
 
     Per bank: ``read_pj``/``write_pj`` per access, ``leakage_mw`` powered, ``gated_mw`` gated (in the chosen gating
     mode), ``wake_energy_pj`` and ``wake_cycles`` per wake-up. ``area_mm2`` is the whole organisation (all banks).
+    ``network_mw`` is the leakage of the routing network between the banks: one network, always powered.
     """
 
     read_pj: float
@@ -74,6 +80,7 @@ class BankCosts:
     wake_energy_pj: float
     wake_cycles: int
     area_mm2: float
+    network_mw: float = 0.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -115,20 +122,23 @@ def access_counts(trace: OccupancyTrace, memory: int | str, port_bits: int) -> A
 
 @dataclass(frozen=True, eq=False)
 class EnergyBreakdown:
-    """Energy (pJ) and wake-up statistics, one entry per evaluated timeout."""
+    """Energy (pJ) and wake-up statistics, one entry per evaluated timeout (see the module docstring)."""
 
     dynamic_pj: np.ndarray
     leakage_on_pj: np.ndarray
     gated_residual_pj: np.ndarray
+    network_pj: np.ndarray
     wake_pj: np.ndarray
+    stall_pj: np.ndarray
     gated_bank_cycles: np.ndarray
     wakes: np.ndarray
     penalty_cycles: np.ndarray
 
     @property
     def total_pj(self) -> np.ndarray:
-        """Dynamic + powered leakage + gated residual + wake-up energy."""
-        return self.dynamic_pj + self.leakage_on_pj + self.gated_residual_pj + self.wake_pj
+        """Dynamic + powered leakage + gated residual + network + wake-up + stall energy."""
+        leakage = self.leakage_on_pj + self.gated_residual_pj + self.network_pj
+        return self.dynamic_pj + leakage + self.wake_pj + self.stall_pj
 
 
 def evaluate_energy(
@@ -146,14 +156,21 @@ def evaluate_energy(
     gated = outcome.gated_bank_cycles.astype(np.float64)
     powered = profile.bank_count * profile.cycles - gated
     dynamic = counts.reads * costs.read_pj + counts.writes * costs.write_pj
+    penalty = outcome.stalls * costs.wake_cycles
+    # Bank-cycles of the stalls: every bank for every stalled cycle, gated ones as counted by the policy.
+    stall_gated = (outcome.gated_bank_stalls * costs.wake_cycles).astype(np.float64)
+    stall_powered = profile.bank_count * penalty - stall_gated
+    stall_mw_cycles = costs.leakage_mw * stall_powered + costs.gated_mw * stall_gated + costs.network_mw * penalty
     return EnergyBreakdown(
         dynamic_pj=np.full(len(gated), float(dynamic)),
         leakage_on_pj=costs.leakage_mw * powered / clock_ghz,
         gated_residual_pj=costs.gated_mw * gated / clock_ghz,
+        network_pj=np.full(len(gated), costs.network_mw * profile.cycles / clock_ghz),
         wake_pj=costs.wake_energy_pj * outcome.wakes.astype(np.float64),
+        stall_pj=stall_mw_cycles / clock_ghz,
         gated_bank_cycles=outcome.gated_bank_cycles,
         wakes=outcome.wakes,
-        penalty_cycles=outcome.stalls * costs.wake_cycles,
+        penalty_cycles=penalty,
     )
 
 
@@ -177,40 +194,46 @@ def sram_config(query: BankQuery) -> SramConfig:
 def costs_from_cacti(query: BankQuery, result: SramResult) -> BankCosts:
     """Fill :class:`BankCosts` from CACTI's figures for ``query``'s macro.
 
-    Access energies and area are the whole macro's (through the H-tree to one bank); leakage is per bank
-    (subthreshold + gate). Gated: retention mode uses CACTI's gated leakage (or ``gated_leakage_fraction`` of the
-    powered leakage), power-off ``off_leakage_fraction`` of it. The wake-up is CACTI's, scaled from the mats one
-    access wakes to all mats of a bank, in whole cycles at ``clock_ghz``; power-off reuses CACTI's retention
-    wake-up figures, since CACTI models no other. Without power gating nothing is ever gated or woken.
+    Access energies and area are the whole macro's (through the H-tree to one bank). Leakage (subthreshold + gate)
+    is one bank's own, CACTI's "bank" figure less the routing network between the banks, which CACTI folds into
+    it and which is counted once, always on (``network_mw``). Gated: retention mode uses CACTI's gated leakage of the
+    bank (or ``gated_leakage_fraction`` of its powered leakage), power-off ``off_leakage_fraction`` of it. The
+    wake-up is CACTI's, scaled from the mats one access wakes to all mats of a bank, in whole cycles at
+    ``clock_ghz``; from power-off its rails swing the full Vdd instead of CACTI's retention swing
+    (:meth:`~stream_trapti.sram.cacti.SramResult.bank_wakeup`). Without power gating nothing is ever gated or woken.
     """
+    bank_mw = result.bank_leakage_mw
     if not query.power_gating:
         return BankCosts(
             result.read_energy_pj,
             result.write_energy_pj,
-            result.leakage_mw,
-            result.leakage_mw,
+            bank_mw,
+            bank_mw,
             0.0,
             0,
             result.macro_area_mm2,
+            result.network_leakage_mw,
         )
-    if result.gated_leakage_mw is None or result.bank_wakeup_energy_pj is None or result.wakeup_time_ns is None:
+    wakeup = result.bank_wakeup(full_swing=query.gating_mode == "power_off")
+    if result.gated_bank_leakage_mw is None or wakeup is None:
         raise ValueError(f"CACTI result for {result.config} has no power-gating figures; query it with power_gating")
     if query.gating_mode == "power_off":
-        gated = query.off_leakage_fraction * result.leakage_mw
+        gated = query.off_leakage_fraction * bank_mw
     elif query.gated_leakage_fraction is not None:
-        gated = query.gated_leakage_fraction * result.leakage_mw
+        gated = query.gated_leakage_fraction * bank_mw
     else:
         # CACTI's gated and powered leakage come from two runs of one organisation; never let rounding make the
         # gated state leak more.
-        gated = min(result.gated_leakage_mw, result.leakage_mw)
+        gated = min(result.gated_bank_leakage_mw, bank_mw)
     return BankCosts(
         read_pj=result.read_energy_pj,
         write_pj=result.write_energy_pj,
-        leakage_mw=result.leakage_mw,
+        leakage_mw=bank_mw,
         gated_mw=gated,
-        wake_energy_pj=result.bank_wakeup_energy_pj,
-        wake_cycles=math.ceil(result.wakeup_time_ns * query.clock_ghz),
+        wake_energy_pj=wakeup.energy_pj,
+        wake_cycles=math.ceil(wakeup.time_ns * query.clock_ghz),
         area_mm2=result.macro_area_mm2,
+        network_mw=result.network_leakage_mw,
     )
 
 

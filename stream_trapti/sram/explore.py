@@ -5,6 +5,12 @@ saving against the monolithic (1 bank) always-on SRAM of the same capacity, flav
 holds the Pareto front over (energy, area, latency penalty), the best configuration per objective, and a slot for
 Stream's own estimate of the same SRAM (monolithic, dynamic energy only) to set beside them.
 
+``always_on`` organisations are built without sleep transistors; the gating policies with. ``offline_optimal``
+knows the trace before the macro is built, so it also takes the organisation without sleep transistors (never
+gating) when that costs less: then no configuration of the same capacity, bank count, flavour and gating mode costs
+less than it. Wake-up stalls are added to the schedule (``latency_cycles``); with ``max_latency_penalty_cycles`` in
+the spec, configurations that stall longer are rejected instead.
+
 The idle intervals of each bank organisation are extracted once; every policy, timeout, flavour and mode is then
 a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`).
 """
@@ -15,7 +21,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +45,10 @@ OBJECTIVES: tuple[str, ...] = ("total_pj", "area_mm2", "penalty_cycles")
 
 @dataclass(frozen=True)
 class ConfigResult:
-    """One evaluated configuration. Energies in pJ over the whole trace; ``timeout_cycles`` is set only for the
-    ``timeout`` policy; ``saving`` is ``1 − total / baseline`` against the monolithic always-on SRAM."""
+    """One evaluated configuration. Energies in pJ over the whole run; ``timeout_cycles`` is set only for the
+    ``timeout`` policy; ``sleep_transistors`` says whether the macro has them; ``latency_cycles`` is the trace's
+    cycles plus ``penalty_cycles`` of wake-up stalls; ``gated_fraction`` is of the trace's bank-cycles; ``saving`` is
+    ``1 − total / baseline`` against the monolithic always-on SRAM."""
 
     capacity_bytes: int
     bank_count: int
@@ -48,13 +56,17 @@ class ConfigResult:
     timeout_cycles: int | None
     flavour: str
     gating_mode: str
+    sleep_transistors: bool
     dynamic_pj: float
     leakage_on_pj: float
     gated_residual_pj: float
+    network_pj: float
     wake_pj: float
+    stall_pj: float
     total_pj: float
     area_mm2: float
     penalty_cycles: int
+    latency_cycles: int
     wakes: int
     gated_fraction: float
     baseline_pj: float
@@ -77,8 +89,9 @@ class ExplorationResult:
     """All evaluated configurations of one sweep on one memory of one trace.
 
     ``pareto`` and ``best`` (objective → configuration) index ``configs``; ``skipped`` lists the organisations that
-    cannot hold the trace, with why; ``stream_estimate_pj`` is Stream's own estimate when one was given; ``heatmap``
-    shows the lowest-energy configuration.
+    cannot hold the trace, with why; ``rejected`` counts the configurations left out for stalling longer than the
+    spec's ``max_latency_penalty_cycles``; ``stream_estimate_pj`` is Stream's own estimate when one was given;
+    ``heatmap`` shows the lowest-energy configuration.
     """
 
     spec: SweepSpec
@@ -91,6 +104,7 @@ class ExplorationResult:
     pareto: tuple[int, ...]
     best: dict[str, int]
     skipped: tuple[tuple[int, int, str], ...]
+    rejected: int = 0
     stream_estimate_pj: float | None = None
     heatmap: Heatmap | None = None
 
@@ -108,8 +122,9 @@ def explore(
 
     ``costs_provider`` maps a :class:`BankQuery` to :class:`BankCosts` (e.g. the CACTI adapter); it is asked once
     per capacity, bank count, flavour, gating mode and with or without sleep transistors (``always_on`` rows and the
-    monolithic baseline are costed without). ``allocations`` are the tracker's per-tensor lifetimes,
-    required by the ``first_fit`` allocator. ``stream_estimate_pj`` is carried into the result for comparison.
+    monolithic baseline are costed without, ``offline_optimal`` both ways). ``allocations`` are the tracker's
+    per-tensor lifetimes, required by the ``first_fit`` allocator. ``stream_estimate_pj`` is carried into the result
+    for comparison.
     """
     index = trace.memory_index(spec.memory)
     info = trace.memories[index]
@@ -169,23 +184,26 @@ def explore(
                 for banks in spec.banks:
                     if banks not in profiles:
                         continue
+                    setting = _Setting(capacity, banks, flavour, mode, counts, spec.clock_ghz, baseline)
                     for policy in spec.policies:
-                        bank_costs = costs(capacity, banks, flavour, mode, policy != "always_on")
-                        configs.extend(
-                            _rows(
-                                profiles[banks],
-                                policy,
-                                timeouts,
-                                bank_costs,
-                                counts,
-                                spec.clock_ghz,
-                                (capacity, banks, flavour, mode),
-                                baseline,
-                            )
-                        )
+                        if policy == "offline_optimal":
+                            plain, gated = (costs(capacity, banks, flavour, mode, sleep) for sleep in (False, True))
+                            configs.append(_offline_optimal_row(profiles[banks], plain, gated, setting))
+                        else:
+                            sleep = policy != "always_on"
+                            bank_costs = costs(capacity, banks, flavour, mode, sleep)
+                            configs.extend(_rows(profiles[banks], policy, timeouts, bank_costs, sleep, setting))
     skipped = [s for s in skipped if s[1] in spec.banks]
     if not configs:
         raise ConfigError(f"no configuration of the sweep can hold memory {info.name!r}: {skipped}")
+    limit = spec.max_latency_penalty_cycles
+    evaluated = len(configs)
+    if limit is not None:
+        configs = [c for c in configs if c.penalty_cycles <= limit]
+        if not configs:
+            raise ConfigError(
+                f"every configuration of the sweep stalls the run longer than max_latency_penalty_cycles={limit}"
+            )
     table = np.array([[getattr(c, o) for o in OBJECTIVES] for c in configs], dtype=np.float64)
     best = {
         "energy": _lexmin(table, (0, 1, 2)),
@@ -204,6 +222,7 @@ def explore(
         pareto=tuple(int(i) for i in pareto_front(table)),
         best=best,
         skipped=tuple(skipped),
+        rejected=evaluated - len(configs),
         stream_estimate_pj=stream_estimate_pj,
         heatmap=heatmap,
     )
@@ -220,27 +239,42 @@ def _port_bits(spec: SweepSpec, read_bits: int, write_bits: int, memory: str) ->
     return read_bits
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """What the rows of one bank organisation share: its key, the accesses, the clock and the baseline energy."""
+
+    capacity: int
+    banks: int
+    flavour: str
+    mode: str
+    counts: AccessCounts
+    clock_ghz: float
+    baseline_pj: float
+
+
 def _rows(
     profile: IdleProfile,
     policy: str,
     timeouts: np.ndarray,
     costs: BankCosts,
-    counts: AccessCounts,
-    clock_ghz: float,
-    key: tuple[int, int, str, str],
-    baseline: float,
+    sleep_transistors: bool,
+    setting: _Setting,
 ) -> list[ConfigResult]:
     """One :class:`ConfigResult` per timeout (or one, for policies without a timeout)."""
-    energy = evaluate_energy(profile, policy, costs, counts, clock_ghz, timeouts if policy == "timeout" else None)
-    capacity, banks, flavour, mode = key
+    energy = evaluate_energy(
+        profile, policy, costs, setting.counts, setting.clock_ghz, timeouts if policy == "timeout" else None
+    )
     total = energy.total_pj
-    gated_fraction = energy.gated_bank_cycles / max(banks * profile.cycles, 1)
+    baseline = setting.baseline_pj
+    gated_fraction = energy.gated_bank_cycles / max(setting.banks * profile.cycles, 1)
     columns = zip(
         timeouts.tolist() if policy == "timeout" else [None],
         energy.dynamic_pj.tolist(),
         energy.leakage_on_pj.tolist(),
         energy.gated_residual_pj.tolist(),
+        energy.network_pj.tolist(),
         energy.wake_pj.tolist(),
+        energy.stall_pj.tolist(),
         total.tolist(),
         energy.penalty_cycles.tolist(),
         energy.wakes.tolist(),
@@ -250,26 +284,38 @@ def _rows(
     )
     return [
         ConfigResult(
-            capacity,
-            banks,
+            setting.capacity,
+            setting.banks,
             policy,
             tau,
-            flavour,
-            mode,
+            setting.flavour,
+            setting.mode,
+            sleep_transistors,
             dyn,
             on,
             res,
+            net,
             wake,
+            stall,
             tot,
             costs.area_mm2,
             pen,
+            profile.cycles + pen,
             n,
             frac,
             baseline,
             save,
         )
-        for tau, dyn, on, res, wake, tot, pen, n, frac, save in columns
+        for tau, dyn, on, res, net, wake, stall, tot, pen, n, frac, save in columns
     ]
+
+
+def _offline_optimal_row(profile: IdleProfile, plain: BankCosts, gated: BankCosts, setting: _Setting) -> ConfigResult:
+    """The offline optimum: the optimal gating of the macro with sleep transistors, or the macro without them left
+    always on, whichever costs less (the sleep transistors' dearer accesses can outweigh what gating saves)."""
+    (with_gating,) = _rows(profile, "offline_optimal", np.empty(0, dtype=np.int64), gated, True, setting)
+    (without,) = _rows(profile, "always_on", np.empty(0, dtype=np.int64), plain, False, setting)
+    return with_gating if with_gating.total_pj <= without.total_pj else replace(without, policy="offline_optimal")
 
 
 def pareto_front(objectives: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -307,10 +353,12 @@ def _heatmap(
     bank_activity = activity(config.capacity_bytes, config.bank_count)
     intervals = bank_activity.idle_intervals()
     bank_costs = costs(
-        config.capacity_bytes, config.bank_count, config.flavour, config.gating_mode, config.policy != "always_on"
+        config.capacity_bytes, config.bank_count, config.flavour, config.gating_mode, config.sleep_transistors
     )
+    # Without sleep transistors nothing is gated, whatever the policy's name (offline_optimal may omit them).
+    policy = config.policy if config.sleep_transistors else "always_on"
     spans = gated_spans(
-        intervals, config.policy, config.timeout_cycles, bank_costs.wake_cycles, bank_costs.break_even_cycles(clock_ghz)
+        intervals, policy, config.timeout_cycles, bank_costs.wake_cycles, bank_costs.break_even_cycles(clock_ghz)
     )
     edges = np.unique(np.linspace(0, bank_activity.cycles, bins + 1).round().astype(np.int64))
     width = np.diff(edges)
@@ -368,6 +416,7 @@ def write_results(result: ExplorationResult, out_dir: str | Path) -> dict[str, P
         "best": {objective: asdict(result.configs[i]) | {"index": i} for objective, i in result.best.items()},
         "pareto": list(result.pareto),
         "skipped": [{"capacity_bytes": c, "bank_count": b, "reason": r} for c, b, r in result.skipped],
+        "rejected_by_latency": result.rejected,
         "configs": [asdict(c) for c in result.configs],
     }
     paths["json"] = atomic_write(out_dir / "exploration.json", json.dumps(summary, indent=1).encode())

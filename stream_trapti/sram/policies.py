@@ -21,11 +21,27 @@ Policies:
   starts the wake-up ``wake_cycles`` early so the schedule never waits; those cycles count as powered. Trailing
   intervals are always gated (no wake-up to pay).
 
-On-demand wake-ups stall the schedule for ``wake_cycles`` once per *wake event*: all banks woken at the same cycle
-wake in parallel. The offline-optimal policy never stalls.
+**Stalls.** An on-demand policy finds a gated bank needed at cycle ``t`` and stalls the schedule for
+``wake_cycles`` while it wakes, once per *wake event*: all banks woken at the same cycle wake in parallel. The stall
+is priced, not only reported: it lengthens the run by ``wake_cycles``, and during it every bank keeps the state it
+had in cycle ``t − 1`` (busy banks powered, idle banks powered or gated as the policy had them, timers frozen),
+except that the banks being woken are powered. :class:`GatingOutcome` counts the stalls and the *gated bank-stalls*
+(stalls × banks gated during them), from which :func:`~stream_trapti.sram.energy.evaluate_energy` prices them.
+
+**Why offline_optimal is the cheapest.** With ``P_on ≥ P_gated``, cost one idle interval of length ``L`` on its own:
+powered throughout, ``P_on · L``; or gated with an early wake, ``P_gated · (L − w) + P_on · w + E_wake`` (needs
+``L ≥ w``). ``offline_optimal`` takes the cheaper of the two for every interval (the threshold above is where they
+cross), and no other schedule of one interval is cheaper: gating later only adds powered cycles, and waking on
+demand instead of early keeps the woken bank powered for the same ``w`` cycles during the stall, plus what every
+other bank and the routing network leak while the run is stalled. An on-demand policy pays, per interval it gates,
+``P_on · τ + P_gated · (L − τ) + E_wake`` plus ``P_on · w`` for that bank in the stall, at least the cheaper option
+above; however many wake-ups share one stall, each woken bank is charged its own ``w`` powered cycles. Leading and
+trailing intervals compare the same way. So for equal bank costs ``offline_optimal ≤`` every other policy, and it
+never stalls. (:mod:`~stream_trapti.sram.explore` also lets it omit the sleep transistors when never gating wins.)
 
 Everything is evaluated from sorted interval lengths and prefix sums (:class:`IdleProfile`), so a policy costs a few
-binary searches however long the trace, and is vectorised over any number of timeouts.
+binary searches however long the trace, and is vectorised over any number of timeouts. Pricing the stalls needs one
+sorted entry per (wake event, other used bank idle across it), listed once per bank organisation.
 """
 
 from __future__ import annotations
@@ -34,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_trapti.sram.activity import IdleIntervals
+from stream_trapti.sram.activity import IdleIntervals, expand_ranges
 
 POLICIES: tuple[str, ...] = ("always_on", "immediate", "timeout", "offline_optimal")
 GATING_MODES: tuple[str, ...] = ("retention", "power_off")
@@ -68,13 +84,32 @@ class SortedLengths:
 
 
 @dataclass(frozen=True, eq=False)
+class SortedKeys:
+    """Values sorted ascending, to count those above any threshold (no sums: the values may be _ALWAYS_GATED)."""
+
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> SortedKeys:
+        """Sort ``values``."""
+        return cls(np.sort(np.asarray(values, dtype=np.int64)))
+
+    def count_above(self, threshold: np.ndarray) -> np.ndarray:
+        """For each threshold: how many values exceed it."""
+        return len(self.values) - np.searchsorted(self.values, threshold, side="right")
+
+
+@dataclass(frozen=True, eq=False)
 class IdleProfile:
     """What the policies need to know about one bank organisation's idle intervals.
 
     ``leading_wake``: lengths of leading intervals followed by a use; ``interior``: intervals between two uses;
-    ``trailing``: non-leading intervals up to the end of the trace; ``unused_bank_cycles``: cycles of banks never
-    used at all; ``wake_events``: per cycle at which banks are woken, the longest idle length among them
-    (leading ones count as always gated).
+    ``trailing``: non-leading intervals up to the end of the trace; ``unused_banks``: banks never used at all;
+    ``wake_events``: per cycle at which banks are woken, the longest idle length among them (leading ones count as
+    always gated), so an on-demand policy with timeout τ stalls at the events above τ; ``bystanders``: per wake event
+    and other used bank idle across it, the smaller of the event's value and how long that bank has been idle
+    (leading: always gated), so the values above τ count the gated bank-stalls (unused banks are gated through
+    every stall).
     """
 
     cycles: int
@@ -82,8 +117,14 @@ class IdleProfile:
     leading_wake: SortedLengths
     interior: SortedLengths
     trailing: SortedLengths
-    unused_bank_cycles: int
-    wake_events: SortedLengths
+    unused_banks: int
+    wake_events: SortedKeys
+    bystanders: SortedKeys
+
+    @property
+    def unused_bank_cycles(self) -> int:
+        """Bank-cycles of the banks never used."""
+        return self.unused_banks * self.cycles
 
     @property
     def idle_bank_cycles(self) -> int:
@@ -107,19 +148,40 @@ def idle_profile(intervals: IdleIntervals) -> IdleProfile:
         leading_wake=SortedLengths.of(length[leading & wakes]),
         interior=SortedLengths.of(length[~leading & wakes]),
         trailing=SortedLengths.of(length[~leading & ~wakes]),
-        unused_bank_cycles=int(length[leading & ~wakes].sum()),
-        wake_events=SortedLengths.of(event_key),
+        unused_banks=int(np.count_nonzero(leading & ~wakes)),
+        wake_events=SortedKeys.of(event_key),
+        bystanders=SortedKeys.of(_bystanders(intervals, ends[order][first], event_key)),
     )
+
+
+def _bystanders(intervals: IdleIntervals, event_at: np.ndarray, event_key: np.ndarray) -> np.ndarray:
+    """For each wake event (at the sorted cycles ``event_at``) and each interval of a used bank idle across it, i.e.
+    idle both in the cycle before and from the event on: ``min(event key, cycles idle so far)``, idle so far
+    counting as always gated for leading intervals.
+
+    With timeout τ the event stalls iff its key exceeds τ, and the interval's bank was gated in the cycle before the
+    event (so stays gated through the stall) iff it had been idle more than τ cycles; both hold iff the minimum does.
+    Banks never used would add one pair per event; :func:`gating_outcome` counts them without listing them.
+    """
+    used = ~(intervals.leading & ~intervals.wakes)
+    start, leading = intervals.start[used], intervals.leading[used]
+    first = np.searchsorted(event_at, start, side="right")  # events after the interval starts ...
+    last = np.searchsorted(event_at, intervals.end[used], side="left")  # ... and before it ends (ending there: woken)
+    event, interval = expand_ranges(first, last, np.arange(len(start)))
+    idle_so_far = np.where(leading[interval], _ALWAYS_GATED, event_at[event] - start[interval])
+    return np.minimum(event_key[event], idle_so_far)
 
 
 @dataclass(frozen=True, eq=False)
 class GatingOutcome:
-    """One policy's effect, one entry per evaluated timeout: bank-cycles gated, bank wake-ups, and stalls (wake
-    events the schedule has to wait for)."""
+    """One policy's effect, one entry per evaluated timeout: bank-cycles gated (in the trace's own cycles), bank
+    wake-ups, stalls (wake events the schedule has to wait for), and gated bank-stalls (summed over stalls, the
+    banks that stay gated through them)."""
 
     gated_bank_cycles: np.ndarray
     wakes: np.ndarray
     stalls: np.ndarray
+    gated_bank_stalls: np.ndarray
 
 
 def gating_outcome(
@@ -145,7 +207,7 @@ def gating_outcome(
         return _on_demand(profile, np.zeros(1, dtype=np.int64))
     if policy == "always_on":
         zero = np.zeros(1, dtype=np.int64)
-        return GatingOutcome(zero, zero, zero)
+        return GatingOutcome(zero, zero, zero, zero)
     if policy == "offline_optimal":
         return _offline_optimal(profile, wake_cycles, break_even_cycles)
     raise ValueError(f"unknown gating policy {policy!r}; expected one of {POLICIES}")
@@ -155,7 +217,8 @@ def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
     """Gate after ``tau`` idle cycles (leading intervals at once), wake when the bank is next used."""
     interior_count, interior_sum = profile.interior.above(tau)
     trailing_count, trailing_sum = profile.trailing.above(tau)
-    stalls, _ = profile.wake_events.above(tau)
+    stalls = profile.wake_events.count_above(tau)
+    gated_bank_stalls = profile.bystanders.count_above(tau) + profile.unused_banks * stalls
     gated = (
         profile.leading_wake.total
         + profile.unused_bank_cycles
@@ -165,7 +228,7 @@ def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
         - tau * trailing_count
     )
     wakes = len(profile.leading_wake.lengths) + interior_count
-    return GatingOutcome(gated, wakes, stalls)
+    return GatingOutcome(gated, wakes, stalls, gated_bank_stalls)
 
 
 def _offline_optimal(profile: IdleProfile, wake_cycles: int, break_even_cycles: float) -> GatingOutcome:
@@ -179,7 +242,8 @@ def _offline_optimal(profile: IdleProfile, wake_cycles: int, break_even_cycles: 
     interior_count, interior_sum = profile.interior.above(threshold)
     wakes = leading_count + interior_count
     gated = leading_sum + interior_sum - wake_cycles * wakes + profile.trailing.total + profile.unused_bank_cycles
-    return GatingOutcome(gated, wakes, np.zeros(1, dtype=np.int64))
+    zero = np.zeros(1, dtype=np.int64)
+    return GatingOutcome(gated, wakes, zero, zero)
 
 
 def gated_spans(

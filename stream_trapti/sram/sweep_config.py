@@ -17,6 +17,7 @@ A YAML mapping; every key is optional and checked, unknown keys are errors::
     off_leakage_fraction: 0.0     # residual in power_off mode
     clock_ghz: 1.0
     port_bits: null         # default: the memory's port width in the trace (a multiple of 8)
+    max_latency_penalty_cycles: null  # reject configurations whose wake-up stalls add more cycles (null: no limit)
 
 Capacities are from :data:`MIN_CAPACITY_BYTES` (64 B) to :data:`MAX_CAPACITY_BYTES` (2 GiB - 1 B), the sizes CACTI 7
 can evaluate as the one-bank baseline every sweep includes: CACTI reads the size into a 32-bit integer and divides it
@@ -129,6 +130,7 @@ class SweepSpec:
     off_leakage_fraction: Fraction = 0.0
     clock_ghz: Annotated[Float, Field(gt=0.0)] = 1.0
     port_bits: Annotated[Int, Field(ge=8), AfterValidator(_port_width)] | None = None
+    max_latency_penalty_cycles: Annotated[Int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _timeouts_for_the_timeout_policy(self) -> Self:
