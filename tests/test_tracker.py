@@ -12,8 +12,10 @@ from stream.api import SolveOptions, evaluate_mapping
 from stream_trapti.api import TraceOptions, TraceResult, default_solve_options, trace_workload
 from stream_trapti.errors import TraptiError
 from stream_trapti.sram.activity import compacting_activity, first_fit_activity
-from stream_trapti.sram.exploration import tensor_allocations
-from stream_trapti.trace import OccupancyTrace
+from stream_trapti.sram.energy import access_counts
+from stream_trapti.sram.exploration import stream_sram_energy_pj, tensor_allocations
+from stream_trapti.trace import ACCESS_SOURCES, OccupancyTrace
+from stream_trapti.tracker import stream_internals
 from stream_trapti.tracker.compose import compose
 from stream_trapti.tracker.estimate import StreamEstimate
 
@@ -98,8 +100,8 @@ def test_shared_sram_is_one_memory(traced) -> None:
     assert trace.memories[0].capacity_bytes == 16_777_216 // 8
 
 
-def test_access_totals_equal_stream_memory_accesses(traced) -> None:
-    estimate, _, trace = traced
+def stream_memory_accesses(estimate, trace: OccupancyTrace) -> np.ndarray:
+    """Bytes read and written per memory by Stream's ``memory_accesses`` reports, summed over groups."""
     expected = np.zeros((len(trace.memories), 2), dtype=np.int64)
     owners = {c: m for m, memory in enumerate(trace.memories) for c in memory.core_ids}
     for report in estimate.context.get("group_memory_accesses").values():
@@ -108,8 +110,61 @@ def test_access_totals_equal_stream_memory_accesses(traced) -> None:
                 m = owners[core["core_id"]]
                 expected[m, 0] += core["read"] * core["read_bandwidth"] // 8
                 expected[m, 1] += core["write"] * core["write_bandwidth"] // 8
+    return expected
+
+
+def test_transfer_accesses_equal_stream_memory_accesses(traced) -> None:
+    # Every transfer of this workload crosses memories (no handover between the two cores sharing the SRAM), so the
+    # trace's transfer side is all of Stream's memory_accesses.
+    estimate, _, trace = traced
+    expected = stream_memory_accesses(estimate, trace)
     assert expected.sum() > 0
-    np.testing.assert_array_equal(trace.access_totals(), expected)
+    np.testing.assert_array_equal(trace.access_totals("transfer"), expected)
+
+
+def test_one_bank_energy_at_the_yaml_costs_is_stream_sram_energy(traced) -> None:
+    _, groups, _ = traced
+    estimate = StreamEstimate.of(groups)
+    trace = compose(groups, metadata=estimate.metadata())
+    memory = trace.memories[0]
+    reads = access_counts(trace, 0, memory.read_port_bits).reads
+    writes = access_counts(trace, 0, memory.write_port_bits).writes
+    ours = reads * memory.read_pj + writes * memory.write_pj
+    stream = estimate.sram_pj[memory.name]
+    assert stream_sram_energy_pj(trace, 0) == stream["transfer"] + stream["compute"]
+    assert ours == pytest.approx(stream["transfer"] + stream["compute"], rel=1e-3)
+    # The computation's accesses are ZigZag's own counts: at the YAML's costs they are its SRAM energy exactly.
+    compute_read, compute_write = trace.access_totals("compute")[0]
+    priced = compute_read * 8 // memory.read_port_bits * memory.read_pj
+    priced += compute_write * 8 // memory.write_port_bits * memory.write_pj
+    assert priced == pytest.approx(stream["compute"], rel=1e-9)
+    assert stream["compute"] > stream["transfer"] > 0
+    assert stream["transfer"] + stream["compute"] < estimate.energy_pj
+
+
+def test_compute_accesses_happen_while_their_group_runs(traced) -> None:
+    _, groups, _ = traced
+    for group in groups:
+        compute = group.access_source == ACCESS_SOURCES.index("compute")
+        assert compute.any(), group.name
+        assert np.all((group.access_time[compute] >= 0) & (group.access_time[compute] < group.cycles)), group.name
+
+
+def test_guard_names_the_group_when_stream_disagrees(
+    mha_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = stream_internals.stream_occupancy_report
+    monkeypatch.setattr(stream_internals, "stream_occupancy_report", lambda a: {c: b + 8 for c, b in report(a).items()})
+    with pytest.raises(TraptiError, match=r"group '[^']+': the tracker reserves [\d,]+ B in sram@core0, Stream's"):
+        solve(mha_onnx, tmp_path, {"sink": [], "classify": classify})
+
+
+def test_energy_guard_names_the_group(mha_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = stream_internals.stream_energy_report
+    doubled = lambda a: {**report(a), "node_pj_per_iteration": 2 * report(a)["node_pj_per_iteration"]}  # noqa: E731
+    monkeypatch.setattr(stream_internals, "stream_energy_report", doubled)
+    with pytest.raises(TraptiError, match=r"group '[^']+': node energy \(pJ\) is"):
+        solve(mha_onnx, tmp_path, {"sink": [], "classify": classify})
 
 
 def test_weights_are_attributed_by_name(traced) -> None:

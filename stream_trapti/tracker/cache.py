@@ -19,7 +19,7 @@ from stream_trapti.atomic import atomic_write
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import GroupOccupancy
 
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 
 
 def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_options: str) -> str:
@@ -55,6 +55,7 @@ def load_groups(directory: Path, key: str) -> list[GroupOccupancy] | None:
             name=g["name"],
             cycles=g["cycles"],
             energy_pj=g["energy_pj"],
+            stream_sram_pj=tuple(tuple(e) for e in g["stream_sram_pj"]),
             memories=memories,
             reserved_tensors=tuple(tuple(r) for r in g["reserved_tensors"]),
             stream_reserved=tuple(g["stream_reserved"]),
@@ -75,6 +76,7 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Pat
                 "name": g.name,
                 "cycles": g.cycles,
                 "energy_pj": g.energy_pj,
+                "stream_sram_pj": [list(e) for e in g.stream_sram_pj],
                 "reserved_tensors": [list(r) for r in g.reserved_tensors],
                 "stream_reserved": list(g.stream_reserved),
                 "tensor_names": list(g.tensor_names),

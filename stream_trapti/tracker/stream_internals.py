@@ -1,0 +1,256 @@
+"""Every read of Stream 2.1.1's internals the tracker relies on, in one place, and the guard that they still mean
+what the tracker assumes.
+
+Stream's public results (the stage context's ``allocation`` and ``memory_accesses``, the solution's reports) say
+how much a schedule reserves and moves, but not when a tensor is live, nor what a node's own computation reads and
+writes in the shared SRAM: those are read off the solver's inputs and the cost model. The internals relied on:
+
+* ``Core.to_zigzag_core()`` and ZigZag's ``get_top_memory_instance(I1)``: the memory Stream treats as the core's;
+* ``stream.workload.iterator_type.is_state_operand``: a kernel's carried state;
+* ``Allocation.ssis`` (``SteadyStateIterationSpace``: ``get_temporal_variables`` innermost first, ``reuse_factor``):
+  in which steady-state iterations a node or transfer fires;
+* ``AllocationSolution.latency``, ``slot_latencies``, ``transfer_routes``, ``reuse_factors`` and
+  ``AllocationProblem.timeslots``: the schedule, the route each transfer takes and the iterations one firing serves;
+* ``DecisionSpace`` (``stream.opt.allocation.constraint_optimization.space``): ``resident_tiles``,
+  ``tiles_needed_levels``, ``transfer_nodes``, ``handovers``, ``hardware.shares_memory``,
+  ``transfer_latency_for_path`` (0 for a route inside one memory) and ``moved_bits``;
+* ``families.traffic._sides`` and ``utils.active_fraction``: how the ``energy`` family prices a DMA stream's ports
+  and scales a node's ZigZag energy to the iterations it is active in;
+* ``CoreCostEntry.cme`` (ZigZag's ``CostModelEvaluation``): ``memory_word_access`` and ``mem_energy_breakdown`` per
+  operand and memory level, the counts and energy Stream's node energy is made of;
+* ``solution.performance["energy"]`` and ``["memory_occupancy"]``: Stream's reports, checked against.
+
+:func:`stream_trapti.tracker.group.check_group` compares what the tracker derives with Stream's reports after every
+group and raises a
+:class:`~stream_trapti.errors.TraptiError` naming the group on a mismatch, so a Stream upgrade that changes one of
+these meanings fails loudly instead of skewing a trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from stream.opt.allocation.constraint_optimization.families.traffic import _sides
+from stream.opt.allocation.constraint_optimization.space import DecisionSpace
+from stream.opt.allocation.constraint_optimization.utils import active_fraction
+from stream.workload.iterator_type import is_state_operand
+from stream.workload.steady_state.iteration_space import LoopEffect
+from zigzag.datatypes import MemoryOperand
+from zigzag.hardware.architecture.memory_port import DataDirection
+
+from stream_trapti.errors import TraptiError
+
+if TYPE_CHECKING:
+    from stream.allocation.allocation import Allocation
+    from stream.hardware.architecture.core import Core
+    from stream.workload.node import TransferNode
+    from zigzag.hardware.architecture.memory_instance import MemoryInstance
+
+__all__ = [
+    "DecisionSpace",
+    "NodeSramAccess",
+    "StreamSramEnergy",
+    "active_iterations",
+    "check_close",
+    "decision_space",
+    "is_state_operand",
+    "moves_data",
+    "node_sram_accesses",
+    "reuse_factor",
+    "slot_latencies",
+    "stream_energy_report",
+    "stream_occupancy_report",
+    "stream_sram_energy",
+    "top_memory",
+]
+
+READS = (DataDirection.RD_OUT_TO_HIGH, DataDirection.RD_OUT_TO_LOW)
+WRITES = (DataDirection.WR_IN_BY_HIGH, DataDirection.WR_IN_BY_LOW)
+
+ENERGY_TOLERANCE = 1e-3
+"""Relative difference allowed between an energy Stream reports and the same energy rebuilt from its parts (the
+solver's transfer latencies are floats; measured differences are below 1e-4)."""
+
+
+def top_memory(core: Core) -> MemoryInstance | None:
+    """The memory instance Stream treats as ``core``'s (its top level for operand I1), None without a ZigZag model."""
+    try:
+        zigzag = core.to_zigzag_core()
+    except TypeError:
+        return None
+    return zigzag.get_top_memory_instance(MemoryOperand("I1"))
+
+
+def decision_space(allocation: Allocation) -> DecisionSpace:
+    """The allocation problem's decision space, as Stream's constraint families read it."""
+    return DecisionSpace(allocation.problem)
+
+
+def slot_latencies(allocation: Allocation) -> list[tuple[int, float]]:
+    """Each slot and its solved latency in cycles, in slot order."""
+    return sorted(allocation.solution.slot_latencies.items())
+
+
+def reuse_factor(allocation: Allocation, node: object) -> int:
+    """How many consecutive iterations one firing of ``node`` (a transfer or tensor) serves; 1 when Stream has no
+    iteration space for it."""
+    ssis = allocation.ssis.get(node)
+    return ssis.reuse_factor() if ssis is not None else 1
+
+
+def active_iterations(allocation: Allocation, node: object, group: str) -> np.ndarray:
+    """The steady-state iterations ``node`` runs in: those where every loop it is idle on (ABSENT) is at its first
+    index. Stream charges a node's energy over the same share of iterations (``active_fraction``)."""
+    loops = allocation.ssis[node].get_temporal_variables()  # innermost first
+    iterations = int(allocation.problem.iterations)
+    if prod(v.size for v in loops) != iterations:
+        raise TraptiError(
+            f"group {group!r}: node {node.name!r} has temporal loops {[v.size for v in loops]} whose product is not "
+            f"the group's {iterations} iterations; the tracker cannot place its firings"
+        )
+    k = np.arange(iterations, dtype=np.int64)
+    active = np.ones(iterations, dtype=bool)
+    stride = 1
+    for loop in loops:
+        if loop.effect == LoopEffect.ABSENT:
+            active &= (k // stride) % loop.size == 0
+        stride *= loop.size
+    return k[active]
+
+
+@dataclass(frozen=True)
+class NodeSramAccess:
+    """What one evaluation of a node on one core reads and writes in that core's top memory, as ZigZag's cost model
+    gives it to Stream: words of the port serving each access, bytes, and ZigZag's energy for them (pJ)."""
+
+    node: object
+    core: Core
+    read_words: int
+    write_words: int
+    read_bytes: int
+    write_bytes: int
+    energy_pj: float
+
+
+def node_sram_accesses(allocation: Allocation) -> list[NodeSramAccess]:
+    """Per node and core it runs on (off-chip core excluded), its accesses to the core's top memory: every operand
+    and direction at the memory levels that are that memory instance."""
+    problem = allocation.problem
+    found = []
+    for node in problem.workload.get_computation_nodes():
+        placed = {core for group in problem.mapping.get(node).resource_allocation for core in group}
+        for core in problem.cost_lut.get_cores(node):
+            top = top_memory(core)
+            entry = problem.cost_lut.get_cost(node, core)
+            if core not in placed or top is None or core.id == problem.accelerator.offchip_core_id or entry.cme is None:
+                continue
+            found.append(_node_access(node, core, entry.cme, top))
+    return found
+
+
+def _node_access(node: object, core: Core, cme: object, top: MemoryInstance) -> NodeSramAccess:
+    words = {"read": 0, "write": 0}
+    bits = {"read": 0, "write": 0}
+    energy = 0.0
+    for layer_op, levels in cme.memory_word_access.items():
+        mem_op = cme.memory_operand_links.layer_to_mem_op(layer_op)
+        for lv, accesses in enumerate(levels):
+            level = cme.accelerator.get_memory_level(mem_op, lv)
+            if level.memory_instance.name != top.name:
+                continue
+            energy += cme.mem_energy_breakdown[layer_op][lv]
+            for kind, directions in (("read", READS), ("write", WRITES)):
+                for direction in directions:
+                    # ZigZag counts words of the port's maximum bandwidth for that operand and direction.
+                    n = int(accesses.get(direction))
+                    words[kind] += n
+                    bits[kind] += n * int(level.get_max_bandwidth(mem_op, direction) or 0)
+    return NodeSramAccess(
+        node, core, words["read"], words["write"], -(-bits["read"] // 8), -(-bits["write"] // 8), energy
+    )
+
+
+def moves_data(space: DecisionSpace, allocation: Allocation, transfer: TransferNode) -> bool:
+    """Whether ``transfer`` on its solved route moves any bits: Stream lowers a route inside one memory (a handover
+    between cores that share it) to no DMA and prices it at zero."""
+    route = allocation.solution.transfer_routes.get(transfer)
+    return route is not None and space.transfer_latency_for_path(transfer, route) > 0
+
+
+@dataclass(frozen=True)
+class StreamSramEnergy:
+    """Stream's own energy (pJ, whole group) of each on-chip memory, by owning core id: the DMA streams' reads and
+    writes of its ports (``transfer``) and the SRAM levels of its nodes' ZigZag energy (``compute``); and the group's
+    node and transfer energy rebuilt from the same parts, to check against Stream's report."""
+
+    transfer: dict[int, float]
+    compute: dict[int, float]
+    node_total_pj: float
+    transfer_total_pj: float
+
+
+def stream_sram_energy(allocation: Allocation, space: DecisionSpace, nodes: list[NodeSramAccess]) -> StreamSramEnergy:
+    """What Stream's ``energy`` family charges each on-chip memory over the group, as it adds it up: per iteration,
+    each node's ZigZag energy times its active fraction, and each DMA stream's bits times the energy per bit of the
+    ports it reads and writes (plus its links), times the iterations."""
+    problem, accelerator = allocation.problem, allocation.problem.accelerator
+    iterations = int(problem.iterations)
+    compute: dict[int, float] = {}
+    for access in nodes:
+        owner = accelerator.memory_of(access.core).id
+        compute[owner] = compute.get(owner, 0.0) + access.energy_pj * active_fraction(access.node, space.ssis)
+    node_total = sum(
+        problem.cost_lut.get_cost(node, core).energy_total * active_fraction(node, space.ssis)
+        for node in space.ssc_nodes
+        for core in problem.cost_lut.get_cores(node)
+        if core in {c for group in problem.mapping.get(node).resource_allocation for c in group}
+    )
+    transfer: dict[int, float] = {}
+    transfer_total = 0.0
+    shim = SimpleNamespace(space=space)  # _sides reads only ``ctx.space``
+    for tr in space.transfer_nodes:
+        if not moves_data(space, allocation, tr):
+            continue
+        route = allocation.solution.transfer_routes[tr]
+        # One firing serves ``reuse_factors[tr]`` iterations: the energy family divides the active latency by it.
+        reuse = float(allocation.solution.reuse_factors.get(tr, 1.0)) or 1.0
+        bits = space.moved_bits(tr, route) * active_fraction(tr, space.ssis) / reuse
+        for side in _sides(shim, tr, route):
+            energy = bits * side.share * side.port.energy_per_bit(side.direction)
+            transfer_total += energy
+            owner = accelerator.memory_of(accelerator.get_core(side.port.core_ids[0])).id
+            if owner != accelerator.offchip_core_id:
+                transfer[owner] = transfer.get(owner, 0.0) + energy
+        transfer_total += bits * sum(link.unit_energy_cost / link.bandwidth for link in route.links_used)
+    scale = float(iterations)
+    return StreamSramEnergy(
+        {m: e * scale for m, e in transfer.items()},
+        {m: e * scale for m, e in compute.items()},
+        node_total * scale,
+        transfer_total * scale,
+    )
+
+
+def stream_energy_report(allocation: Allocation) -> dict[str, float]:
+    """Stream's energy report of the group (``node_pj_per_iteration``, ``transfer_pj_per_iteration``, ``total_pj``),
+    empty when the solve did not report it."""
+    return dict(((allocation.solution.performance or {}).get("energy")) or {})
+
+
+def stream_occupancy_report(allocation: Allocation) -> dict[int, int]:
+    """Stream's ``memory_occupancy`` report: resident bits per memory-owning core id."""
+    rows = (allocation.solution.performance or {}).get("memory_occupancy") or ()
+    return {row["core_id"]: row["resident_bits"] for row in rows}
+
+
+def check_close(group: str, what: str, ours: float, stream: float, tolerance: float = ENERGY_TOLERANCE) -> None:
+    """Raise naming ``group`` when ``ours`` and Stream's ``stream`` differ by more than ``tolerance`` (relative)."""
+    if abs(ours - stream) > tolerance * max(abs(stream), 1e-9):
+        raise TraptiError(
+            f"group {group!r}: {what} is {ours:,.3f} by the tracker but {stream:,.3f} by Stream; a Stream upgrade "
+            "probably changed what stream_trapti/tracker/stream_internals.py relies on"
+        )
