@@ -234,3 +234,34 @@ def test_plugin_writes_the_trace_when_asked(traced, mha_onnx: Path, tmp_path: Pa
     written = OccupancyTrace.load(tmp_path / "t.npz")
     np.testing.assert_array_equal(written.occupancy, trace.occupancy)
     assert written.cycles == trace.cycles
+
+
+@pytest.mark.slow
+def test_gpt2_block_prices_both_sides_as_stream_does(tmp_path: Path) -> None:
+    """The audit's block: GPT-2 XL prefill L=128, one layer, committed mapping, on the default hardware."""
+    root = Path(__file__).resolve().parents[1]
+    groups: list = []
+    options = SolveOptions(
+        **{**default_solve_options().__dict__, "instrumentation": {"trapti_occupancy": {"sink": groups}}}
+    )
+    estimate = evaluate_mapping(
+        str(root / "hardware/trapti_edge.yaml"),
+        str(root / "inputs/gpt2-xl_prefill_L128_1layer.onnx"),
+        str(tmp_path),
+        mapping=str(root / "mappings/gpt2-xl_prefill_L128_1layer.yaml"),
+        options=options,
+    )
+    stream = StreamEstimate.of(groups)
+    trace = compose(groups, metadata=stream.metadata())
+    assert trace.cycles == 5_506_447
+    # The vector core hands activations to the arrays inside the shared SRAM: Stream's memory_accesses count a read
+    # and a write per core for them, the trace (like Stream's energy) nothing.
+    transfer = trace.access_totals("transfer")
+    assert np.all(transfer < stream_memory_accesses(estimate, trace))
+    memory = trace.memories[0]
+    reads = access_counts(trace, 0, memory.read_port_bits).reads
+    writes = access_counts(trace, 0, memory.write_port_bits).writes
+    sram = stream.sram_pj[memory.name]
+    assert reads * memory.read_pj + writes * memory.write_pj == pytest.approx(sum(sram.values()), rel=1e-3)
+    # The arrays' own operand reads and partial-sum writes cost the SRAM more than ten times the transfers.
+    assert sram["compute"] > 10 * sram["transfer"]
