@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
 from stream.api import SolveOptions, evaluate_mapping
+from stream.datatypes import LayerDim
+from stream.workload.steady_state.iteration_space import (
+    IterationVariable,
+    LoopEffect,
+    Reuse,
+    SteadyStateIterationSpace,
+)
 
 from stream_trapti.api import TraceOptions, TraceResult, default_solve_options, trace_workload
 from stream_trapti.errors import TraptiError
@@ -236,23 +244,29 @@ def test_plugin_writes_the_trace_when_asked(traced, mha_onnx: Path, tmp_path: Pa
     assert written.cycles == trace.cycles
 
 
-@pytest.mark.slow
-def test_gpt2_block_prices_both_sides_as_stream_does(tmp_path: Path) -> None:
+ROOT = Path(__file__).resolve().parents[1]
+GPT2_MAPPING = ROOT / "mappings/gpt2-xl_prefill_L128_1layer.yaml"
+
+
+@pytest.fixture(scope="module")
+def gpt2_block(tmp_path_factory: pytest.TempPathFactory):
     """The audit's block: GPT-2 XL prefill L=128, one layer, committed mapping, on the default hardware."""
-    root = Path(__file__).resolve().parents[1]
     groups: list = []
-    options = SolveOptions(
-        **{**default_solve_options().__dict__, "instrumentation": {"trapti_occupancy": {"sink": groups}}}
-    )
+    tracker = {"trapti_occupancy": {"sink": groups}}
     estimate = evaluate_mapping(
-        str(root / "hardware/trapti_edge.yaml"),
-        str(root / "inputs/gpt2-xl_prefill_L128_1layer.onnx"),
-        str(tmp_path),
-        mapping=str(root / "mappings/gpt2-xl_prefill_L128_1layer.yaml"),
-        options=options,
+        str(ROOT / "hardware/trapti_edge.yaml"),
+        str(ROOT / "inputs/gpt2-xl_prefill_L128_1layer.onnx"),
+        str(tmp_path_factory.mktemp("gpt2")),
+        mapping=str(GPT2_MAPPING),
+        options=SolveOptions(**{**default_solve_options().__dict__, "instrumentation": tracker}),
     )
     stream = StreamEstimate.of(groups)
-    trace = compose(groups, metadata=stream.metadata())
+    return estimate, groups, compose(groups, metadata=stream.metadata())
+
+
+@pytest.mark.slow
+def test_gpt2_block_prices_both_sides_as_stream_does(gpt2_block) -> None:
+    estimate, groups, trace = gpt2_block
     assert trace.cycles == 5_506_447
     # The vector core hands activations to the arrays inside the shared SRAM: Stream's memory_accesses count a read
     # and a write per core for them, the trace (like Stream's energy) nothing.
@@ -261,7 +275,58 @@ def test_gpt2_block_prices_both_sides_as_stream_does(tmp_path: Path) -> None:
     memory = trace.memories[0]
     reads = access_counts(trace, 0, memory.read_port_bits).reads
     writes = access_counts(trace, 0, memory.write_port_bits).writes
-    sram = stream.sram_pj[memory.name]
+    sram = StreamEstimate.of(groups).sram_pj[memory.name]
     assert reads * memory.read_pj + writes * memory.write_pj == pytest.approx(sum(sram.values()), rel=1e-3)
     # The arrays' own operand reads and partial-sum writes cost the SRAM more than ten times the transfers.
     assert sram["compute"] > 10 * sram["transfer"]
+
+
+@pytest.mark.slow
+def test_gpt2_qkv_group_needs_each_tile_once(gpt2_block) -> None:
+    _, groups, trace = gpt2_block
+    hidden, length = 1600, 128  # GPT-2 XL, int8
+    mapping = yaml.safe_load(GPT2_MAPPING.read_text())
+    tile = mapping["fused_groups"][0]["intra_core_tiling"][0]["tile"]  # columns of the QKV output per core
+    cores = next(x for x in mapping["layers"] if x["name"] == "layer0.attn.qkv_proj")["inter_core_tiling"][0][0]
+    columns = tile * cores["split"]  # one iteration: both arrays
+    # Double-buffered weight tiles, one output tile, and the normalised activations loaded once for all iterations;
+    # the block's input is needed only until the norm has read it.
+    expected = 2 * hidden * columns + length * columns + length * hidden
+    assert expected == 2_867_200
+    span = trace.groups[0]
+    inside = (trace.times >= span.start) & (trace.times < span.end)
+    assert trace.series(0, "needed")[inside].max() == expected
+
+    group = groups[0]
+    intervals = {
+        name: (group.needed_start[group.needed_tensor == i], group.needed_end[group.needed_tensor == i])
+        for i, name in enumerate(group.tensor_names)
+    }
+    norm_start, norm_end = intervals["layer0.attn_norm.out"]
+    weight_start, weight_end = intervals["layer0.attn.qkv_proj.weight"]
+    assert len(norm_start) == 1
+    assert len(weight_start) == 3 * hidden // columns
+    # The norm's output is live throughout qkv_proj's reads: from before the first weight tile to its last read.
+    assert norm_start[0] <= weight_start.min() and norm_end[0] >= weight_end.max()
+
+
+def test_tile_span_checks_the_loop_order() -> None:
+    def loop(size: int, effect: LoopEffect, reuse: bool = False) -> IterationVariable:
+        variable = IterationVariable(LayerDim("D0"), size, effect)
+        if reuse:
+            variable.reuse = Reuse.REUSE
+        return variable
+
+    def allocation(*loops: IterationVariable) -> SimpleNamespace:
+        return SimpleNamespace(ssis={"t": SteadyStateIterationSpace(loops)})
+
+    # Innermost first: kept across an ABSENT loop of 3 and a reused irrelevant loop of 2, changes on the outer 4.
+    kept = allocation(loop(3, LoopEffect.ABSENT), loop(2, LoopEffect.INVARIANT, True), loop(4, LoopEffect.VARYING))
+    assert stream_internals.tile_span(kept, "t", "g") == 6
+    # An irrelevant loop that is not reused reloads the tile: nothing is kept.
+    assert (
+        stream_internals.tile_span(allocation(loop(2, LoopEffect.INVARIANT), loop(3, LoopEffect.VARYING)), "t", "") == 1
+    )
+    outer = allocation(loop(4, LoopEffect.VARYING), loop(3, LoopEffect.ABSENT))
+    with pytest.raises(TraptiError, match=r"group 'g': 't' keeps its tile across loop"):
+        stream_internals.tile_span(outer, "t", "g")

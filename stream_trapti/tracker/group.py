@@ -1,14 +1,17 @@
 """What one solved fused group holds in each on-chip memory, and when, relative to the group's own start.
 
 Stream solves each fused group as a steady state: ``N`` iterations of ``P`` cycles, each starting ``P − V`` cycles
-after the previous one, after a fill of ``F`` cycles (``latency.total = N·P − (N−1)·V + F``). Slots run back to
-back inside an iteration, so a node in slot ``s`` of iteration ``k`` starts at ``F + k·(P−V) + Σ_{j<s} slot_j``.
+after the previous one, plus a fill of ``F = F₀ + D`` cycles (``latency.total = N·P − (N−1)·V + F``): ``F₀`` of
+resident fill and warm-up before the first iteration, and the arrays' drain ``D`` after the last. Slots run back to
+back inside an iteration, so a node in slot ``s`` of iteration ``k`` starts at ``F₀ + k·(P−V) + Σ_{j<s} slot_j``.
 From that schedule this module derives, per group:
 
 * the **reserved** bytes per memory and tensor, reproduced from Stream's ``memory_capacity`` constraint family with
   the solved placements, reuse stops and buffering (so they add up to Stream's ``memory_occupancy`` report);
 * the **needed** intervals: a tile is live from its write (the producer's start, or the start of the transfer that
-  brings it) to the end of its last reader in the last iteration that reuses it;
+  brings it) to the end of its last read, once per tile Stream loads or produces (a tile is kept across the
+  innermost loops it does not change on: ABSENT or reused), and through handovers inside one memory to the reads of
+  the handover's copy;
 * the memory **accesses**, by source: the **transfers'** of Stream's ``MemoryAccessesEstimationStage`` (port-width
   words per core and tensor), spread over the transfer firings that cause them, leaving out the handovers that stay
   inside one memory (Stream moves and prices nothing for them); and the **computation's**, the words ZigZag's cost
@@ -181,11 +184,11 @@ def record_group(
     report = internals.stream_occupancy_report(allocation)
     rows = [
         (m, tensor_ids.setdefault(source_name(t), len(tensor_ids)), class_index(t), start, end, size)
-        for m, t, start, end, size in _needed_intervals(allocation, space, schedule, memory_index)
+        for m, t, start, end, size in _needed_intervals(name, allocation, space, schedule, memory_index)
     ]
     needed = np.array(rows, dtype=np.int64).reshape(-1, 6)
     nodes = internals.node_sram_accesses(allocation)
-    transfers = _transfer_events(allocation, space, schedule, accesses, memory_index, len(memories))
+    transfers = _transfer_events(name, allocation, space, schedule, accesses, memory_index, len(memories))
     events = np.array(
         [*transfers.events, *_compute_events(name, allocation, nodes, schedule, memory_index)], dtype=np.int64
     ).reshape(-1, 5)
@@ -284,10 +287,11 @@ def _bytes(bits: int) -> int:
 @dataclass(frozen=True)
 class _Schedule:
     """When each slot of the steady state runs: slot ``s`` of iteration ``k`` starts at
-    ``fill + k·step + start[s]`` cycles after the group starts."""
+    ``lead + k·step + start[s]`` cycles after the group starts. Of Stream's fill ``F``, the resident fill and warm-up
+    come before the first iteration (``lead``) and the arrays' drain after the last."""
 
     total: int
-    fill: int
+    lead: int
     step: int
     iterations: int
     start: dict[int, int]
@@ -302,7 +306,7 @@ class _Schedule:
         bounds = np.rint(np.concatenate([[0.0], np.cumsum([max(lat, 0.0) for _, lat in slots])])).astype(np.int64)
         return cls(
             total=int(latency.total),
-            fill=int(latency.fill),
+            lead=int(latency.fill) - internals.drain_cycles(allocation),
             step=int(latency.per_iteration - latency.overlap),
             iterations=int(allocation.problem.iterations),
             start={s: int(bounds[i]) for i, (s, _) in enumerate(slots)},
@@ -310,14 +314,9 @@ class _Schedule:
             slot_of=dict(allocation.problem.timeslots),
         )
 
-    @property
-    def last_offset(self) -> int:
-        """The start of the last iteration."""
-        return self.fill + (self.iterations - 1) * self.step
-
     def offsets(self, every: int = 1) -> np.ndarray:
         """The start of every ``every``-th iteration."""
-        return self.fill + np.arange(0, self.iterations, max(every, 1), dtype=np.int64) * self.step
+        return self.lead + np.arange(0, self.iterations, max(every, 1), dtype=np.int64) * self.step
 
 
 def _origins(allocation: Allocation) -> dict[Tensor, str]:
@@ -385,10 +384,10 @@ def _reserved_bits(allocation: Allocation, space: DecisionSpace) -> dict[tuple[T
 
 
 def _needed_intervals(
-    allocation: Allocation, space: DecisionSpace, schedule: _Schedule, memory_index: dict[int, int | None]
+    group: str, allocation: Allocation, space: DecisionSpace, schedule: _Schedule, memory_index: dict[int, int | None]
 ) -> list[tuple[int, Tensor, int, int, int]]:
     """Per tile held on chip: its memory, tensor, and the ``[start, end)`` and bytes of each time it is live, from
-    its write in the first iteration that reuses it to the end of its last reader in the last one.
+    its write in the first iteration it is kept across to the end of its last read (:func:`_last_reads`).
 
     A tensor has as many buffers as Stream reserves for it (``resident_tiles``: one when single-buffered, two when
     its windows rotate): a window is written only once the window that held its buffer before has been read, as
@@ -421,12 +420,11 @@ def _needed_intervals(
             # A kernel's carried state lives for the whole group.
             rows.extend((m, t, 0, schedule.total, size) for m, size in sizes.items())
             continue
-        readers = [r for r in workload.successors(node) if t in getattr(r, "inputs", ()) and r in schedule.slot_of]
-        start = schedule.start[schedule.slot_of[node]]
-        end = max((schedule.end[schedule.slot_of[r]] for r in readers), default=schedule.end[schedule.slot_of[node]])
-        reuse = internals.reuse_factor(allocation, t)
-        firsts = schedule.offsets(reuse) + start
-        lasts = np.minimum(firsts - start + (reuse - 1) * schedule.step, schedule.last_offset) + end
+        readers = _readers(allocation, space, schedule, node, t)
+        # One tile per run of iterations it is kept across, not one per iteration: Stream loads or produces it once.
+        span = internals.tile_span(allocation, t, group)
+        firsts = schedule.offsets(span) + schedule.start[schedule.slot_of[node]]
+        lasts = _last_reads(group, allocation, schedule, node, readers, span)
         stop = solution.reuse_levels.get(t)
         buffers = (
             space.resident_tiles(t, stop, t in solution.single_buffered)
@@ -444,6 +442,39 @@ def _needed_intervals(
     return rows
 
 
+def _readers(allocation: Allocation, space: DecisionSpace, schedule: _Schedule, node: object, t: Tensor) -> list:
+    """The nodes that read ``t`` after ``node`` writes it. A handover inside one memory moves nothing, so the data
+    stays where it is until the nodes reading the handover's copy have read it: they are ``t``'s readers."""
+    transfers = set(space.transfer_nodes)
+    found = []
+    for reader in allocation.problem.workload.successors(node):
+        if t not in getattr(reader, "inputs", ()) or reader not in schedule.slot_of:
+            continue
+        if reader in transfers and not internals.moves_data(space, allocation, reader):
+            found += [r for copy in reader.outputs for r in _readers(allocation, space, schedule, reader, copy)]
+        else:
+            found.append(reader)
+    return found
+
+
+def _last_reads(
+    group: str, allocation: Allocation, schedule: _Schedule, producer: object, readers: list, span: int
+) -> np.ndarray:
+    """Per tile of ``span`` iterations, the end of its last read: the latest slot end of a reader in the last
+    iteration of the span the reader is active in (a reader idle on a loop reads the tile once); the producer's own
+    end when no reader reads it in the span."""
+    tiles = np.arange(0, schedule.iterations, span, dtype=np.int64)
+    lasts = schedule.lead + tiles * schedule.step + schedule.end[schedule.slot_of[producer]]
+    for reader in readers:
+        active = internals.active_iterations(allocation, reader, group)
+        at = np.searchsorted(active, np.minimum(tiles + span, schedule.iterations)) - 1
+        last = active[np.maximum(at, 0)]
+        reads = (at >= 0) & (last >= tiles)
+        ends = schedule.lead + last * schedule.step + schedule.end[schedule.slot_of[reader]]
+        lasts = np.where(reads, np.maximum(lasts, ends), lasts)
+    return lasts
+
+
 @dataclass(frozen=True)
 class _TransferEvents:
     """Access events of a group's transfers, and the bytes (memory, read/write) of the handovers left out."""
@@ -453,6 +484,7 @@ class _TransferEvents:
 
 
 def _transfer_events(
+    group: str,
     allocation: Allocation,
     space: DecisionSpace,
     schedule: _Schedule,
@@ -478,7 +510,7 @@ def _transfer_events(
             continue
         for tensor, count in per_tensor.items():
             transfer = transfers.get(tensor.name)
-            fires = schedule.offsets(internals.reuse_factor(allocation, transfer) if transfer is not None else 1)
+            fires = schedule.offsets(internals.tile_span(allocation, transfer, group) if transfer is not None else 1)
             slot = schedule.start.get(schedule.slot_of.get(transfer), 0) if transfer is not None else 0
             moved = transfer is None or internals.moves_data(space, allocation, transfer)
             for kind, words, direction in ((0, count.read, "read"), (1, count.write, "write")):
@@ -509,7 +541,7 @@ def _compute_events(
         m = memory_index.get(access.core.id)
         if m is None:
             continue
-        starts = schedule.fill + internals.active_iterations(allocation, access.node, group) * schedule.step
+        starts = schedule.lead + internals.active_iterations(allocation, access.node, group) * schedule.step
         starts += schedule.start[schedule.slot_of[access.node]]
         for kind, size in ((0, access.read_bytes), (1, access.write_bytes)):
             if size:

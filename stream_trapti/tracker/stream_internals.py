@@ -7,13 +7,16 @@ writes in the shared SRAM: those are read off the solver's inputs and the cost m
 
 * ``Core.to_zigzag_core()`` and ZigZag's ``get_top_memory_instance(I1)``: the memory Stream treats as the core's;
 * ``stream.workload.iterator_type.is_state_operand``: a kernel's carried state;
-* ``Allocation.ssis`` (``SteadyStateIterationSpace``: ``get_temporal_variables`` innermost first, ``reuse_factor``):
-  in which steady-state iterations a node or transfer fires;
+* ``Allocation.ssis`` (``SteadyStateIterationSpace``: ``get_temporal_variables`` innermost first, each loop's
+  ``effect``, ``relevant`` and ``reuse``): in which steady-state iterations a node or transfer fires, and across which
+  a tile is kept;
 * ``AllocationSolution.latency``, ``slot_latencies``, ``transfer_routes``, ``reuse_factors`` and
   ``AllocationProblem.timeslots``: the schedule, the route each transfer takes and the iterations one firing serves;
 * ``DecisionSpace`` (``stream.opt.allocation.constraint_optimization.space``): ``resident_tiles``,
   ``tiles_needed_levels``, ``transfer_nodes``, ``handovers``, ``hardware.shares_memory``,
   ``transfer_latency_for_path`` (0 for a route inside one memory) and ``moved_bits``;
+* ``families.overlap._drain``: the part of the fill ``F`` that is the systolic drain after the last iteration (the
+  rest, resident fill and warm-up, comes before the first);
 * ``families.traffic._sides`` and ``utils.active_fraction``: how the ``energy`` family prices a DMA stream's ports
   and scales a node's ZigZag energy to the iterations it is active in;
 * ``CoreCostEntry.cme`` (ZigZag's ``CostModelEvaluation``): ``memory_word_access`` and ``mem_energy_breakdown`` per
@@ -34,11 +37,12 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
+from stream.opt.allocation.constraint_optimization.families.overlap import _drain
 from stream.opt.allocation.constraint_optimization.families.traffic import _sides
 from stream.opt.allocation.constraint_optimization.space import DecisionSpace
 from stream.opt.allocation.constraint_optimization.utils import active_fraction
 from stream.workload.iterator_type import is_state_operand
-from stream.workload.steady_state.iteration_space import LoopEffect
+from stream.workload.steady_state.iteration_space import LoopEffect, Reuse
 from zigzag.datatypes import MemoryOperand
 from zigzag.hardware.architecture.memory_port import DataDirection
 
@@ -57,14 +61,15 @@ __all__ = [
     "active_iterations",
     "check_close",
     "decision_space",
+    "drain_cycles",
     "is_state_operand",
     "moves_data",
     "node_sram_accesses",
-    "reuse_factor",
     "slot_latencies",
     "stream_energy_report",
     "stream_occupancy_report",
     "stream_sram_energy",
+    "tile_span",
     "top_memory",
 ]
 
@@ -95,11 +100,30 @@ def slot_latencies(allocation: Allocation) -> list[tuple[int, float]]:
     return sorted(allocation.solution.slot_latencies.items())
 
 
-def reuse_factor(allocation: Allocation, node: object) -> int:
-    """How many consecutive iterations one firing of ``node`` (a transfer or tensor) serves; 1 when Stream has no
-    iteration space for it."""
+def drain_cycles(allocation: Allocation) -> int:
+    """Cycles of the group's fill that come after its last iteration: the results draining out of the systolic
+    arrays along the longest chain of dependent nodes, as the ``overlap`` family adds them to the fill."""
+    return int(_drain(decision_space(allocation)))
+
+
+def tile_span(allocation: Allocation, node: object, group: str) -> int:
+    """Consecutive iterations one tile of ``node`` (a tensor or transfer) serves: the product of its innermost loops
+    on which it does not change (ABSENT, or irrelevant and reused). Stream fires it once per tile
+    (``memory_accesses``: applicable iterations over the reuse factor), which holds only when every loop it changes
+    on is outside those; otherwise raise naming the group and tensor."""
     ssis = allocation.ssis.get(node)
-    return ssis.reuse_factor() if ssis is not None else 1
+    if ssis is None:
+        return 1
+    loops = [v for v in ssis.get_temporal_variables() if v.size > 1]  # innermost first
+    kept = [v.effect == LoopEffect.ABSENT or (not v.relevant and v.reuse == Reuse.REUSE) for v in loops]
+    inner = kept.index(False) if False in kept else len(kept)
+    if any(kept[inner:]):
+        raise TraptiError(
+            f"group {group!r}: {getattr(node, 'name', node)!r} keeps its tile across loop(s) "
+            f"{[str(v) for v, k in zip(loops[inner:], kept[inner:], strict=True) if k]} outside a loop it changes on; "
+            "the tracker assumes the loops a tile is kept across are innermost"
+        )
+    return prod(v.size for v in loops[:inner])
 
 
 def active_iterations(allocation: Allocation, node: object, group: str) -> np.ndarray:
