@@ -159,7 +159,8 @@ def record_group(
     memories = on_chip_memories(accelerator)
     index_of = {owner.id: i for i, (owner, _) in enumerate(memories)}
     memory_index = {c.id: index_of.get(accelerator.memory_of(c).id) for c in accelerator.core_list}
-    schedule = _Schedule.of(allocation)
+    space = internals.decision_space(allocation)
+    schedule = _Schedule.of(allocation, space)
     origin = _origins(allocation)
     tensor_ids: dict[str, int] = {}
 
@@ -172,7 +173,6 @@ def record_group(
 
     reserved = np.zeros((len(memories), len(CLASSES)), dtype=np.int64)
     by_tensor: dict[tuple[int, str, str], int] = defaultdict(int)
-    space = internals.decision_space(allocation)
     for (t, owner_id), bits in _reserved_bits(allocation, space).items():
         m = index_of.get(owner_id)
         if m is None or bits <= 0:
@@ -299,14 +299,14 @@ class _Schedule:
     slot_of: dict
 
     @classmethod
-    def of(cls, allocation: Allocation) -> _Schedule:
+    def of(cls, allocation: Allocation, space: DecisionSpace) -> _Schedule:
         latency = allocation.solution.latency
         slots = internals.slot_latencies(allocation)
         # Stream's slot latencies are float solver values of whole cycles; the running sum is rounded once.
         bounds = np.rint(np.concatenate([[0.0], np.cumsum([max(lat, 0.0) for _, lat in slots])])).astype(np.int64)
         return cls(
             total=int(latency.total),
-            lead=int(latency.fill) - internals.drain_cycles(allocation),
+            lead=int(latency.fill) - internals.drain_cycles(space),
             step=int(latency.per_iteration - latency.overlap),
             iterations=int(allocation.problem.iterations),
             start={s: int(bounds[i]) for i, (s, _) in enumerate(slots)},

@@ -100,10 +100,10 @@ def slot_latencies(allocation: Allocation) -> list[tuple[int, float]]:
     return sorted(allocation.solution.slot_latencies.items())
 
 
-def drain_cycles(allocation: Allocation) -> int:
+def drain_cycles(space: DecisionSpace) -> int:
     """Cycles of the group's fill that come after its last iteration: the results draining out of the systolic
     arrays along the longest chain of dependent nodes, as the ``overlap`` family adds them to the fill."""
-    return int(_drain(decision_space(allocation)))
+    return int(_drain(space))
 
 
 def tile_span(allocation: Allocation, node: object, group: str) -> int:
