@@ -330,3 +330,13 @@ def test_tile_span_checks_the_loop_order() -> None:
     outer = allocation(loop(4, LoopEffect.VARYING), loop(3, LoopEffect.ABSENT))
     with pytest.raises(TraptiError, match=r"group 'g': 't' keeps its tile across loop"):
         stream_internals.tile_span(outer, "t", "g")
+
+
+@pytest.mark.slow
+def test_gpt2_every_access_falls_while_its_memory_holds_needed_data(gpt2_block) -> None:
+    # Accesses are not attributed to tensors, so this is the per-memory form of "inside a needed interval".
+    _, groups, _ = gpt2_block
+    for group in groups:
+        at, memory = group.access_time[:, None], group.access_memory[:, None]
+        live = (group.needed_memory == memory) & (group.needed_start <= at) & (at < group.needed_end)
+        assert live.any(axis=1).all(), group.name
