@@ -296,6 +296,7 @@ def test_gpt2_qkv_group_needs_each_tile_once(gpt2_block) -> None:
     span = trace.groups[0]
     inside = (trace.times >= span.start) & (trace.times < span.end)
     assert trace.series(0, "needed")[inside].max() == expected
+    assert np.all(trace.series(0, "needed") <= trace.series(0, "reserved"))
 
     group = groups[0]
     intervals = {
@@ -333,10 +334,20 @@ def test_tile_span_checks_the_loop_order() -> None:
 
 
 @pytest.mark.slow
-def test_gpt2_every_access_falls_while_its_memory_holds_needed_data(gpt2_block) -> None:
-    # Accesses are not attributed to tensors, so this is the per-memory form of "inside a needed interval".
+def test_gpt2_every_access_falls_inside_a_needed_interval_of_its_tensor(gpt2_block) -> None:
     _, groups, _ = gpt2_block
     for group in groups:
-        at, memory = group.access_time[:, None], group.access_memory[:, None]
-        live = (group.needed_memory == memory) & (group.needed_start <= at) & (at < group.needed_end)
+        at, memory, tensor = (x[:, None] for x in (group.access_time, group.access_memory, group.access_tensor))
+        live = (group.needed_memory == memory) & (group.needed_tensor == tensor)
+        live &= (group.needed_start <= at) & (at < group.needed_end)
+        outside = ~live.any(axis=1)
+        assert not outside.any(), (group.name, sorted({group.tensor_names[t] for t in group.access_tensor[outside]}))
+
+
+def test_every_access_falls_inside_a_needed_interval_of_its_tensor(traced) -> None:
+    _, groups, _ = traced
+    for group in groups:
+        at, memory, tensor = (x[:, None] for x in (group.access_time, group.access_memory, group.access_tensor))
+        live = (group.needed_memory == memory) & (group.needed_tensor == tensor)
+        live &= (group.needed_start <= at) & (at < group.needed_end)
         assert live.any(axis=1).all(), group.name

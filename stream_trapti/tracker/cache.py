@@ -19,7 +19,7 @@ from stream_trapti.atomic import atomic_write
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import GroupOccupancy
 
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 
 
 def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_options: str) -> str:

@@ -55,7 +55,8 @@ Classifier = Callable[[str], str]
 class GroupOccupancy:
     """One group's occupancy, times relative to its start. Arrays of equal length describe, per needed interval,
     its memory, class, tensor (index into ``tensor_names``), ``[start, end)`` and bytes; per access event, its memory,
-    source (index into :data:`~stream_trapti.trace.ACCESS_SOURCES`), direction (0 read, 1 write), cycle and bytes.
+    source (index into :data:`~stream_trapti.trace.ACCESS_SOURCES`), direction (0 read, 1 write), cycle, bytes and
+    tensor.
     ``reserved`` (memory, class) is constant over the group; ``reserved_tensors`` attributes it by tensor;
     ``stream_reserved`` is what Stream's own report says, ``energy_pj`` is Stream's energy estimate of the group,
     and ``stream_sram_pj`` the part of it Stream charges each memory, per access source (pJ)."""
@@ -80,6 +81,7 @@ class GroupOccupancy:
     access_kind: np.ndarray
     access_time: np.ndarray
     access_bytes: np.ndarray
+    access_tensor: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The array fields by name, for serialisation."""
@@ -110,6 +112,7 @@ _ARRAY_FIELDS = (
     "access_kind",
     "access_time",
     "access_bytes",
+    "access_tensor",
 )
 
 
@@ -162,10 +165,12 @@ def record_group(
     space = internals.decision_space(allocation)
     schedule = _Schedule.of(allocation, space)
     origin = _origins(allocation)
+    origin_by_name = {t.name: n for t, n in origin.items()}
     tensor_ids: dict[str, int] = {}
 
     def source_name(t: Tensor | None) -> str:
-        return "handover" if t is None else origin.get(t, t.name)
+        # memory_accesses names per-core tiles of a tensor, separate objects with the tensor's name.
+        return "handover" if t is None else origin.get(t) or origin_by_name.get(t.name, t.name)
 
     def class_index(t: Tensor | None) -> int:
         # A handover buffer holds a kernel's running state (a reduction's scale): working data, an activation.
@@ -187,11 +192,15 @@ def record_group(
         for m, t, start, end, size in _needed_intervals(name, allocation, space, schedule, memory_index)
     ]
     needed = np.array(rows, dtype=np.int64).reshape(-1, 6)
-    nodes = internals.node_sram_accesses(allocation)
+    nodes = internals.node_sram_accesses(allocation, name)
     transfers = _transfer_events(name, allocation, space, schedule, accesses, memory_index, len(memories))
     events = np.array(
-        [*transfers.events, *_compute_events(name, allocation, nodes, schedule, memory_index)], dtype=np.int64
-    ).reshape(-1, 5)
+        [
+            (*event[:5], tensor_ids.setdefault(source_name(event[5]), len(tensor_ids)))
+            for event in (*transfers.events, *_compute_events(name, allocation, nodes, schedule, memory_index))
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 6)
     energy = internals.stream_sram_energy(allocation, space, nodes)
     group = GroupOccupancy(
         name=name,
@@ -216,6 +225,7 @@ def record_group(
         access_kind=events[:, 2],
         access_time=events[:, 3],
         access_bytes=events[:, 4],
+        access_tensor=events[:, 5],
     )
     check_group(group, allocation, accesses, transfers.handovers, energy, memory_index)
     return group
@@ -314,9 +324,9 @@ class _Schedule:
             slot_of=dict(allocation.problem.timeslots),
         )
 
-    def offsets(self, every: int = 1) -> np.ndarray:
-        """The start of every ``every``-th iteration."""
-        return self.lead + np.arange(0, self.iterations, max(every, 1), dtype=np.int64) * self.step
+    def offsets(self) -> np.ndarray:
+        """The start of every iteration."""
+        return self.lead + np.arange(self.iterations, dtype=np.int64) * self.step
 
 
 def _origins(allocation: Allocation) -> dict[Tensor, str]:
@@ -423,8 +433,9 @@ def _needed_intervals(
         readers = _readers(allocation, space, schedule, node, t)
         # One tile per run of iterations it is kept across, not one per iteration: Stream loads or produces it once.
         span = internals.tile_span(allocation, t, group)
-        firsts = schedule.offsets(span) + schedule.start[schedule.slot_of[node]]
-        lasts = _last_reads(group, allocation, schedule, node, readers, span)
+        written = _firings(group, allocation, schedule, node, span)
+        firsts = schedule.lead + written * schedule.step + schedule.start[schedule.slot_of[node]]
+        lasts = _last_reads(group, allocation, schedule, node, readers, span, written)
         stop = solution.reuse_levels.get(t)
         buffers = (
             space.resident_tiles(t, stop, t in solution.single_buffered)
@@ -457,19 +468,36 @@ def _readers(allocation: Allocation, space: DecisionSpace, schedule: _Schedule, 
     return found
 
 
+def _firings(group: str, allocation: Allocation, schedule: _Schedule, node: object, span: int) -> np.ndarray:
+    """Per tile of ``span`` iterations, the iteration ``node`` (a transfer, or a tensor's producer) first fires in:
+    the first of the span it is active in (the span's first when it is active in none)."""
+    tiles = np.arange(0, schedule.iterations, span, dtype=np.int64)
+    active = internals.active_iterations(allocation, node, group)
+    first = active[np.minimum(np.searchsorted(active, tiles), len(active) - 1)]
+    return np.where((first >= tiles) & (first < tiles + span), first, tiles)
+
+
 def _last_reads(
-    group: str, allocation: Allocation, schedule: _Schedule, producer: object, readers: list, span: int
+    group: str,
+    allocation: Allocation,
+    schedule: _Schedule,
+    producer: object,
+    readers: list,
+    span: int,
+    written: np.ndarray,
 ) -> np.ndarray:
     """Per tile of ``span`` iterations, the end of its last read: the latest slot end of a reader in the last
     iteration of the span the reader is active in (a reader idle on a loop reads the tile once); the producer's own
-    end when no reader reads it in the span."""
+    end in the iteration it writes the tile (``written``) when no reader reads it in the span. A reader whose slot
+    comes before its producer's reads what the producer wrote in the iteration before: its span is one later."""
     tiles = np.arange(0, schedule.iterations, span, dtype=np.int64)
-    lasts = schedule.lead + tiles * schedule.step + schedule.end[schedule.slot_of[producer]]
+    lasts = schedule.lead + written * schedule.step + schedule.end[schedule.slot_of[producer]]
     for reader in readers:
+        later = int(schedule.slot_of[reader] < schedule.slot_of[producer])
         active = internals.active_iterations(allocation, reader, group)
-        at = np.searchsorted(active, np.minimum(tiles + span, schedule.iterations)) - 1
+        at = np.searchsorted(active, np.minimum(tiles + span + later, schedule.iterations)) - 1
         last = active[np.maximum(at, 0)]
-        reads = (at >= 0) & (last >= tiles)
+        reads = (at >= 0) & (last >= written + later)
         ends = schedule.lead + last * schedule.step + schedule.end[schedule.slot_of[reader]]
         lasts = np.where(reads, np.maximum(lasts, ends), lasts)
     return lasts
@@ -479,7 +507,7 @@ def _last_reads(
 class _TransferEvents:
     """Access events of a group's transfers, and the bytes (memory, read/write) of the handovers left out."""
 
-    events: list[tuple[int, int, int, int, int]]
+    events: list[tuple[int, int, int, int, int, Tensor]]
     handovers: np.ndarray
 
 
@@ -493,9 +521,10 @@ def _transfer_events(
     memory_count: int,
 ) -> _TransferEvents:
     """Stream's transfer access counts (port-width words per core and tensor) as bytes per memory, split evenly over
-    the firings of the transfer that moves the tensor, at the start of its slot: (memory, source, 0 read / 1 write,
-    cycle, bytes). A transfer whose route stays inside one memory moves nothing (Stream prices it at zero, though
-    ``memory_accesses`` counts a read and a write per core): its bytes go to ``handovers`` instead."""
+    the firings of the transfer that moves the tensor (:func:`_firings`), at the start of its slot: (memory, source,
+    0 read / 1 write,
+    cycle, bytes, tensor). A transfer whose route stays inside one memory moves nothing (Stream prices it at zero,
+    though ``memory_accesses`` counts a read and a write per core): its bytes go to ``handovers`` instead."""
     handovers = np.zeros((memory_count, 2), dtype=np.int64)
     if accesses is None:
         return _TransferEvents([], handovers)
@@ -503,15 +532,19 @@ def _transfer_events(
         t.name: tr for tr in allocation.problem.workload.get_transfer_nodes() for t in (*tr.inputs, *tr.outputs)
     }
     source = ACCESS_SOURCES.index("transfer")
-    events: list[tuple[int, int, int, int, int]] = []
+    events: list[tuple[int, int, int, int, int, Tensor]] = []
     for core, per_tensor in accesses.accesses.items():
         m = memory_index.get(core.id)
         if m is None:
             continue
         for tensor, count in per_tensor.items():
             transfer = transfers.get(tensor.name)
-            fires = schedule.offsets(internals.tile_span(allocation, transfer, group) if transfer is not None else 1)
-            slot = schedule.start.get(schedule.slot_of.get(transfer), 0) if transfer is not None else 0
+            if transfer is None:
+                fires = schedule.offsets()
+            else:
+                span = internals.tile_span(allocation, transfer, group)
+                fires = schedule.lead + _firings(group, allocation, schedule, transfer, span) * schedule.step
+                fires += schedule.start[schedule.slot_of[transfer]]
             moved = transfer is None or internals.moves_data(space, allocation, transfer)
             for kind, words, direction in ((0, count.read, "read"), (1, count.write, "write")):
                 total = words * int(core.get_max_memory_bandwidth(direction)) // 8
@@ -520,7 +553,7 @@ def _transfer_events(
                 elif total:
                     share, extra = divmod(total, len(fires))
                     events.extend(
-                        (m, source, kind, int(fire + slot), share + (extra if i == 0 else 0))
+                        (m, source, kind, int(fire), share + (extra if i == 0 else 0), tensor)
                         for i, fire in enumerate(fires)
                     )
     return _TransferEvents(events, handovers)
@@ -532,11 +565,11 @@ def _compute_events(
     nodes: list[NodeSramAccess],
     schedule: _Schedule,
     memory_index: dict[int, int | None],
-) -> list[tuple[int, int, int, int, int]]:
-    """Each node's accesses to its core's top memory, one event per direction at the start of its slot in every
-    iteration it is active in: (memory, source, 0 read / 1 write, cycle, bytes)."""
+) -> list[tuple[int, int, int, int, int, Tensor]]:
+    """Each node's accesses to its core's top memory, one event per operand and direction at the start of its slot
+    in every iteration it is active in: (memory, source, 0 read / 1 write, cycle, bytes, tensor)."""
     source = ACCESS_SOURCES.index("compute")
-    events: list[tuple[int, int, int, int, int]] = []
+    events: list[tuple[int, int, int, int, int, Tensor]] = []
     for access in nodes:
         m = memory_index.get(access.core.id)
         if m is None:
@@ -545,5 +578,5 @@ def _compute_events(
         starts += schedule.start[schedule.slot_of[access.node]]
         for kind, size in ((0, access.read_bytes), (1, access.write_bytes)):
             if size:
-                events.extend((m, source, kind, int(at), size) for at in starts)
+                events.extend((m, source, kind, int(at), size, access.tensor) for at in starts)
     return events

@@ -20,7 +20,8 @@ writes in the shared SRAM: those are read off the solver's inputs and the cost m
 * ``families.traffic._sides`` and ``utils.active_fraction``: how the ``energy`` family prices a DMA stream's ports
   and scales a node's ZigZag energy to the iterations it is active in;
 * ``CoreCostEntry.cme`` (ZigZag's ``CostModelEvaluation``): ``memory_word_access`` and ``mem_energy_breakdown`` per
-  operand and memory level, the counts and energy Stream's node energy is made of;
+  operand and memory level, the counts and energy Stream's node energy is made of, and ``operand_role`` (memory
+  operand ``I<k>`` is the node's k-th input, ``O`` its output);
 * ``solution.performance["energy"]`` and ``["memory_occupancy"]``: Stream's reports, checked against.
 
 :func:`stream_trapti.tracker.group.check_group` compares what the tracker derives with Stream's reports after every
@@ -37,6 +38,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
+from stream.hardware.architecture.backends.zigzag import operand_role
+from stream.hardware.ports import OUTPUT
 from stream.opt.allocation.constraint_optimization.families.overlap import _drain
 from stream.opt.allocation.constraint_optimization.families.traffic import _sides
 from stream.opt.allocation.constraint_optimization.space import DecisionSpace
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
     from stream.allocation.allocation import Allocation
     from stream.hardware.architecture.core import Core
     from stream.workload.node import TransferNode
+    from stream.workload.tensor import Tensor
+    from stream.workload.workload import ComputationNode
     from zigzag.hardware.architecture.memory_instance import MemoryInstance
 
 __all__ = [
@@ -127,32 +132,59 @@ def tile_span(allocation: Allocation, node: object, group: str) -> int:
 
 
 def active_iterations(allocation: Allocation, node: object, group: str) -> np.ndarray:
-    """The steady-state iterations ``node`` runs in: those where every loop it is idle on (ABSENT) is at its first
-    index. Stream charges a node's energy over the same share of iterations (``active_fraction``)."""
-    loops = allocation.ssis[node].get_temporal_variables()  # innermost first
+    """The steady-state iterations ``node`` runs in. Stream charges a node's energy over the share of iterations in
+    which it is not idle on a loop it is absent from (``active_fraction``) but does not say which ones: on such a loop
+    the node runs once, at the loop's last index when it waits for a node that iterates over the loop (directly or
+    through nodes that wait for it: an accumulated output), otherwise at its first (it feeds the iterations after)."""
+    loops = _temporal_loops(allocation, node, group)
     iterations = int(allocation.problem.iterations)
-    if prod(v.size for v in loops) != iterations:
-        raise TraptiError(
-            f"group {group!r}: node {node.name!r} has temporal loops {[v.size for v in loops]} whose product is not "
-            f"the group's {iterations} iterations; the tracker cannot place its firings"
-        )
     k = np.arange(iterations, dtype=np.int64)
     active = np.ones(iterations, dtype=bool)
     stride = 1
-    for loop in loops:
+    for i, loop in enumerate(loops):
         if loop.effect == LoopEffect.ABSENT:
-            active &= (k // stride) % loop.size == 0
+            waits = _waits_on_loop(allocation, node, i, group, {})
+            active &= (k // stride) % loop.size == (loop.size - 1 if waits else 0)
         stride *= loop.size
     return k[active]
 
 
+def _waits_on_loop(allocation: Allocation, node: object, loop: int, group: str, seen: dict) -> bool:
+    """Whether ``node`` runs after every index of temporal loop ``loop``: a node feeding it iterates over the loop,
+    or waits for one that does."""
+    if node not in seen:
+        seen[node] = False  # a cycle (none in a dataflow graph) must not recurse forever
+        seen[node] = any(
+            _temporal_loops(allocation, p, group)[loop].effect != LoopEffect.ABSENT
+            or _waits_on_loop(allocation, p, loop, group, seen)
+            for p in allocation.problem.workload.predecessors(node)
+            if p in allocation.ssis
+        )
+    return seen[node]
+
+
+def _temporal_loops(allocation: Allocation, node: object, group: str) -> list:
+    """``node``'s temporal loops, innermost first; every node and transfer of a group has the same loops (Stream keeps
+    the ones it is absent from for alignment), which multiply to the group's iterations."""
+    loops = allocation.ssis[node].get_temporal_variables()
+    iterations = int(allocation.problem.iterations)
+    if prod(v.size for v in loops) != iterations:
+        raise TraptiError(
+            f"group {group!r}: {getattr(node, 'name', node)!r} has temporal loops {[v.size for v in loops]} whose "
+            f"product is not the group's {iterations} iterations; the tracker cannot place its firings"
+        )
+    return loops
+
+
 @dataclass(frozen=True)
 class NodeSramAccess:
-    """What one evaluation of a node on one core reads and writes in that core's top memory, as ZigZag's cost model
-    gives it to Stream: words of the port serving each access, bytes, and ZigZag's energy for them (pJ)."""
+    """What one evaluation of a node on one core reads and writes of one of its operands (``tensor``) in that core's
+    top memory, as ZigZag's cost model gives it to Stream: words of the port serving each access, bytes, and ZigZag's
+    energy for them (pJ)."""
 
     node: object
     core: Core
+    tensor: Tensor
     read_words: int
     write_words: int
     read_bytes: int
@@ -160,9 +192,9 @@ class NodeSramAccess:
     energy_pj: float
 
 
-def node_sram_accesses(allocation: Allocation) -> list[NodeSramAccess]:
-    """Per node and core it runs on (off-chip core excluded), its accesses to the core's top memory: every operand
-    and direction at the memory levels that are that memory instance."""
+def node_sram_accesses(allocation: Allocation, group: str) -> list[NodeSramAccess]:
+    """Per node, core it runs on (off-chip core excluded) and operand, its accesses to the core's top memory: both
+    directions at the memory levels that are that memory instance."""
     problem = allocation.problem
     found = []
     for node in problem.workload.get_computation_nodes():
@@ -172,30 +204,51 @@ def node_sram_accesses(allocation: Allocation) -> list[NodeSramAccess]:
             entry = problem.cost_lut.get_cost(node, core)
             if core not in placed or top is None or core.id == problem.accelerator.offchip_core_id or entry.cme is None:
                 continue
-            found.append(_node_access(node, core, entry.cme, top))
+            found += [_operand_access(group, node, core, entry.cme, op, top) for op in entry.cme.memory_word_access]
     return found
 
 
-def _node_access(node: object, core: Core, cme: object, top: MemoryInstance) -> NodeSramAccess:
+def _operand_access(
+    group: str, node: ComputationNode, core: Core, cme: object, layer_op: object, top: MemoryInstance
+) -> NodeSramAccess:
+    mem_op = cme.memory_operand_links.layer_to_mem_op(layer_op)
     words = {"read": 0, "write": 0}
     bits = {"read": 0, "write": 0}
     energy = 0.0
-    for layer_op, levels in cme.memory_word_access.items():
-        mem_op = cme.memory_operand_links.layer_to_mem_op(layer_op)
-        for lv, accesses in enumerate(levels):
-            level = cme.accelerator.get_memory_level(mem_op, lv)
-            if level.memory_instance.name != top.name:
-                continue
-            energy += cme.mem_energy_breakdown[layer_op][lv]
-            for kind, directions in (("read", READS), ("write", WRITES)):
-                for direction in directions:
-                    # ZigZag counts words of the port's maximum bandwidth for that operand and direction.
-                    n = int(accesses.get(direction))
-                    words[kind] += n
-                    bits[kind] += n * int(level.get_max_bandwidth(mem_op, direction) or 0)
+    for lv, accesses in enumerate(cme.memory_word_access[layer_op]):
+        level = cme.accelerator.get_memory_level(mem_op, lv)
+        if level.memory_instance.name != top.name:
+            continue
+        energy += cme.mem_energy_breakdown[layer_op][lv]
+        for kind, directions in (("read", READS), ("write", WRITES)):
+            for direction in directions:
+                # ZigZag counts words of the port's maximum bandwidth for that operand and direction.
+                n = int(accesses.get(direction))
+                words[kind] += n
+                bits[kind] += n * int(level.get_max_bandwidth(mem_op, direction) or 0)
     return NodeSramAccess(
-        node, core, words["read"], words["write"], -(-bits["read"] // 8), -(-bits["write"] // 8), energy
+        node,
+        core,
+        _operand_tensor(group, node, str(mem_op)),
+        words["read"],
+        words["write"],
+        -(-bits["read"] // 8),
+        -(-bits["write"] // 8),
+        energy,
     )
+
+
+def _operand_tensor(group: str, node: ComputationNode, memory_operand: str) -> Tensor:
+    """The node's tensor behind a ZigZag memory operand: ``O`` its output, ``I<k>`` its k-th input, as Stream's
+    ``operand_role`` pairs them."""
+    role = operand_role(memory_operand)
+    tensors = node.outputs if role == OUTPUT else node.inputs
+    k = 0 if role == OUTPUT else int(role.removeprefix("input")) - 1
+    if k >= len(tensors):
+        raise TraptiError(
+            f"group {group!r}: node {node.name!r} has no tensor for ZigZag's memory operand {memory_operand}"
+        )
+    return tensors[k]
 
 
 def moves_data(space: DecisionSpace, allocation: Allocation, transfer: TransferNode) -> bool:
