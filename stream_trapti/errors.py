@@ -34,6 +34,12 @@ class SolveError(TraptiError):
     """Stream could not schedule the workload on the accelerator (e.g. a memory too small for a tile)."""
 
 
+class StreamContractError(RuntimeError):
+    """Stream's results disagree with what the tracker reproduces of them, or break an assumption the tracker makes:
+    a Stream whose internals changed meaning, or a bug of ours. Not bad input, so it is not a :class:`TraptiError`
+    and shows its traceback; the message names the group."""
+
+
 def check_file(path: str | Path, what: str) -> Path:
     """``path`` as a Path, or an :class:`InputFileError` saying which input is missing."""
     path = Path(path)

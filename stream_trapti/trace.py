@@ -31,7 +31,10 @@ from stream_trapti.errors import InputFileError
 
 VIEWS: tuple[str, ...] = ("reserved", "needed")
 CLASSES: tuple[str, ...] = ("weight", "activation", "kv_cache")
-FORMAT_VERSION = 1
+ACCESS_SOURCES: tuple[str, ...] = ("transfer", "compute")
+"""Who accesses a memory: Stream's DMA transfers into and out of it, or the computation of the nodes on its cores
+(operand reads and partial-sum writes, as ZigZag's cost model counts them for Stream)."""
+FORMAT_VERSION = 2
 
 View = Literal["reserved", "needed"]
 
@@ -78,7 +81,8 @@ class OccupancyTrace:
 
     ``times`` (K,) are the change points, starting at 0 and strictly increasing; ``occupancy`` (view, memory,
     class, K) holds the bytes on ``[times[k], times[k+1])`` (the last one up to ``cycles``). ``accesses``
-    (2, memory, W) holds the bytes read (0) and written (1) in each window of ``window`` cycles.
+    (source, 2, memory, W) holds the bytes read (0) and written (1) in each window of ``window`` cycles, per
+    :data:`ACCESS_SOURCES`.
     """
 
     cycles: int
@@ -99,10 +103,9 @@ class OccupancyTrace:
         if self.occupancy.shape != expected:
             raise ValueError(f"OccupancyTrace.occupancy has shape {self.occupancy.shape}, expected {expected}")
         windows = -(-self.cycles // self.window) if self.cycles else 0
-        if self.accesses.shape != (2, len(self.memories), windows):
-            raise ValueError(
-                f"OccupancyTrace.accesses has shape {self.accesses.shape}, expected {(2, len(self.memories), windows)}"
-            )
+        expected = (len(ACCESS_SOURCES), 2, len(self.memories), windows)
+        if self.accesses.shape != expected:
+            raise ValueError(f"OccupancyTrace.accesses has shape {self.accesses.shape}, expected {expected}")
 
     # ------------------------------------------------------------------ queries
     def memory_index(self, memory: int | str) -> int:
@@ -182,9 +185,11 @@ class OccupancyTrace:
         k = np.searchsorted(self.times, at, side="right") - 1
         return before[k] + values[k] * (at - self.times[k])
 
-    def access_totals(self) -> np.ndarray:
-        """Bytes read (column 0) and written (column 1) per memory over the whole trace."""
-        return self.accesses.sum(axis=2).T
+    def access_totals(self, source: str | None = None) -> np.ndarray:
+        """Bytes read (column 0) and written (column 1) per memory over the whole trace, by every source or by the
+        one of :data:`ACCESS_SOURCES` named."""
+        accesses = self.accesses.sum(axis=0) if source is None else self.accesses[_source_index(source)]
+        return accesses.sum(axis=2).T
 
     # ------------------------------------------------------------------ formats
     def save(self, path: str | Path) -> Path:
@@ -196,6 +201,7 @@ class OccupancyTrace:
             "window": self.window,
             "views": list(VIEWS),
             "classes": list(CLASSES),
+            "access_sources": list(ACCESS_SOURCES),
             "memories": [asdict(m) for m in self.memories],
             "groups": [asdict(g) for g in self.groups],
             "tensors": [asdict(t) for t in self.tensors],
@@ -255,6 +261,12 @@ def _view_index(view: str) -> int:
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")
     return VIEWS.index(view)
+
+
+def _source_index(source: str) -> int:
+    if source not in ACCESS_SOURCES:
+        raise ValueError(f"unknown access source {source!r}; expected one of {ACCESS_SOURCES}")
+    return ACCESS_SOURCES.index(source)
 
 
 def _class_index(tensor_class: str) -> int:

@@ -37,6 +37,13 @@ def test_trace_command_writes_every_output(mha_onnx: Path, tmp_path: Path, capsy
     assert memory["peak_needed_bytes"] == trace.peak(0, "needed")[0]
     assert memory["peak_reserved_bytes"] == trace.peak(0, "reserved")[0]
     assert memory["bytes_read"] == int(trace.access_totals()[0, 0])
+    sources = memory["accesses"]
+    assert set(sources) == {"transfer", "compute"}
+    assert sources["transfer"]["bytes_read"] + sources["compute"]["bytes_read"] == memory["bytes_read"]
+    assert sources["compute"]["writes"] == -(
+        -sources["compute"]["bytes_written"] * 8 // trace.memories[0].write_port_bits
+    )
+    assert set(memory["stream_sram_energy_pj"]) == {"transfer", "compute"}
     perfetto = json.loads((out / "trace.perfetto.json").read_text())
     counters = [e for e in perfetto["traceEvents"] if e["ph"] == "C"]
     slices = [e for e in perfetto["traceEvents"] if e["ph"] == "X"]

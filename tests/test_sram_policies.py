@@ -39,7 +39,7 @@ def make_trace(
         times=np.asarray(times, dtype=np.int64),
         occupancy=occupancy,
         window=cycles,
-        accesses=np.array([[[read_bytes]], [[write_bytes]]], dtype=np.int64),
+        accesses=np.array([[[[read_bytes]], [[write_bytes]]], [[[0]], [[0]]]], dtype=np.int64),
     )
 
 

@@ -20,9 +20,11 @@ def trace() -> OccupancyTrace:
     occupancy = np.zeros((2, 1, 3, 4), dtype=np.int64)
     occupancy[0, 0, 0] = [100, 100, 300, 0]
     occupancy[1, 0, 1] = [50, 80, 200, 0]
-    accesses = np.zeros((2, 1, 5), dtype=np.int64)
-    accesses[0, 0] = [64, 0, 128, 0, 0]
-    accesses[1, 0] = [0, 32, 0, 0, 16]
+    accesses = np.zeros((2, 2, 1, 5), dtype=np.int64)  # (source, read/write, memory, window)
+    accesses[0, 0, 0] = [64, 0, 128, 0, 0]
+    accesses[0, 1, 0] = [0, 32, 0, 0, 16]
+    accesses[1, 0, 0] = [0, 0, 0, 256, 0]
+    accesses[1, 1, 0] = [0, 0, 0, 0, 8]
     return OccupancyTrace(
         cycles=50,
         memories=(MemoryInfo("sram@core0", (0, 1), 1000, 128, 128),),
@@ -62,7 +64,11 @@ def test_resample_max_and_mean(trace: OccupancyTrace) -> None:
 
 
 def test_access_totals(trace: OccupancyTrace) -> None:
-    assert trace.access_totals().tolist() == [[192, 48]]
+    assert trace.access_totals("transfer").tolist() == [[192, 48]]
+    assert trace.access_totals("compute").tolist() == [[256, 8]]
+    assert trace.access_totals().tolist() == [[192 + 256, 48 + 8]]
+    with pytest.raises(ValueError, match="unknown access source"):
+        trace.access_totals("dma")
 
 
 def test_save_load_is_exact_and_reproducible(trace: OccupancyTrace, tmp_path: Path) -> None:
@@ -99,6 +105,8 @@ def test_shape_validation(trace: OccupancyTrace) -> None:
         OccupancyTrace(50, trace.memories, np.array([1, 10]), trace.occupancy[..., :2], 10, trace.accesses)
     with pytest.raises(ValueError, match="occupancy has shape"):
         OccupancyTrace(50, trace.memories, trace.times, trace.occupancy[..., :3], 10, trace.accesses)
+    with pytest.raises(ValueError, match="accesses has shape"):
+        OccupancyTrace(50, trace.memories, trace.times, trace.occupancy, 10, trace.accesses.sum(axis=0))
     with pytest.raises(ValueError, match="unknown view"):
         trace.series(0, "live")  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="no memory named"):

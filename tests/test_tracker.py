@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
 from stream.api import SolveOptions, evaluate_mapping
+from stream.datatypes import LayerDim
+from stream.workload.steady_state.iteration_space import (
+    IterationVariable,
+    LoopEffect,
+    Reuse,
+    SteadyStateIterationSpace,
+)
 
 from stream_trapti.api import TraceOptions, TraceResult, default_solve_options, trace_workload
-from stream_trapti.errors import TraptiError
+from stream_trapti.errors import StreamContractError, TraptiError
 from stream_trapti.sram.activity import compacting_activity, first_fit_activity
-from stream_trapti.sram.exploration import tensor_allocations
-from stream_trapti.trace import OccupancyTrace
+from stream_trapti.sram.energy import access_counts
+from stream_trapti.sram.exploration import stream_sram_energy_pj, tensor_allocations
+from stream_trapti.trace import ACCESS_SOURCES, OccupancyTrace
+from stream_trapti.tracker import stream_internals
 from stream_trapti.tracker.compose import compose
 from stream_trapti.tracker.estimate import StreamEstimate
 
@@ -98,8 +108,8 @@ def test_shared_sram_is_one_memory(traced) -> None:
     assert trace.memories[0].capacity_bytes == 16_777_216 // 8
 
 
-def test_access_totals_equal_stream_memory_accesses(traced) -> None:
-    estimate, _, trace = traced
+def stream_memory_accesses(estimate, trace: OccupancyTrace) -> np.ndarray:
+    """Bytes read and written per memory by Stream's ``memory_accesses`` reports, summed over groups."""
     expected = np.zeros((len(trace.memories), 2), dtype=np.int64)
     owners = {c: m for m, memory in enumerate(trace.memories) for c in memory.core_ids}
     for report in estimate.context.get("group_memory_accesses").values():
@@ -108,8 +118,61 @@ def test_access_totals_equal_stream_memory_accesses(traced) -> None:
                 m = owners[core["core_id"]]
                 expected[m, 0] += core["read"] * core["read_bandwidth"] // 8
                 expected[m, 1] += core["write"] * core["write_bandwidth"] // 8
+    return expected
+
+
+def test_transfer_accesses_equal_stream_memory_accesses(traced) -> None:
+    # Every transfer of this workload crosses memories (no handover between the two cores sharing the SRAM), so the
+    # trace's transfer side is all of Stream's memory_accesses.
+    estimate, _, trace = traced
+    expected = stream_memory_accesses(estimate, trace)
     assert expected.sum() > 0
-    np.testing.assert_array_equal(trace.access_totals(), expected)
+    np.testing.assert_array_equal(trace.access_totals("transfer"), expected)
+
+
+def test_one_bank_energy_at_the_yaml_costs_is_stream_sram_energy(traced) -> None:
+    _, groups, _ = traced
+    estimate = StreamEstimate.of(groups)
+    trace = compose(groups, metadata=estimate.metadata())
+    memory = trace.memories[0]
+    reads = access_counts(trace, 0, memory.read_port_bits).reads
+    writes = access_counts(trace, 0, memory.write_port_bits).writes
+    ours = reads * memory.read_pj + writes * memory.write_pj
+    stream = estimate.sram_pj[memory.name]
+    assert stream_sram_energy_pj(trace, 0) == stream["transfer"] + stream["compute"]
+    assert ours == pytest.approx(stream["transfer"] + stream["compute"], rel=1e-3)
+    # The computation's accesses are ZigZag's own counts: at the YAML's costs they are its SRAM energy exactly.
+    compute_read, compute_write = trace.access_totals("compute")[0]
+    priced = compute_read * 8 // memory.read_port_bits * memory.read_pj
+    priced += compute_write * 8 // memory.write_port_bits * memory.write_pj
+    assert priced == pytest.approx(stream["compute"], rel=1e-9)
+    assert stream["compute"] > stream["transfer"] > 0
+    assert stream["transfer"] + stream["compute"] < estimate.energy_pj
+
+
+def test_compute_accesses_happen_while_their_group_runs(traced) -> None:
+    _, groups, _ = traced
+    for group in groups:
+        compute = group.access_source == ACCESS_SOURCES.index("compute")
+        assert compute.any(), group.name
+        assert np.all((group.access_time[compute] >= 0) & (group.access_time[compute] < group.cycles)), group.name
+
+
+def test_guard_names_the_group_when_stream_disagrees(
+    mha_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = stream_internals.stream_occupancy_report
+    monkeypatch.setattr(stream_internals, "stream_occupancy_report", lambda a: {c: b + 8 for c, b in report(a).items()})
+    with pytest.raises(StreamContractError, match=r"group '[^']+': the tracker reserves [\d,]+ B in sram@core0"):
+        solve(mha_onnx, tmp_path, {"sink": [], "classify": classify})
+
+
+def test_energy_guard_names_the_group(mha_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = stream_internals.stream_energy_report
+    doubled = lambda a: {**report(a), "node_pj_per_iteration": 2 * report(a)["node_pj_per_iteration"]}  # noqa: E731
+    monkeypatch.setattr(stream_internals, "stream_energy_report", doubled)
+    with pytest.raises(StreamContractError, match=r"group '[^']+': node energy \(pJ\) is"):
+        solve(mha_onnx, tmp_path, {"sink": [], "classify": classify})
 
 
 def test_weights_are_attributed_by_name(traced) -> None:
@@ -179,3 +242,112 @@ def test_plugin_writes_the_trace_when_asked(traced, mha_onnx: Path, tmp_path: Pa
     written = OccupancyTrace.load(tmp_path / "t.npz")
     np.testing.assert_array_equal(written.occupancy, trace.occupancy)
     assert written.cycles == trace.cycles
+
+
+ROOT = Path(__file__).resolve().parents[1]
+GPT2_MAPPING = ROOT / "mappings/gpt2-xl_prefill_L128_1layer.yaml"
+
+
+@pytest.fixture(scope="module")
+def gpt2_block(tmp_path_factory: pytest.TempPathFactory):
+    """The audit's block: GPT-2 XL prefill L=128, one layer, committed mapping, on the default hardware."""
+    groups: list = []
+    tracker = {"trapti_occupancy": {"sink": groups}}
+    estimate = evaluate_mapping(
+        str(ROOT / "hardware/trapti_edge.yaml"),
+        str(ROOT / "inputs/gpt2-xl_prefill_L128_1layer.onnx"),
+        str(tmp_path_factory.mktemp("gpt2")),
+        mapping=str(GPT2_MAPPING),
+        options=SolveOptions(**{**default_solve_options().__dict__, "instrumentation": tracker}),
+    )
+    stream = StreamEstimate.of(groups)
+    return estimate, groups, compose(groups, metadata=stream.metadata())
+
+
+@pytest.mark.slow
+def test_gpt2_block_prices_both_sides_as_stream_does(gpt2_block) -> None:
+    estimate, groups, trace = gpt2_block
+    assert trace.cycles == 5_506_447
+    # The vector core hands activations to the arrays inside the shared SRAM: Stream's memory_accesses count a read
+    # and a write per core for them, the trace (like Stream's energy) nothing.
+    transfer = trace.access_totals("transfer")
+    assert np.all(transfer < stream_memory_accesses(estimate, trace))
+    memory = trace.memories[0]
+    reads = access_counts(trace, 0, memory.read_port_bits).reads
+    writes = access_counts(trace, 0, memory.write_port_bits).writes
+    sram = StreamEstimate.of(groups).sram_pj[memory.name]
+    assert reads * memory.read_pj + writes * memory.write_pj == pytest.approx(sum(sram.values()), rel=1e-3)
+    # The arrays' own operand reads and partial-sum writes cost the SRAM more than ten times the transfers.
+    assert sram["compute"] > 10 * sram["transfer"]
+
+
+@pytest.mark.slow
+def test_gpt2_qkv_group_needs_each_tile_once(gpt2_block) -> None:
+    _, groups, trace = gpt2_block
+    hidden, length = 1600, 128  # GPT-2 XL, int8
+    mapping = yaml.safe_load(GPT2_MAPPING.read_text())
+    tile = mapping["fused_groups"][0]["intra_core_tiling"][0]["tile"]  # columns of the QKV output per core
+    cores = next(x for x in mapping["layers"] if x["name"] == "layer0.attn.qkv_proj")["inter_core_tiling"][0][0]
+    columns = tile * cores["split"]  # one iteration: both arrays
+    # Double-buffered weight tiles, one output tile, and the normalised activations loaded once for all iterations;
+    # the block's input is needed only until the norm has read it.
+    expected = 2 * hidden * columns + length * columns + length * hidden
+    assert expected == 2_867_200
+    span = trace.groups[0]
+    inside = (trace.times >= span.start) & (trace.times < span.end)
+    assert trace.series(0, "needed")[inside].max() == expected
+    assert np.all(trace.series(0, "needed") <= trace.series(0, "reserved"))
+
+    group = groups[0]
+    intervals = {
+        name: (group.needed_start[group.needed_tensor == i], group.needed_end[group.needed_tensor == i])
+        for i, name in enumerate(group.tensor_names)
+    }
+    norm_start, norm_end = intervals["layer0.attn_norm.out"]
+    weight_start, weight_end = intervals["layer0.attn.qkv_proj.weight"]
+    assert len(norm_start) == 1
+    assert len(weight_start) == 3 * hidden // columns
+    # The norm's output is live throughout qkv_proj's reads: from before the first weight tile to its last read.
+    assert norm_start[0] <= weight_start.min() and norm_end[0] >= weight_end.max()
+
+
+def test_tile_span_checks_the_loop_order() -> None:
+    def loop(size: int, effect: LoopEffect, reuse: bool = False) -> IterationVariable:
+        variable = IterationVariable(LayerDim("D0"), size, effect)
+        if reuse:
+            variable.reuse = Reuse.REUSE
+        return variable
+
+    def allocation(*loops: IterationVariable) -> SimpleNamespace:
+        return SimpleNamespace(ssis={"t": SteadyStateIterationSpace(loops)})
+
+    # Innermost first: kept across an ABSENT loop of 3 and a reused irrelevant loop of 2, changes on the outer 4.
+    kept = allocation(loop(3, LoopEffect.ABSENT), loop(2, LoopEffect.INVARIANT, True), loop(4, LoopEffect.VARYING))
+    assert stream_internals.tile_span(kept, "t", "g") == 6
+    # An irrelevant loop that is not reused reloads the tile: nothing is kept.
+    assert (
+        stream_internals.tile_span(allocation(loop(2, LoopEffect.INVARIANT), loop(3, LoopEffect.VARYING)), "t", "") == 1
+    )
+    outer = allocation(loop(4, LoopEffect.VARYING), loop(3, LoopEffect.ABSENT))
+    with pytest.raises(StreamContractError, match=r"group 'g': 't' keeps its tile across loop"):
+        stream_internals.tile_span(outer, "t", "g")
+
+
+@pytest.mark.slow
+def test_gpt2_every_access_falls_inside_a_needed_interval_of_its_tensor(gpt2_block) -> None:
+    _, groups, _ = gpt2_block
+    for group in groups:
+        at, memory, tensor = (x[:, None] for x in (group.access_time, group.access_memory, group.access_tensor))
+        live = (group.needed_memory == memory) & (group.needed_tensor == tensor)
+        live &= (group.needed_start <= at) & (at < group.needed_end)
+        outside = ~live.any(axis=1)
+        assert not outside.any(), (group.name, sorted({group.tensor_names[t] for t in group.access_tensor[outside]}))
+
+
+def test_every_access_falls_inside_a_needed_interval_of_its_tensor(traced) -> None:
+    _, groups, _ = traced
+    for group in groups:
+        at, memory, tensor = (x[:, None] for x in (group.access_time, group.access_memory, group.access_tensor))
+        live = (group.needed_memory == memory) & (group.needed_tensor == tensor)
+        live &= (group.needed_start <= at) & (at < group.needed_end)
+        assert live.any(axis=1).all(), group.name

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402 -- the backend must be chosen firs
 import numpy as np  # noqa: E402
 
 from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory  # noqa: E402
-from stream_trapti.trace import CLASSES, OccupancyTrace  # noqa: E402
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace  # noqa: E402
+from stream_trapti.tracker.estimate import stream_sram_pj  # noqa: E402
 
 if TYPE_CHECKING:
     from stream_trapti.api import TraceResult
@@ -41,7 +42,8 @@ def write_trace_outputs(result: TraceResult, out_dir: str | Path, inputs: Iterab
 
 def trace_summary(result: TraceResult) -> dict:
     """The headline figures of a trace: cycles, Stream's energy, and per memory the peaks of each view and class,
-    when they happen and which tensors are largest."""
+    when they happen and which tensors are largest, and the accesses by source (``transfer``, ``compute``) beside
+    Stream's own energy for them."""
     trace = result.trace
     memories = []
     for m, memory in enumerate(trace.memories):
@@ -59,6 +61,8 @@ def trace_summary(result: TraceResult) -> dict:
             ]
         read, write = trace.access_totals()[m]
         entry["bytes_read"], entry["bytes_written"] = int(read), int(write)
+        entry["accesses"] = {source: _access_entry(trace, m, source) for source in ACCESS_SOURCES}
+        entry["stream_sram_energy_pj"] = stream_sram_pj(trace, m)
         memories.append(entry)
     return {
         "cycles": trace.cycles,
@@ -67,6 +71,18 @@ def trace_summary(result: TraceResult) -> dict:
         "groups": len(trace.groups),
         "metadata": dict(trace.metadata),
         "memories": memories,
+    }
+
+
+def _access_entry(trace: OccupancyTrace, m: int, source: str) -> dict[str, int]:
+    """Bytes and port words one access source reads and writes in memory ``m`` over the trace."""
+    memory = trace.memories[m]
+    read, write = (int(v) for v in trace.access_totals(source)[m])
+    return {
+        "bytes_read": read,
+        "bytes_written": write,
+        "reads": -(-read * 8 // memory.read_port_bits),
+        "writes": -(-write * 8 // memory.write_port_bits),
     }
 
 

@@ -9,11 +9,12 @@ from stream_trapti.api import TraceResult
 from stream_trapti.atomic import atomic_directory
 from stream_trapti.errors import ConfigError
 from stream_trapti.sram.activity import Allocation
-from stream_trapti.sram.energy import access_counts, cacti_costs
+from stream_trapti.sram.energy import cacti_costs
 from stream_trapti.sram.explore import ExplorationResult, explore, write_results
 from stream_trapti.sram.sweep_config import SweepSpec, check_sweep_memory, load_sweep_spec
 from stream_trapti.trace import OccupancyTrace
 from stream_trapti.tracker.compose import needed_intervals
+from stream_trapti.tracker.estimate import stream_sram_pj
 
 
 def explore_trace(trace_path: str | Path, sweep_path: str | Path | None, out_dir: str | Path) -> ExplorationResult:
@@ -69,11 +70,8 @@ def explore_and_write(
 
 
 def stream_sram_energy_pj(trace: OccupancyTrace, memory: int | str) -> float | None:
-    """What Stream's cost model charges the memory for the traced run: its port accesses at the per-access energies
-    of the hardware description (one monolithic SRAM, no leakage); None when the trace does not carry them."""
-    info = trace.memories[trace.memory_index(memory)]
-    if not (info.read_pj or info.write_pj):
-        return None
-    reads = access_counts(trace, memory, info.read_port_bits).reads
-    writes = access_counts(trace, memory, info.write_port_bits).writes
-    return reads * info.read_pj + writes * info.write_pj
+    """What Stream's cost model charges the memory for the traced run, as its solve added it up: the DMA transfers'
+    port accesses plus the SRAM part of every node's ZigZag energy (one monolithic SRAM, no leakage); None when the
+    trace does not carry it."""
+    recorded = stream_sram_pj(trace, memory)
+    return None if recorded is None else sum(recorded.values())

@@ -20,7 +20,7 @@ from stream_trapti.provenance import hardware_files
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import GroupOccupancy
 
-CACHE_FORMAT = 6
+CACHE_FORMAT = 9
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 
@@ -51,6 +51,7 @@ def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
             name=g["name"],
             cycles=g["cycles"],
             energy_pj=g["energy_pj"],
+            stream_sram_pj=tuple(tuple(e) for e in g["stream_sram_pj"]),
             memories=memories,
             reserved_tensors=tuple(tuple(r) for r in g["reserved_tensors"]),
             stream_reserved=tuple(g["stream_reserved"]),
@@ -70,6 +71,7 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Pat
                 "name": g.name,
                 "cycles": g.cycles,
                 "energy_pj": g.energy_pj,
+                "stream_sram_pj": [list(e) for e in g.stream_sram_pj],
                 "reserved_tensors": [list(r) for r in g.reserved_tensors],
                 "stream_reserved": list(g.stream_reserved),
                 "tensor_names": list(g.tensor_names),

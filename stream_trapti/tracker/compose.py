@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_trapti.trace import CLASSES, VIEWS, GroupSpan, OccupancyTrace, TensorPeak
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, VIEWS, GroupSpan, OccupancyTrace, TensorPeak
 from stream_trapti.tracker.group import GroupOccupancy
 
 LAYER_PREFIX = re.compile(r"layer(\d+)\.")
@@ -129,16 +129,17 @@ def _step_function(events: np.ndarray, memories: int, total: int) -> tuple[np.nd
 def _accesses(
     groups: Sequence[GroupOccupancy], starts: np.ndarray, memories: int, total: int, window: int
 ) -> np.ndarray:
-    """Bytes read and written per memory in each window."""
+    """Bytes read and written per access source and memory in each window."""
     windows = -(-total // window)
-    accesses = np.zeros((2, memories, windows), dtype=np.int64)
+    accesses = np.zeros((len(ACCESS_SOURCES), 2, memories, windows), dtype=np.int64)
     counts = [len(g.access_bytes) for g in groups]
 
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(g, name) for g in groups]).astype(np.int64)
 
     at = np.clip(np.repeat(starts, counts) + joined("access_time"), 0, total - 1) // window
-    np.add.at(accesses, (joined("access_kind"), joined("access_memory"), at), joined("access_bytes"))
+    index = (joined("access_source"), joined("access_kind"), joined("access_memory"), at)
+    np.add.at(accesses, index, joined("access_bytes"))
     return accesses
 
 

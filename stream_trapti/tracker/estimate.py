@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
+from stream_trapti.trace import ACCESS_SOURCES, OccupancyTrace
 from stream_trapti.tracker.group import GroupOccupancy
+
+SRAM_METADATA_KEY = "stream_sram_pj"
+"""Trace metadata key holding Stream's own energy per on-chip memory and access source (JSON)."""
 
 
 @dataclass(frozen=True)
 class StreamEstimate:
     """What Stream's own cost model says of the same schedule: cycles and energy (pJ; a monolithic SRAM, no
-    leakage), summed over its fused groups."""
+    leakage), summed over its fused groups; ``sram_pj`` is the part of that energy Stream charges each on-chip
+    memory, by name and access source (:data:`~stream_trapti.trace.ACCESS_SOURCES`)."""
 
     cycles: int
     energy_pj: float
+    sram_pj: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, groups: Sequence[GroupOccupancy]) -> StreamEstimate:
         """The estimate of ``groups`` run back to back: Stream's per-group figures added up."""
-        return cls(sum(g.cycles for g in groups), sum(g.energy_pj for g in groups))
+        memories = groups[0].memories if groups else ()
+        sram = {
+            memory.name: {
+                source: sum(g.stream_sram_pj[m][s] for g in groups) for s, source in enumerate(ACCESS_SOURCES)
+            }
+            for m, memory in enumerate(memories)
+        }
+        return cls(sum(g.cycles for g in groups), sum(g.energy_pj for g in groups), sram)
 
     def metadata(self) -> dict[str, str]:
         """The estimate as trace metadata, so Stage II can put it beside its own figures."""
-        return {"stream_cycles": str(self.cycles), "stream_energy_pj": repr(self.energy_pj)}
+        return {
+            "stream_cycles": str(self.cycles),
+            "stream_energy_pj": repr(self.energy_pj),
+            SRAM_METADATA_KEY: json.dumps(self.sram_pj, sort_keys=True),
+        }
+
+
+def stream_sram_pj(trace: OccupancyTrace, memory: int | str) -> dict[str, float] | None:
+    """Stream's own energy of one memory of ``trace`` per access source, as the solve recorded it; None when the
+    trace does not carry it."""
+    recorded = json.loads(trace.metadata.get(SRAM_METADATA_KEY, "{}"))
+    return recorded.get(trace.memories[trace.memory_index(memory)].name)

@@ -1,16 +1,25 @@
 """What one solved fused group holds in each on-chip memory, and when, relative to the group's own start.
 
 Stream solves each fused group as a steady state: ``N`` iterations of ``P`` cycles, each starting ``P − V`` cycles
-after the previous one, after a fill of ``F`` cycles (``latency.total = N·P − (N−1)·V + F``). Slots run back to
-back inside an iteration, so a node in slot ``s`` of iteration ``k`` starts at ``F + k·(P−V) + Σ_{j<s} slot_j``.
+after the previous one, plus a fill of ``F = F₀ + D`` cycles (``latency.total = N·P − (N−1)·V + F``): ``F₀`` of
+resident fill and warm-up before the first iteration, and the arrays' drain ``D`` after the last. Slots run back to
+back inside an iteration, so a node in slot ``s`` of iteration ``k`` starts at ``F₀ + k·(P−V) + Σ_{j<s} slot_j``.
 From that schedule this module derives, per group:
 
 * the **reserved** bytes per memory and tensor, reproduced from Stream's ``memory_capacity`` constraint family with
   the solved placements, reuse stops and buffering (so they add up to Stream's ``memory_occupancy`` report);
 * the **needed** intervals: a tile is live from its write (the producer's start, or the start of the transfer that
-  brings it) to the end of its last reader in the last iteration that reuses it;
-* the memory **accesses** of Stream's ``MemoryAccessesEstimationStage`` (port-width words per core and tensor),
-  spread over the transfer firings that cause them.
+  brings it) to the end of its last read, once per tile Stream loads or produces (a tile is kept across the
+  innermost loops it does not change on: ABSENT or reused), and through handovers inside one memory to the reads of
+  the handover's copy;
+* the memory **accesses**, by source: the **transfers'** of Stream's ``MemoryAccessesEstimationStage`` (port-width
+  words per core and tensor), spread over the transfer firings that cause them, leaving out the handovers that stay
+  inside one memory (Stream moves and prices nothing for them); and the **computation's**, the words ZigZag's cost
+  model gives Stream for each node's operand reads and partial-sum writes in the core's top memory, at the start of
+  the node's slot in every iteration it is active in.
+
+Every read of Stream's internals goes through :mod:`stream_trapti.tracker.stream_internals`, and
+:func:`check_group` checks the result against Stream's own reports.
 """
 
 from __future__ import annotations
@@ -23,12 +32,11 @@ from math import ceil
 from typing import TYPE_CHECKING
 
 import numpy as np
-from stream.hardware.architecture.backends.zigzag import ZigZagCoreBackend
-from stream.opt.allocation.constraint_optimization.space import DecisionSpace
-from stream.workload.iterator_type import is_state_operand
-from zigzag.datatypes import MemoryOperand
 
-from stream_trapti.trace import CLASSES, MemoryInfo
+from stream_trapti.errors import StreamContractError
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, MemoryInfo
+from stream_trapti.tracker import stream_internals as internals
+from stream_trapti.tracker.stream_internals import DecisionSpace, NodeSramAccess
 
 if TYPE_CHECKING:
     from stream.allocation.allocation import Allocation
@@ -47,13 +55,16 @@ Classifier = Callable[[str], str]
 class GroupOccupancy:
     """One group's occupancy, times relative to its start. Arrays of equal length describe, per needed interval,
     its memory, class, tensor (index into ``tensor_names``), ``[start, end)`` and bytes; per access event, its memory,
-    direction (0 read, 1 write), cycle and bytes. ``reserved`` (memory, class) is constant over the group;
-    ``reserved_tensors`` attributes it by tensor; ``stream_reserved`` is what Stream's own report says, and
-    ``energy_pj`` is Stream's energy estimate of the group."""
+    source (index into :data:`~stream_trapti.trace.ACCESS_SOURCES`), direction (0 read, 1 write), cycle, bytes and
+    tensor.
+    ``reserved`` (memory, class) is constant over the group; ``reserved_tensors`` attributes it by tensor;
+    ``stream_reserved`` is what Stream's own report says, ``energy_pj`` is Stream's energy estimate of the group,
+    and ``stream_sram_pj`` the part of it Stream charges each memory, per access source (pJ)."""
 
     name: str
     cycles: int
     energy_pj: float
+    stream_sram_pj: tuple[tuple[float, ...], ...]
     memories: tuple[MemoryInfo, ...]
     reserved: np.ndarray
     reserved_tensors: tuple[tuple[int, str, str, int], ...]
@@ -66,9 +77,11 @@ class GroupOccupancy:
     needed_end: np.ndarray
     needed_bytes: np.ndarray
     access_memory: np.ndarray
+    access_source: np.ndarray
     access_kind: np.ndarray
     access_time: np.ndarray
     access_bytes: np.ndarray
+    access_tensor: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The array fields by name, for serialisation."""
@@ -95,9 +108,11 @@ _ARRAY_FIELDS = (
     "needed_end",
     "needed_bytes",
     "access_memory",
+    "access_source",
     "access_kind",
     "access_time",
     "access_bytes",
+    "access_tensor",
 )
 
 
@@ -129,36 +144,33 @@ def on_chip_memories(accelerator: Accelerator) -> tuple[tuple[Core, MemoryInfo],
 
 def _access_energies(core: Core) -> dict[str, float]:
     """The per-access read and write energies (pJ) Stream's cost model charges the core's memory."""
-    backend = getattr(core, "_backend", None)
-    if not isinstance(backend, ZigZagCoreBackend):
-        return {}
-    instance = backend.get_top_memory_instance(MemoryOperand("I1"))
-    return {"read_pj": float(instance.r_cost), "write_pj": float(instance.w_cost)}
+    instance = internals.top_memory(core)
+    return {} if instance is None else {"read_pj": float(instance.r_cost), "write_pj": float(instance.w_cost)}
 
 
 def _top_memory_name(core: Core) -> str:
     """The name the hardware YAML gives the memory Stream uses as the core's (its top level for operand I1)."""
-    backend = getattr(core, "_backend", None)
-    if isinstance(backend, ZigZagCoreBackend):
-        return str(backend.get_top_memory_instance(MemoryOperand("I1")).name)
-    return f"core{core.id}_memory"
+    instance = internals.top_memory(core)
+    return f"core{core.id}_memory" if instance is None else str(instance.name)
 
 
 def record_group(
     name: str, allocation: Allocation, accesses: CoreMemoryAccesses | None, classify: Classifier
 ) -> GroupOccupancy:
     """Reduce one solved group to its occupancy, in arrays that no longer reference Stream's objects."""
-    problem, solution = allocation.problem, allocation.solution
-    accelerator = problem.accelerator
+    accelerator = allocation.problem.accelerator
     memories = on_chip_memories(accelerator)
     index_of = {owner.id: i for i, (owner, _) in enumerate(memories)}
     memory_index = {c.id: index_of.get(accelerator.memory_of(c).id) for c in accelerator.core_list}
-    schedule = _Schedule.of(allocation)
+    space = internals.decision_space(allocation)
+    schedule = _Schedule.of(allocation, space)
     origin = _origins(allocation)
+    origin_by_name = {t.name: n for t, n in origin.items()}
     tensor_ids: dict[str, int] = {}
 
     def source_name(t: Tensor | None) -> str:
-        return "handover" if t is None else origin.get(t, t.name)
+        # memory_accesses names per-core tiles of a tensor, separate objects with the tensor's name.
+        return "handover" if t is None else origin.get(t) or origin_by_name.get(t.name, t.name)
 
     def class_index(t: Tensor | None) -> int:
         # A handover buffer holds a kernel's running state (a reduction's scale): working data, an activation.
@@ -166,7 +178,6 @@ def record_group(
 
     reserved = np.zeros((len(memories), len(CLASSES)), dtype=np.int64)
     by_tensor: dict[tuple[int, str, str], int] = defaultdict(int)
-    space = DecisionSpace(problem)
     for (t, owner_id), bits in _reserved_bits(allocation, space).items():
         m = index_of.get(owner_id)
         if m is None or bits <= 0:
@@ -175,19 +186,29 @@ def record_group(
         reserved[m, cls] += _bytes(bits)
         by_tensor[(m, source_name(t), CLASSES[cls])] += _bytes(bits)
 
-    report = {
-        row["core_id"]: row["resident_bits"] for row in (solution.performance or {}).get("memory_occupancy") or ()
-    }
+    report = internals.stream_occupancy_report(allocation)
     rows = [
         (m, tensor_ids.setdefault(source_name(t), len(tensor_ids)), class_index(t), start, end, size)
-        for m, t, start, end, size in _needed_intervals(allocation, space, schedule, memory_index)
+        for m, t, start, end, size in _needed_intervals(name, allocation, space, schedule, memory_index)
     ]
     needed = np.array(rows, dtype=np.int64).reshape(-1, 6)
-    events = np.array(_access_events(allocation, schedule, accesses, memory_index), dtype=np.int64).reshape(-1, 4)
-    return GroupOccupancy(
+    nodes = internals.node_sram_accesses(allocation, name)
+    transfers = _transfer_events(name, allocation, space, schedule, accesses, memory_index, len(memories))
+    events = np.array(
+        [
+            (*event[:5], tensor_ids.setdefault(source_name(event[5]), len(tensor_ids)))
+            for event in (*transfers.events, *_compute_events(name, allocation, nodes, schedule, memory_index))
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 6)
+    energy = internals.stream_sram_energy(allocation, space, nodes)
+    group = GroupOccupancy(
         name=name,
         cycles=schedule.total,
-        energy_pj=float(((solution.performance or {}).get("energy") or {}).get("total_pj") or 0.0),
+        energy_pj=float(internals.stream_energy_report(allocation).get("total_pj") or 0.0),
+        stream_sram_pj=tuple(
+            (energy.transfer.get(owner.id, 0.0), energy.compute.get(owner.id, 0.0)) for owner, _ in memories
+        ),
         memories=tuple(info for _, info in memories),
         reserved=reserved,
         reserved_tensors=tuple((m, t, c, b) for (m, t, c), b in sorted(by_tensor.items())),
@@ -200,10 +221,74 @@ def record_group(
         needed_end=needed[:, 4],
         needed_bytes=needed[:, 5],
         access_memory=events[:, 0],
-        access_kind=events[:, 1],
-        access_time=events[:, 2],
-        access_bytes=events[:, 3],
+        access_source=events[:, 1],
+        access_kind=events[:, 2],
+        access_time=events[:, 3],
+        access_bytes=events[:, 4],
+        access_tensor=events[:, 5],
     )
+    check_group(group, allocation, accesses, transfers.handovers, energy, memory_index)
+    return group
+
+
+def check_group(
+    group: GroupOccupancy,
+    allocation: Allocation,
+    accesses: CoreMemoryAccesses | None,
+    handovers: np.ndarray,
+    energy: internals.StreamSramEnergy,
+    memory_index: dict[int, int | None],
+) -> None:
+    """Raise a :class:`StreamContractError` naming the group when what the tracker derived from Stream's internals
+    disagrees with Stream's own reports: reserved bytes with ``memory_occupancy``; transfer accesses (plus the
+    handovers left out) with ``memory_accesses``; the node and transfer energy rebuilt from their parts with the
+    ``energy`` report; and the computation's access counts at the YAML's costs with the SRAM part of ZigZag's node
+    energy."""
+    for m, stream_bytes in enumerate(group.stream_reserved):
+        if stream_bytes is not None and int(group.reserved[m].sum()) != stream_bytes:
+            raise StreamContractError(
+                f"group {group.name!r}: the tracker reserves {int(group.reserved[m].sum()):,} B in "
+                f"{group.memories[m].name}, Stream's memory_occupancy {stream_bytes:,} B"
+            )
+    if accesses is not None:
+        ours = _totals(group, ACCESS_SOURCES.index("transfer")) + handovers
+        stream = np.zeros_like(ours)
+        for core in accesses.to_ir()["cores"]:
+            if (m := memory_index.get(core["core_id"])) is not None:
+                stream[m] += (core["read"] * core["read_bandwidth"] // 8, core["write"] * core["write_bandwidth"] // 8)
+        if not np.array_equal(ours, stream):
+            raise StreamContractError(
+                f"group {group.name!r}: the tracker's transfer accesses (bytes read, written per memory) "
+                f"{ours.tolist()} differ from Stream's memory_accesses {stream.tolist()}"
+            )
+    report = internals.stream_energy_report(allocation)
+    iterations = int(allocation.problem.iterations)
+    if report:
+        internals.check_close(
+            group.name, "node energy (pJ)", energy.node_total_pj, report["node_pj_per_iteration"] * iterations
+        )
+        internals.check_close(
+            group.name,
+            "transfer energy (pJ)",
+            energy.transfer_total_pj,
+            report["transfer_pj_per_iteration"] * iterations,
+        )
+    words = _totals(group, ACCESS_SOURCES.index("compute"))
+    for m, memory in enumerate(group.memories):
+        # The computation's accesses are whole port words: priced at the YAML's costs they are ZigZag's SRAM energy.
+        priced = words[m, 0] * 8 / memory.read_port_bits * memory.read_pj
+        priced += words[m, 1] * 8 / memory.write_port_bits * memory.write_pj
+        internals.check_close(
+            group.name, f"compute-side energy of {memory.name} (pJ)", priced, group.stream_sram_pj[m][1]
+        )
+
+
+def _totals(group: GroupOccupancy, source: int) -> np.ndarray:
+    """Bytes read and written per memory by one access source: (memory, 2)."""
+    totals = np.zeros((len(group.memories), 2), dtype=np.int64)
+    keep = group.access_source == source
+    np.add.at(totals, (group.access_memory[keep], group.access_kind[keep]), group.access_bytes[keep])
+    return totals
 
 
 def _bytes(bits: int) -> int:
@@ -213,10 +298,11 @@ def _bytes(bits: int) -> int:
 @dataclass(frozen=True)
 class _Schedule:
     """When each slot of the steady state runs: slot ``s`` of iteration ``k`` starts at
-    ``fill + k·step + start[s]`` cycles after the group starts."""
+    ``lead + k·step + start[s]`` cycles after the group starts. Of Stream's fill ``F``, the resident fill and warm-up
+    come before the first iteration (``lead``) and the arrays' drain after the last."""
 
     total: int
-    fill: int
+    lead: int
     step: int
     iterations: int
     start: dict[int, int]
@@ -224,14 +310,14 @@ class _Schedule:
     slot_of: dict
 
     @classmethod
-    def of(cls, allocation: Allocation) -> _Schedule:
+    def of(cls, allocation: Allocation, space: DecisionSpace) -> _Schedule:
         latency = allocation.solution.latency
-        slots = sorted(allocation.solution.slot_latencies.items())
+        slots = internals.slot_latencies(allocation)
         # Stream's slot latencies are float solver values of whole cycles; the running sum is rounded once.
         bounds = np.rint(np.concatenate([[0.0], np.cumsum([max(lat, 0.0) for _, lat in slots])])).astype(np.int64)
         return cls(
             total=int(latency.total),
-            fill=int(latency.fill),
+            lead=int(latency.fill) - internals.drain_cycles(space),
             step=int(latency.per_iteration - latency.overlap),
             iterations=int(allocation.problem.iterations),
             start={s: int(bounds[i]) for i, (s, _) in enumerate(slots)},
@@ -239,14 +325,9 @@ class _Schedule:
             slot_of=dict(allocation.problem.timeslots),
         )
 
-    @property
-    def last_offset(self) -> int:
-        """The start of the last iteration."""
-        return self.fill + (self.iterations - 1) * self.step
-
-    def offsets(self, every: int = 1) -> np.ndarray:
-        """The start of every ``every``-th iteration."""
-        return self.fill + np.arange(0, self.iterations, max(every, 1), dtype=np.int64) * self.step
+    def offsets(self) -> np.ndarray:
+        """The start of every iteration."""
+        return self.lead + np.arange(self.iterations, dtype=np.int64) * self.step
 
 
 def _origins(allocation: Allocation) -> dict[Tensor, str]:
@@ -287,7 +368,7 @@ def _reserved_bits(allocation: Allocation, space: DecisionSpace) -> dict[tuple[T
     workload, mapping, accelerator = problem.workload, problem.mapping, problem.accelerator
     held: dict[tuple[Tensor | None, int], int] = defaultdict(int)
     for node in workload.get_iteration_space_nodes():
-        carried = [x for x in node.inputs if is_state_operand(node, x)]
+        carried = [x for x in node.inputs if internals.is_state_operand(node, x)]
         for t in (*node.outputs, *carried):
             placement = solution.tensor_placements.get(t)
             if not placement or (t, solution.reuse_levels.get(t)) not in space.tiles_needed_levels:
@@ -314,10 +395,10 @@ def _reserved_bits(allocation: Allocation, space: DecisionSpace) -> dict[tuple[T
 
 
 def _needed_intervals(
-    allocation: Allocation, space: DecisionSpace, schedule: _Schedule, memory_index: dict[int, int | None]
+    group: str, allocation: Allocation, space: DecisionSpace, schedule: _Schedule, memory_index: dict[int, int | None]
 ) -> list[tuple[int, Tensor, int, int, int]]:
     """Per tile held on chip: its memory, tensor, and the ``[start, end)`` and bytes of each time it is live, from
-    its write in the first iteration that reuses it to the end of its last reader in the last one.
+    its write in the first iteration it is kept across to the end of its last read (:func:`_last_reads`).
 
     A tensor has as many buffers as Stream reserves for it (``resident_tiles``: one when single-buffered, two when
     its windows rotate): a window is written only once the window that held its buffer before has been read, as
@@ -329,7 +410,7 @@ def _needed_intervals(
     producers: dict[Tensor, object] = {}
     carried: set[Tensor] = set()
     for node in workload.get_iteration_space_nodes():
-        states = [x for x in node.inputs if is_state_operand(node, x)]
+        states = [x for x in node.inputs if internals.is_state_operand(node, x)]
         carried.update(states)
         for t in (*node.outputs, *states):
             holders: dict[int, int] = defaultdict(int)
@@ -350,13 +431,12 @@ def _needed_intervals(
             # A kernel's carried state lives for the whole group.
             rows.extend((m, t, 0, schedule.total, size) for m, size in sizes.items())
             continue
-        readers = [r for r in workload.successors(node) if t in getattr(r, "inputs", ()) and r in schedule.slot_of]
-        start = schedule.start[schedule.slot_of[node]]
-        end = max((schedule.end[schedule.slot_of[r]] for r in readers), default=schedule.end[schedule.slot_of[node]])
-        ssis = allocation.ssis.get(t)
-        reuse = ssis.reuse_factor() if ssis is not None else 1
-        firsts = schedule.offsets(reuse) + start
-        lasts = np.minimum(firsts - start + (reuse - 1) * schedule.step, schedule.last_offset) + end
+        readers = _readers(allocation, space, schedule, node, t)
+        # One tile per run of iterations it is kept across, not one per iteration: Stream loads or produces it once.
+        span = internals.tile_span(allocation, t, group)
+        written = _firings(group, allocation, schedule, node, span)
+        firsts = schedule.lead + written * schedule.step + schedule.start[schedule.slot_of[node]]
+        lasts = _last_reads(group, allocation, schedule, node, readers, span, written)
         stop = solution.reuse_levels.get(t)
         buffers = (
             space.resident_tiles(t, stop, t in solution.single_buffered)
@@ -374,35 +454,130 @@ def _needed_intervals(
     return rows
 
 
-def _access_events(
+def _readers(allocation: Allocation, space: DecisionSpace, schedule: _Schedule, node: object, t: Tensor) -> list:
+    """The nodes that read ``t`` after ``node`` writes it. A handover inside one memory moves nothing, so the data
+    stays where it is until the nodes reading the handover's copy have read it: they are ``t``'s readers."""
+    transfers = set(space.transfer_nodes)
+    found = []
+    for reader in allocation.problem.workload.successors(node):
+        if t not in getattr(reader, "inputs", ()) or reader not in schedule.slot_of:
+            continue
+        if reader in transfers and not internals.moves_data(space, allocation, reader):
+            found += [r for copy in reader.outputs for r in _readers(allocation, space, schedule, reader, copy)]
+        else:
+            found.append(reader)
+    return found
+
+
+def _firings(group: str, allocation: Allocation, schedule: _Schedule, node: object, span: int) -> np.ndarray:
+    """Per tile of ``span`` iterations, the iteration ``node`` (a transfer, or a tensor's producer) first fires in:
+    the first of the span it is active in (the span's first when it is active in none)."""
+    tiles = np.arange(0, schedule.iterations, span, dtype=np.int64)
+    active = internals.active_iterations(allocation, node, group)
+    first = active[np.minimum(np.searchsorted(active, tiles), len(active) - 1)]
+    return np.where((first >= tiles) & (first < tiles + span), first, tiles)
+
+
+def _last_reads(
+    group: str,
     allocation: Allocation,
+    schedule: _Schedule,
+    producer: object,
+    readers: list,
+    span: int,
+    written: np.ndarray,
+) -> np.ndarray:
+    """Per tile of ``span`` iterations, the end of its last read: the latest slot end of a reader in the last
+    iteration of the span the reader is active in (a reader idle on a loop reads the tile once); the producer's own
+    end in the iteration it writes the tile (``written``) when no reader reads it in the span. A reader whose slot
+    comes before its producer's reads what the producer wrote in the iteration before: its span is one later."""
+    tiles = np.arange(0, schedule.iterations, span, dtype=np.int64)
+    lasts = schedule.lead + written * schedule.step + schedule.end[schedule.slot_of[producer]]
+    for reader in readers:
+        later = int(schedule.slot_of[reader] < schedule.slot_of[producer])
+        active = internals.active_iterations(allocation, reader, group)
+        at = np.searchsorted(active, np.minimum(tiles + span + later, schedule.iterations)) - 1
+        last = active[np.maximum(at, 0)]
+        reads = (at >= 0) & (last >= written + later)
+        ends = schedule.lead + last * schedule.step + schedule.end[schedule.slot_of[reader]]
+        lasts = np.where(reads, np.maximum(lasts, ends), lasts)
+    return lasts
+
+
+@dataclass(frozen=True)
+class _TransferEvents:
+    """Access events of a group's transfers, and the bytes (memory, read/write) of the handovers left out."""
+
+    events: list[tuple[int, int, int, int, int, Tensor]]
+    handovers: np.ndarray
+
+
+def _transfer_events(
+    group: str,
+    allocation: Allocation,
+    space: DecisionSpace,
     schedule: _Schedule,
     accesses: CoreMemoryAccesses | None,
     memory_index: dict[int, int | None],
-) -> list[tuple[int, int, int, int]]:
-    """Stream's access counts (port-width words per core and tensor) as bytes per memory, split evenly over the
-    firings of the transfer that moves the tensor, at the start of its slot: (memory, 0 read / 1 write, cycle,
-    bytes)."""
+    memory_count: int,
+) -> _TransferEvents:
+    """Stream's transfer access counts (port-width words per core and tensor) as bytes per memory, split evenly over
+    the firings of the transfer that moves the tensor (:func:`_firings`), at the start of its slot: (memory, source,
+    0 read / 1 write,
+    cycle, bytes, tensor). A transfer whose route stays inside one memory moves nothing (Stream prices it at zero,
+    though ``memory_accesses`` counts a read and a write per core): its bytes go to ``handovers`` instead."""
+    handovers = np.zeros((memory_count, 2), dtype=np.int64)
     if accesses is None:
-        return []
+        return _TransferEvents([], handovers)
     transfers = {
         t.name: tr for tr in allocation.problem.workload.get_transfer_nodes() for t in (*tr.inputs, *tr.outputs)
     }
-    events: list[tuple[int, int, int, int]] = []
+    source = ACCESS_SOURCES.index("transfer")
+    events: list[tuple[int, int, int, int, int, Tensor]] = []
     for core, per_tensor in accesses.accesses.items():
         m = memory_index.get(core.id)
         if m is None:
             continue
         for tensor, count in per_tensor.items():
             transfer = transfers.get(tensor.name)
-            ssis = allocation.ssis.get(transfer) if transfer is not None else None
-            fires = schedule.offsets(ssis.reuse_factor() if ssis is not None else 1)
-            slot = schedule.start.get(schedule.slot_of.get(transfer), 0) if transfer is not None else 0
+            if transfer is None:
+                fires = schedule.offsets()
+            else:
+                span = internals.tile_span(allocation, transfer, group)
+                fires = schedule.lead + _firings(group, allocation, schedule, transfer, span) * schedule.step
+                fires += schedule.start[schedule.slot_of[transfer]]
+            moved = transfer is None or internals.moves_data(space, allocation, transfer)
             for kind, words, direction in ((0, count.read, "read"), (1, count.write, "write")):
-                if words:
-                    total = words * int(core.get_max_memory_bandwidth(direction)) // 8
+                total = words * int(core.get_max_memory_bandwidth(direction)) // 8
+                if not moved:
+                    handovers[m, kind] += total
+                elif total:
                     share, extra = divmod(total, len(fires))
                     events.extend(
-                        (m, kind, int(fire + slot), share + (extra if i == 0 else 0)) for i, fire in enumerate(fires)
+                        (m, source, kind, int(fire), share + (extra if i == 0 else 0), tensor)
+                        for i, fire in enumerate(fires)
                     )
+    return _TransferEvents(events, handovers)
+
+
+def _compute_events(
+    group: str,
+    allocation: Allocation,
+    nodes: list[NodeSramAccess],
+    schedule: _Schedule,
+    memory_index: dict[int, int | None],
+) -> list[tuple[int, int, int, int, int, Tensor]]:
+    """Each node's accesses to its core's top memory, one event per operand and direction at the start of its slot
+    in every iteration it is active in: (memory, source, 0 read / 1 write, cycle, bytes, tensor)."""
+    source = ACCESS_SOURCES.index("compute")
+    events: list[tuple[int, int, int, int, int, Tensor]] = []
+    for access in nodes:
+        m = memory_index.get(access.core.id)
+        if m is None:
+            continue
+        starts = schedule.lead + internals.active_iterations(allocation, access.node, group) * schedule.step
+        starts += schedule.start[schedule.slot_of[access.node]]
+        for kind, size in ((0, access.read_bytes), (1, access.write_bytes)):
+            if size:
+                events.extend((m, source, kind, int(at), size, access.tensor) for at in starts)
     return events

@@ -11,7 +11,7 @@ from typing import Any
 from stream.api import SolveOptions, evaluate_mapping
 from stream.ir.infeasibility import InfeasibleAllocationError
 
-from stream_trapti.errors import InputFileError, SolveError, TraptiError
+from stream_trapti.errors import InputFileError, SolveError, StreamContractError
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.inputs import check_solve_inputs
@@ -75,12 +75,13 @@ def solve_groups(
             raise
         raise InputFileError(f"mapping YAML {mapping} does not fit workload {workload}: {error}") from error
     if not groups or len(groups) != len(estimate.group_cycles):
-        raise TraptiError(
+        raise StreamContractError(
             f"the occupancy tracker recorded {len(groups)} of {len(estimate.group_cycles)} fused groups: is the "
             "stream-trapti package installed (its 'stream.instrumentation' entry point registered)?"
         )
     if sum(g.cycles for g in groups) != round(estimate.cycles):
-        raise TraptiError(f"the recorded groups take {sum(g.cycles for g in groups)} cycles, Stream {estimate.cycles}")
+        recorded = sum(g.cycles for g in groups)
+        raise StreamContractError(f"the recorded groups take {recorded} cycles, Stream {estimate.cycles}")
     return groups
 
 

@@ -1,0 +1,332 @@
+"""Every read of Stream 2.1.1's internals the tracker relies on, in one place, and the guard that they still mean
+what the tracker assumes.
+
+Stream's public results (the stage context's ``allocation`` and ``memory_accesses``, the solution's reports) say
+how much a schedule reserves and moves, but not when a tensor is live, nor what a node's own computation reads and
+writes in the shared SRAM: those are read off the solver's inputs and the cost model. The internals relied on:
+
+* ``Core.to_zigzag_core()`` and ZigZag's ``get_top_memory_instance(I1)``: the memory Stream treats as the core's;
+* ``stream.workload.iterator_type.is_state_operand``: a kernel's carried state;
+* ``Allocation.ssis`` (``SteadyStateIterationSpace``: ``get_temporal_variables`` innermost first, each loop's
+  ``effect``, ``relevant`` and ``reuse``): in which steady-state iterations a node or transfer fires, and across which
+  a tile is kept;
+* ``AllocationSolution.latency``, ``slot_latencies``, ``transfer_routes``, ``reuse_factors`` and
+  ``AllocationProblem.timeslots``: the schedule, the route each transfer takes and the iterations one firing serves;
+* ``DecisionSpace`` (``stream.opt.allocation.constraint_optimization.space``): ``resident_tiles``,
+  ``tiles_needed_levels``, ``transfer_nodes``, ``handovers``, ``hardware.shares_memory``,
+  ``transfer_latency_for_path`` (0 for a route inside one memory) and ``moved_bits``;
+* ``families.overlap._drain``: the part of the fill ``F`` that is the systolic drain after the last iteration (the
+  rest, resident fill and warm-up, comes before the first);
+* ``families.traffic._sides`` and ``utils.active_fraction``: how the ``energy`` family prices a DMA stream's ports
+  and scales a node's ZigZag energy to the iterations it is active in;
+* ``CoreCostEntry.cme`` (ZigZag's ``CostModelEvaluation``): ``memory_word_access`` and ``mem_energy_breakdown`` per
+  operand and memory level, the counts and energy Stream's node energy is made of, and ``operand_role`` (memory
+  operand ``I<k>`` is the node's k-th input, ``O`` its output);
+* ``solution.performance["energy"]`` and ``["memory_occupancy"]``: Stream's reports, checked against.
+
+:func:`stream_trapti.tracker.group.check_group` compares what the tracker derives with Stream's reports after every
+group and raises a :class:`~stream_trapti.errors.StreamContractError` naming the group on a mismatch, so a Stream
+upgrade that changes one of these meanings fails loudly instead of skewing a trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from stream.hardware.architecture.backends.zigzag import operand_role
+from stream.hardware.ports import OUTPUT
+from stream.opt.allocation.constraint_optimization.families.overlap import _drain
+from stream.opt.allocation.constraint_optimization.families.traffic import _sides
+from stream.opt.allocation.constraint_optimization.space import DecisionSpace
+from stream.opt.allocation.constraint_optimization.utils import active_fraction
+from stream.workload.iterator_type import is_state_operand
+from stream.workload.steady_state.iteration_space import LoopEffect, Reuse
+from zigzag.datatypes import MemoryOperand
+from zigzag.hardware.architecture.memory_port import DataDirection
+
+from stream_trapti.errors import StreamContractError
+
+if TYPE_CHECKING:
+    from stream.allocation.allocation import Allocation
+    from stream.hardware.architecture.core import Core
+    from stream.workload.node import TransferNode
+    from stream.workload.tensor import Tensor
+    from stream.workload.workload import ComputationNode
+    from zigzag.hardware.architecture.memory_instance import MemoryInstance
+
+__all__ = [
+    "DecisionSpace",
+    "NodeSramAccess",
+    "StreamSramEnergy",
+    "active_iterations",
+    "check_close",
+    "decision_space",
+    "drain_cycles",
+    "is_state_operand",
+    "moves_data",
+    "node_sram_accesses",
+    "slot_latencies",
+    "stream_energy_report",
+    "stream_occupancy_report",
+    "stream_sram_energy",
+    "tile_span",
+    "top_memory",
+]
+
+READS = (DataDirection.RD_OUT_TO_HIGH, DataDirection.RD_OUT_TO_LOW)
+WRITES = (DataDirection.WR_IN_BY_HIGH, DataDirection.WR_IN_BY_LOW)
+
+ENERGY_TOLERANCE = 1e-3
+"""Relative difference allowed between an energy Stream reports and the same energy rebuilt from its parts (the
+solver's transfer latencies are floats; measured differences are below 1e-4)."""
+
+
+def top_memory(core: Core) -> MemoryInstance | None:
+    """The memory instance Stream treats as ``core``'s (its top level for operand I1), None without a ZigZag model."""
+    try:
+        zigzag = core.to_zigzag_core()
+    except TypeError:
+        return None
+    return zigzag.get_top_memory_instance(MemoryOperand("I1"))
+
+
+def decision_space(allocation: Allocation) -> DecisionSpace:
+    """The allocation problem's decision space, as Stream's constraint families read it."""
+    return DecisionSpace(allocation.problem)
+
+
+def slot_latencies(allocation: Allocation) -> list[tuple[int, float]]:
+    """Each slot and its solved latency in cycles, in slot order."""
+    return sorted(allocation.solution.slot_latencies.items())
+
+
+def drain_cycles(space: DecisionSpace) -> int:
+    """Cycles of the group's fill that come after its last iteration: the results draining out of the systolic
+    arrays along the longest chain of dependent nodes, as the ``overlap`` family adds them to the fill."""
+    return int(_drain(space))
+
+
+def tile_span(allocation: Allocation, node: object, group: str) -> int:
+    """Consecutive iterations one tile of ``node`` (a tensor or transfer) serves: the product of its innermost loops
+    on which it does not change (ABSENT, or irrelevant and reused). Stream fires it once per tile
+    (``memory_accesses``: applicable iterations over the reuse factor), which holds only when every loop it changes
+    on is outside those; otherwise raise naming the group and tensor."""
+    ssis = allocation.ssis.get(node)
+    if ssis is None:
+        return 1
+    loops = [v for v in ssis.get_temporal_variables() if v.size > 1]  # innermost first
+    kept = [v.effect == LoopEffect.ABSENT or (not v.relevant and v.reuse == Reuse.REUSE) for v in loops]
+    inner = kept.index(False) if False in kept else len(kept)
+    if any(kept[inner:]):
+        raise StreamContractError(
+            f"group {group!r}: {getattr(node, 'name', node)!r} keeps its tile across loop(s) "
+            f"{[str(v) for v, k in zip(loops[inner:], kept[inner:], strict=True) if k]} outside a loop it changes on; "
+            "the tracker assumes the loops a tile is kept across are innermost"
+        )
+    return prod(v.size for v in loops[:inner])
+
+
+def active_iterations(allocation: Allocation, node: object, group: str) -> np.ndarray:
+    """The steady-state iterations ``node`` runs in. Stream charges a node's energy over the share of iterations in
+    which it is not idle on a loop it is absent from (``active_fraction``) but does not say which ones: on such a loop
+    the node runs once, at the loop's last index when it waits for a node that iterates over the loop (directly or
+    through nodes that wait for it: an accumulated output), otherwise at its first (it feeds the iterations after)."""
+    loops = _temporal_loops(allocation, node, group)
+    iterations = int(allocation.problem.iterations)
+    k = np.arange(iterations, dtype=np.int64)
+    active = np.ones(iterations, dtype=bool)
+    stride = 1
+    for i, loop in enumerate(loops):
+        if loop.effect == LoopEffect.ABSENT:
+            waits = _waits_on_loop(allocation, node, i, group, {})
+            active &= (k // stride) % loop.size == (loop.size - 1 if waits else 0)
+        stride *= loop.size
+    return k[active]
+
+
+def _waits_on_loop(allocation: Allocation, node: object, loop: int, group: str, seen: dict) -> bool:
+    """Whether ``node`` runs after every index of temporal loop ``loop``: a node feeding it iterates over the loop,
+    or waits for one that does."""
+    if node not in seen:
+        seen[node] = False  # a cycle (none in a dataflow graph) must not recurse forever
+        seen[node] = any(
+            _temporal_loops(allocation, p, group)[loop].effect != LoopEffect.ABSENT
+            or _waits_on_loop(allocation, p, loop, group, seen)
+            for p in allocation.problem.workload.predecessors(node)
+            if p in allocation.ssis
+        )
+    return seen[node]
+
+
+def _temporal_loops(allocation: Allocation, node: object, group: str) -> list:
+    """``node``'s temporal loops, innermost first; every node and transfer of a group has the same loops (Stream keeps
+    the ones it is absent from for alignment), which multiply to the group's iterations."""
+    loops = allocation.ssis[node].get_temporal_variables()
+    iterations = int(allocation.problem.iterations)
+    if prod(v.size for v in loops) != iterations:
+        raise StreamContractError(
+            f"group {group!r}: {getattr(node, 'name', node)!r} has temporal loops {[v.size for v in loops]} whose "
+            f"product is not the group's {iterations} iterations; the tracker cannot place its firings"
+        )
+    return loops
+
+
+@dataclass(frozen=True)
+class NodeSramAccess:
+    """What one evaluation of a node on one core reads and writes of one of its operands (``tensor``) in that core's
+    top memory, as ZigZag's cost model gives it to Stream: words of the port serving each access, bytes, and ZigZag's
+    energy for them (pJ)."""
+
+    node: object
+    core: Core
+    tensor: Tensor
+    read_words: int
+    write_words: int
+    read_bytes: int
+    write_bytes: int
+    energy_pj: float
+
+
+def node_sram_accesses(allocation: Allocation, group: str) -> list[NodeSramAccess]:
+    """Per node, core it runs on (off-chip core excluded) and operand, its accesses to the core's top memory: both
+    directions at the memory levels that are that memory instance."""
+    problem = allocation.problem
+    found = []
+    for node in problem.workload.get_computation_nodes():
+        placed = {core for group in problem.mapping.get(node).resource_allocation for core in group}
+        for core in problem.cost_lut.get_cores(node):
+            top = top_memory(core)
+            entry = problem.cost_lut.get_cost(node, core)
+            if core not in placed or top is None or core.id == problem.accelerator.offchip_core_id or entry.cme is None:
+                continue
+            found += [_operand_access(group, node, core, entry.cme, op, top) for op in entry.cme.memory_word_access]
+    return found
+
+
+def _operand_access(
+    group: str, node: ComputationNode, core: Core, cme: object, layer_op: object, top: MemoryInstance
+) -> NodeSramAccess:
+    mem_op = cme.memory_operand_links.layer_to_mem_op(layer_op)
+    words = {"read": 0, "write": 0}
+    bits = {"read": 0, "write": 0}
+    energy = 0.0
+    for lv, accesses in enumerate(cme.memory_word_access[layer_op]):
+        level = cme.accelerator.get_memory_level(mem_op, lv)
+        if level.memory_instance.name != top.name:
+            continue
+        energy += cme.mem_energy_breakdown[layer_op][lv]
+        for kind, directions in (("read", READS), ("write", WRITES)):
+            for direction in directions:
+                # ZigZag counts words of the port's maximum bandwidth for that operand and direction.
+                n = int(accesses.get(direction))
+                words[kind] += n
+                bits[kind] += n * int(level.get_max_bandwidth(mem_op, direction) or 0)
+    return NodeSramAccess(
+        node,
+        core,
+        _operand_tensor(group, node, str(mem_op)),
+        words["read"],
+        words["write"],
+        -(-bits["read"] // 8),
+        -(-bits["write"] // 8),
+        energy,
+    )
+
+
+def _operand_tensor(group: str, node: ComputationNode, memory_operand: str) -> Tensor:
+    """The node's tensor behind a ZigZag memory operand: ``O`` its output, ``I<k>`` its k-th input, as Stream's
+    ``operand_role`` pairs them."""
+    role = operand_role(memory_operand)
+    tensors = node.outputs if role == OUTPUT else node.inputs
+    k = 0 if role == OUTPUT else int(role.removeprefix("input")) - 1
+    if k >= len(tensors):
+        raise StreamContractError(
+            f"group {group!r}: node {node.name!r} has no tensor for ZigZag's memory operand {memory_operand}"
+        )
+    return tensors[k]
+
+
+def moves_data(space: DecisionSpace, allocation: Allocation, transfer: TransferNode) -> bool:
+    """Whether ``transfer`` on its solved route moves any bits: Stream lowers a route inside one memory (a handover
+    between cores that share it) to no DMA and prices it at zero."""
+    route = allocation.solution.transfer_routes.get(transfer)
+    return route is not None and space.transfer_latency_for_path(transfer, route) > 0
+
+
+@dataclass(frozen=True)
+class StreamSramEnergy:
+    """Stream's own energy (pJ, whole group) of each on-chip memory, by owning core id: the DMA streams' reads and
+    writes of its ports (``transfer``) and the SRAM levels of its nodes' ZigZag energy (``compute``); and the group's
+    node and transfer energy rebuilt from the same parts, to check against Stream's report."""
+
+    transfer: dict[int, float]
+    compute: dict[int, float]
+    node_total_pj: float
+    transfer_total_pj: float
+
+
+def stream_sram_energy(allocation: Allocation, space: DecisionSpace, nodes: list[NodeSramAccess]) -> StreamSramEnergy:
+    """What Stream's ``energy`` family charges each on-chip memory over the group, as it adds it up: per iteration,
+    each node's ZigZag energy times its active fraction, and each DMA stream's bits times the energy per bit of the
+    ports it reads and writes (plus its links), times the iterations."""
+    problem, accelerator = allocation.problem, allocation.problem.accelerator
+    iterations = int(problem.iterations)
+    compute: dict[int, float] = {}
+    for access in nodes:
+        owner = accelerator.memory_of(access.core).id
+        compute[owner] = compute.get(owner, 0.0) + access.energy_pj * active_fraction(access.node, space.ssis)
+    node_total = sum(
+        problem.cost_lut.get_cost(node, core).energy_total * active_fraction(node, space.ssis)
+        for node in space.ssc_nodes
+        for core in problem.cost_lut.get_cores(node)
+        if core in {c for group in problem.mapping.get(node).resource_allocation for c in group}
+    )
+    transfer: dict[int, float] = {}
+    transfer_total = 0.0
+    shim = SimpleNamespace(space=space)  # _sides reads only ``ctx.space``
+    for tr in space.transfer_nodes:
+        if not moves_data(space, allocation, tr):
+            continue
+        route = allocation.solution.transfer_routes[tr]
+        # One firing serves ``reuse_factors[tr]`` iterations: the energy family divides the active latency by it.
+        reuse = float(allocation.solution.reuse_factors.get(tr, 1.0)) or 1.0
+        bits = space.moved_bits(tr, route) * active_fraction(tr, space.ssis) / reuse
+        for side in _sides(shim, tr, route):
+            energy = bits * side.share * side.port.energy_per_bit(side.direction)
+            transfer_total += energy
+            owner = accelerator.memory_of(accelerator.get_core(side.port.core_ids[0])).id
+            if owner != accelerator.offchip_core_id:
+                transfer[owner] = transfer.get(owner, 0.0) + energy
+        transfer_total += bits * sum(link.unit_energy_cost / link.bandwidth for link in route.links_used)
+    scale = float(iterations)
+    return StreamSramEnergy(
+        {m: e * scale for m, e in transfer.items()},
+        {m: e * scale for m, e in compute.items()},
+        node_total * scale,
+        transfer_total * scale,
+    )
+
+
+def stream_energy_report(allocation: Allocation) -> dict[str, float]:
+    """Stream's energy report of the group (``node_pj_per_iteration``, ``transfer_pj_per_iteration``, ``total_pj``),
+    empty when the solve did not report it."""
+    return dict(((allocation.solution.performance or {}).get("energy")) or {})
+
+
+def stream_occupancy_report(allocation: Allocation) -> dict[int, int]:
+    """Stream's ``memory_occupancy`` report: resident bits per memory-owning core id."""
+    rows = (allocation.solution.performance or {}).get("memory_occupancy") or ()
+    return {row["core_id"]: row["resident_bits"] for row in rows}
+
+
+def check_close(group: str, what: str, ours: float, stream: float, tolerance: float = ENERGY_TOLERANCE) -> None:
+    """Raise naming ``group`` when ``ours`` and Stream's ``stream`` differ by more than ``tolerance`` (relative)."""
+    if abs(ours - stream) > tolerance * max(abs(stream), 1e-9):
+        raise StreamContractError(
+            f"group {group!r}: {what} is {ours:,.3f} by the tracker but {stream:,.3f} by Stream; a Stream upgrade "
+            "probably changed what stream_trapti/tracker/stream_internals.py relies on"
+        )
