@@ -40,6 +40,7 @@ from stream.workload.node import ComputationNode, InEdge
 from stream.workload.workload import Workload, determine_fusion_cut_points
 
 from stream_trapti.atomic import atomic_write
+from stream_trapti.tracker import stream_internals as internals
 
 # Operator types that are contractions and therefore belong on the systolic arrays.
 CONTRACTION_TYPES: frozenset[str] = frozenset({"MatMul", "Gemm", "Einsum", "Conv"})
@@ -232,7 +233,12 @@ def _accumulators_fit(  # noqa: PLR0913
     if not accumulators:
         return True
     bits = _resident_bits(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
-    capacities = tiler._capacities(cns, cores_per_node)  # noqa: SLF001 -- the tiler's own view of the memories
+    # The memories the group's cores use, with their capacities, as the tiler sees them.
+    capacities = {
+        tiler.accelerator.memory_of(core).id: core.get_memory_capacity()
+        for cn in cns
+        for core in cores_per_node.get(cn, [])
+    }
     return all(bits.get(memory, 0) <= capacity for memory, capacity in capacities.items())
 
 
@@ -310,7 +316,8 @@ def _resident_bits(  # noqa: PLR0913
         split = {lead(d)[0] for d in node_unroll.get(cn, {})}
         for t in dict.fromkeys(cn.tensors):
             kept = cn in accumulators and t in cn.outputs
-            sizes = tiler._node_sizes(cn, cores_per_node, unroll, resident | whole if kept else resident, node_unroll)  # noqa: SLF001
+            extents = resident | whole if kept else resident
+            sizes = internals.tiler_node_sizes(tiler, cn, cores_per_node, unroll, extents, node_unroll)
             indexed = {lead(dims[p])[0] for p in map_dim_positions(cn.get_mapping(t))}
             buffers = 1 if kept or not indexed & stepped else 2
             shape = tuple(sub.get_tensor_shape_with_dimension_sizes(t, sizes, cn))

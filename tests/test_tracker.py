@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -311,26 +312,27 @@ def test_gpt2_qkv_group_needs_each_tile_once(gpt2_block) -> None:
     assert norm_start[0] <= weight_start.min() and norm_end[0] >= weight_end.max()
 
 
-def test_tile_span_checks_the_loop_order() -> None:
+def test_a_tile_is_shared_by_the_iterations_it_does_not_change_on() -> None:
     def loop(size: int, effect: LoopEffect, reuse: bool = False) -> IterationVariable:
         variable = IterationVariable(LayerDim("D0"), size, effect)
         if reuse:
             variable.reuse = Reuse.REUSE
         return variable
 
-    def allocation(*loops: IterationVariable) -> SimpleNamespace:
-        return SimpleNamespace(ssis={"t": SteadyStateIterationSpace(loops)})
+    def tiles(*loops: IterationVariable) -> list[int]:
+        iterations = math.prod(v.size for v in loops)
+        fake = SimpleNamespace(
+            ssis={"t": SteadyStateIterationSpace(loops)}, problem=SimpleNamespace(iterations=iterations)
+        )
+        return stream_internals.tile_of_iteration(fake, "t", "g").tolist()
 
-    # Innermost first: kept across an ABSENT loop of 3 and a reused irrelevant loop of 2, changes on the outer 4.
-    kept = allocation(loop(3, LoopEffect.ABSENT), loop(2, LoopEffect.INVARIANT, True), loop(4, LoopEffect.VARYING))
-    assert stream_internals.tile_span(kept, "t", "g") == 6
-    # An irrelevant loop that is not reused reloads the tile: nothing is kept.
-    assert (
-        stream_internals.tile_span(allocation(loop(2, LoopEffect.INVARIANT), loop(3, LoopEffect.VARYING)), "t", "") == 1
-    )
-    outer = allocation(loop(4, LoopEffect.VARYING), loop(3, LoopEffect.ABSENT))
-    with pytest.raises(StreamContractError, match=r"group 'g': 't' keeps its tile across loop"):
-        stream_internals.tile_span(outer, "t", "g")
+    # Innermost first: kept across an ABSENT loop of 3 and a reused irrelevant loop of 2, changes on the outer 2.
+    kept = (loop(3, LoopEffect.ABSENT), loop(2, LoopEffect.INVARIANT, True), loop(2, LoopEffect.VARYING))
+    assert tiles(*kept) == [0] * 6 + [1] * 6
+    # An irrelevant loop that is not reused reloads the tile: every iteration has its own.
+    assert tiles(loop(2, LoopEffect.INVARIANT), loop(3, LoopEffect.VARYING)) == [0, 1, 2, 3, 4, 5]
+    # Kept across a loop outside the one it changes on: its 4 tiles recur in each of the 3 outer passes.
+    assert tiles(loop(4, LoopEffect.VARYING), loop(3, LoopEffect.ABSENT)) == [0, 1, 2, 3] * 3
 
 
 @pytest.mark.slow

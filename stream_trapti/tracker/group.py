@@ -433,10 +433,10 @@ def _needed_intervals(
             continue
         readers = _readers(allocation, space, schedule, node, t)
         # One tile per run of iterations it is kept across, not one per iteration: Stream loads or produces it once.
-        span = internals.tile_span(allocation, t, group)
-        written = _firings(group, allocation, schedule, node, span)
+        tiles = internals.tile_of_iteration(allocation, t, group)
+        written = _firings(group, allocation, node, tiles)
         firsts = schedule.lead + written * schedule.step + schedule.start[schedule.slot_of[node]]
-        lasts = _last_reads(group, allocation, schedule, node, readers, span, written)
+        lasts = _last_reads(group, allocation, schedule, node, readers, tiles, written)
         stop = solution.reuse_levels.get(t)
         buffers = (
             space.resident_tiles(t, stop, t in solution.single_buffered)
@@ -469,13 +469,17 @@ def _readers(allocation: Allocation, space: DecisionSpace, schedule: _Schedule, 
     return found
 
 
-def _firings(group: str, allocation: Allocation, schedule: _Schedule, node: object, span: int) -> np.ndarray:
-    """Per tile of ``span`` iterations, the iteration ``node`` (a transfer, or a tensor's producer) first fires in:
-    the first of the span it is active in (the span's first when it is active in none)."""
-    tiles = np.arange(0, schedule.iterations, span, dtype=np.int64)
+def _firings(group: str, allocation: Allocation, node: object, tiles: np.ndarray) -> np.ndarray:
+    """Per tile (``tiles``: the tile of each iteration, :func:`internals.tile_of_iteration`), the iteration ``node``
+    (a transfer, or a tensor's producer) first fires in: the first of the tile's iterations it is active in (the
+    tile's first iteration when it is active in none)."""
+    count = int(tiles.max()) + 1
+    first = np.full(count, len(tiles), dtype=np.int64)
+    np.minimum.at(first, tiles, np.arange(len(tiles), dtype=np.int64))
     active = internals.active_iterations(allocation, node, group)
-    first = active[np.minimum(np.searchsorted(active, tiles), len(active) - 1)]
-    return np.where((first >= tiles) & (first < tiles + span), first, tiles)
+    first_active = np.full(count, len(tiles), dtype=np.int64)
+    np.minimum.at(first_active, tiles[active], active)
+    return np.where(first_active < len(tiles), first_active, first)
 
 
 def _last_reads(
@@ -484,21 +488,22 @@ def _last_reads(
     schedule: _Schedule,
     producer: object,
     readers: list,
-    span: int,
+    tiles: np.ndarray,
     written: np.ndarray,
 ) -> np.ndarray:
-    """Per tile of ``span`` iterations, the end of its last read: the latest slot end of a reader in the last
-    iteration of the span the reader is active in (a reader idle on a loop reads the tile once); the producer's own
-    end in the iteration it writes the tile (``written``) when no reader reads it in the span. A reader whose slot
-    comes before its producer's reads what the producer wrote in the iteration before: its span is one later."""
-    tiles = np.arange(0, schedule.iterations, span, dtype=np.int64)
+    """Per tile (``tiles``: the tile of each iteration), the end of its last read: the latest slot end of a reader in
+    the last of the tile's iterations the reader is active in (a reader idle on a loop reads the tile once); the
+    producer's own end in the iteration it writes the tile (``written``) when no reader reads it. A reader whose slot
+    comes before its producer's reads what the producer wrote in the iteration before: its iterations are one
+    later."""
     lasts = schedule.lead + written * schedule.step + schedule.end[schedule.slot_of[producer]]
     for reader in readers:
         later = int(schedule.slot_of[reader] < schedule.slot_of[producer])
         active = internals.active_iterations(allocation, reader, group)
-        at = np.searchsorted(active, np.minimum(tiles + span + later, schedule.iterations)) - 1
-        last = active[np.maximum(at, 0)]
-        reads = (at >= 0) & (last >= written + later)
+        active = active[active >= later]
+        last = np.full(len(written), -1, dtype=np.int64)
+        np.maximum.at(last, tiles[active - later], active)
+        reads = (last >= 0) & (last >= written + later)
         ends = schedule.lead + last * schedule.step + schedule.end[schedule.slot_of[reader]]
         lasts = np.where(reads, np.maximum(lasts, ends), lasts)
     return lasts
@@ -543,8 +548,8 @@ def _transfer_events(
             if transfer is None:
                 fires = schedule.offsets()
             else:
-                span = internals.tile_span(allocation, transfer, group)
-                fires = schedule.lead + _firings(group, allocation, schedule, transfer, span) * schedule.step
+                tiles = internals.tile_of_iteration(allocation, transfer, group)
+                fires = schedule.lead + _firings(group, allocation, transfer, tiles) * schedule.step
                 fires += schedule.start[schedule.slot_of[transfer]]
             moved = transfer is None or internals.moves_data(space, allocation, transfer)
             for kind, words, direction in ((0, count.read, "read"), (1, count.write, "write")):

@@ -22,7 +22,9 @@ writes in the shared SRAM: those are read off the solver's inputs and the cost m
 * ``CoreCostEntry.cme`` (ZigZag's ``CostModelEvaluation``): ``memory_word_access`` and ``mem_energy_breakdown`` per
   operand and memory level, the counts and energy Stream's node energy is made of, and ``operand_role`` (memory
   operand ``I<k>`` is the node's k-th input, ``O`` its output);
-* ``solution.performance["energy"]`` and ``["memory_occupancy"]``: Stream's reports, checked against.
+* ``solution.performance["energy"]`` and ``["memory_occupancy"]``: Stream's reports, checked against;
+* ``CapacityTiler._node_sizes`` (``stream.mapping.capacity_tiler``): a node's per-core loop extents under a tiling,
+  which :mod:`stream_trapti.mappings` uses to re-check the tiler's plans the way the allocator counts them.
 
 :func:`stream_trapti.tracker.group.check_group` compares what the tracker derives with Stream's reports after every
 group and raises a :class:`~stream_trapti.errors.StreamContractError` naming the group on a mismatch, so a Stream
@@ -52,7 +54,9 @@ from stream_trapti.errors import StreamContractError
 
 if TYPE_CHECKING:
     from stream.allocation.allocation import Allocation
+    from stream.datatypes import LayerDim
     from stream.hardware.architecture.core import Core
+    from stream.mapping.capacity_tiler import CapacityTiler
     from stream.workload.node import TransferNode
     from stream.workload.tensor import Tensor
     from stream.workload.workload import ComputationNode
@@ -73,7 +77,8 @@ __all__ = [
     "stream_energy_report",
     "stream_occupancy_report",
     "stream_sram_energy",
-    "tile_span",
+    "tile_of_iteration",
+    "tiler_node_sizes",
     "top_memory",
 ]
 
@@ -110,24 +115,24 @@ def drain_cycles(space: DecisionSpace) -> int:
     return int(_drain(space))
 
 
-def tile_span(allocation: Allocation, node: object, group: str) -> int:
-    """Consecutive iterations one tile of ``node`` (a tensor or transfer) serves: the product of its innermost loops
-    on which it does not change (ABSENT, or irrelevant and reused). Stream fires it once per tile
-    (``memory_accesses``: applicable iterations over the reuse factor), which holds only when every loop it changes
-    on is outside those; otherwise raise naming the group and tensor."""
-    ssis = allocation.ssis.get(node)
-    if ssis is None:
-        return 1
-    loops = [v for v in ssis.get_temporal_variables() if v.size > 1]  # innermost first
-    kept = [v.effect == LoopEffect.ABSENT or (not v.relevant and v.reuse == Reuse.REUSE) for v in loops]
-    inner = kept.index(False) if False in kept else len(kept)
-    if any(kept[inner:]):
-        raise StreamContractError(
-            f"group {group!r}: {getattr(node, 'name', node)!r} keeps its tile across loop(s) "
-            f"{[str(v) for v, k in zip(loops[inner:], kept[inner:], strict=True) if k]} outside a loop it changes on; "
-            "the tracker assumes the loops a tile is kept across are innermost"
-        )
-    return prod(v.size for v in loops[:inner])
+def tile_of_iteration(allocation: Allocation, node: object, group: str) -> np.ndarray:
+    """For every steady-state iteration, the tile of ``node`` (a tensor or transfer) it uses, numbered in the order
+    tiles are first used. Iterations that differ only on loops the tile does not change on (ABSENT, or irrelevant
+    and reused) share one tile, which Stream loads or produces once (``memory_accesses``: applicable iterations over
+    the reuse factor), wherever those loops sit: inside the loops it changes on, the tile's iterations are
+    consecutive; outside them, they recur, and the tile stays resident in between."""
+    iterations = int(allocation.problem.iterations)
+    k = np.arange(iterations, dtype=np.int64)
+    if allocation.ssis.get(node) is None:
+        return k
+    tile = np.zeros(iterations, dtype=np.int64)
+    stride = weight = 1
+    for loop in _temporal_loops(allocation, node, group):  # innermost first
+        if not (loop.effect == LoopEffect.ABSENT or (not loop.relevant and loop.reuse == Reuse.REUSE)):
+            tile += (k // stride) % loop.size * weight
+            weight *= loop.size
+        stride *= loop.size
+    return tile
 
 
 def active_iterations(allocation: Allocation, node: object, group: str) -> np.ndarray:
@@ -330,3 +335,16 @@ def check_close(group: str, what: str, ours: float, stream: float, tolerance: fl
             f"group {group!r}: {what} is {ours:,.3f} by the tracker but {stream:,.3f} by Stream; a Stream upgrade "
             "probably changed what stream_trapti/tracker/stream_internals.py relies on"
         )
+
+
+def tiler_node_sizes(
+    tiler: CapacityTiler,
+    node: ComputationNode,
+    cores_per_node: dict[ComputationNode, list[Core]],
+    unroll: dict[LayerDim, int],
+    resident: dict[LayerDim, int],
+    node_unroll: dict[ComputationNode, dict[LayerDim, int]] | None,
+) -> dict[LayerDim, int]:
+    """The extent of every unique loop dimension on one core running ``node`` when the group's cores hold
+    ``resident``, as Stream's capacity tiler computes it (under the node's own split, else the group's ``unroll``)."""
+    return tiler._node_sizes(node, cores_per_node, unroll, resident, node_unroll)  # noqa: SLF001 -- see module docstring
