@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402 -- the backend must be chosen firs
 import numpy as np  # noqa: E402
 
 from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory  # noqa: E402
+from stream_trapti.summary import AccessFigures, MemoryFigures, TensorFigures, TraceFigures  # noqa: E402
 from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace  # noqa: E402
 from stream_trapti.tracker.estimate import stream_sram_pj  # noqa: E402
 
@@ -36,54 +37,65 @@ def write_trace_outputs(result: TraceResult, out_dir: str | Path, inputs: Iterab
         result.trace.to_csv(staging / "trace.csv")
         (staging / "trace.perfetto.json").write_text(json.dumps(perfetto_json(result.trace)))
         plot_occupancy(result.trace, staging / "occupancy.png")
-        (staging / "summary.json").write_text(json.dumps(trace_summary(result), indent=1))
+        (staging / "summary.json").write_text(trace_summary(result).to_json())
     return sorted(p for p in out_dir.iterdir() if p.name != OUTPUT_MARKER)
 
 
-def trace_summary(result: TraceResult) -> dict:
+def trace_summary(result: TraceResult) -> TraceFigures:
     """The headline figures of a trace: cycles, Stream's energy, and per memory the peaks of each view and class,
     when they happen and which tensors are largest, and the accesses by source (``transfer``, ``compute``) beside
     Stream's own energy for them."""
     trace = result.trace
-    memories = []
-    for m, memory in enumerate(trace.memories):
-        entry = {"name": memory.name, "core_ids": list(memory.core_ids), "capacity_bytes": memory.capacity_bytes}
-        for view in ("reserved", "needed"):
-            peak, at = trace.peak(m, view)
-            entry[f"peak_{view}_bytes"] = peak
-            entry[f"peak_{view}_cycle"] = at
-            entry[f"peak_{view}_group"] = next((g.name for g in trace.groups if g.start <= at < g.end), None)
-            entry[f"peak_{view}_by_class"] = {c: trace.peak(m, view, c)[0] for c in CLASSES}
-            entry[f"top_{view}_tensors"] = [
-                {"tensor": t.tensor, "class": t.tensor_class, "bytes": t.peak_bytes}
+    return TraceFigures(
+        cycles=trace.cycles,
+        stream_cycles=result.stream.cycles,
+        stream_energy_pj=result.stream.energy_pj,
+        groups=len(trace.groups),
+        metadata=dict(trace.metadata),
+        memories=tuple(_memory_figures(trace, m) for m in range(len(trace.memories))),
+    )
+
+
+def _memory_figures(trace: OccupancyTrace, m: int) -> MemoryFigures:
+    """The figures of memory ``m`` of ``trace``: see :class:`MemoryFigures`."""
+    memory = trace.memories[m]
+    views = {}
+    for view in ("reserved", "needed"):
+        peak, at = trace.peak(m, view)
+        views |= {
+            f"peak_{view}_bytes": peak,
+            f"peak_{view}_cycle": at,
+            f"peak_{view}_group": next((g.name for g in trace.groups if g.start <= at < g.end), None),
+            f"peak_{view}_by_class": {c: trace.peak(m, view, c)[0] for c in CLASSES},
+            f"top_{view}_tensors": tuple(
+                TensorFigures(tensor=t.tensor, tensor_class=t.tensor_class, bytes=t.peak_bytes)
                 for t in trace.tensors
                 if t.memory == m and t.view == view
-            ]
-        read, write = trace.access_totals()[m]
-        entry["bytes_read"], entry["bytes_written"] = int(read), int(write)
-        entry["accesses"] = {source: _access_entry(trace, m, source) for source in ACCESS_SOURCES}
-        entry["stream_sram_energy_pj"] = stream_sram_pj(trace, m)
-        memories.append(entry)
-    return {
-        "cycles": trace.cycles,
-        "stream_cycles": result.stream.cycles,
-        "stream_energy_pj": result.stream.energy_pj,
-        "groups": len(trace.groups),
-        "metadata": dict(trace.metadata),
-        "memories": memories,
-    }
+            ),
+        }
+    read, write = trace.access_totals()[m]
+    return MemoryFigures(
+        name=memory.name,
+        core_ids=memory.core_ids,
+        capacity_bytes=memory.capacity_bytes,
+        **views,
+        bytes_read=int(read),
+        bytes_written=int(write),
+        accesses={source: _access_figures(trace, m, source) for source in ACCESS_SOURCES},
+        stream_sram_energy_pj=stream_sram_pj(trace, m),
+    )
 
 
-def _access_entry(trace: OccupancyTrace, m: int, source: str) -> dict[str, int]:
+def _access_figures(trace: OccupancyTrace, m: int, source: str) -> AccessFigures:
     """Bytes and port words one access source reads and writes in memory ``m`` over the trace."""
     memory = trace.memories[m]
     read, write = (int(v) for v in trace.access_totals(source)[m])
-    return {
-        "bytes_read": read,
-        "bytes_written": write,
-        "reads": -(-read * 8 // memory.read_port_bits),
-        "writes": -(-write * 8 // memory.write_port_bits),
-    }
+    return AccessFigures(
+        bytes_read=read,
+        bytes_written=write,
+        reads=-(-read * 8 // memory.read_port_bits),
+        writes=-(-write * 8 // memory.write_port_bits),
+    )
 
 
 def _plot_series(trace: OccupancyTrace, m: int, view: str, tensor_class: str | None) -> tuple[np.ndarray, np.ndarray]:
