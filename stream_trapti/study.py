@@ -228,11 +228,14 @@ def _plot_scaling(cases: Sequence[Case], models: Sequence[str], path: Path) -> N
         ("best SRAM saving vs always-on (%)", lambda c: 100 * c.best_saving),
     ]
     for axis, (label, value) in zip(axes, panels, strict=True):
+        top = 0.0
         for model in models:
             points = [c for c in cases if c.model == model and c.phase == "prefill" and c.skipped is None]
-            axis.plot([c.length for c in points], [value(c) for c in points], marker="o", label=model)
+            values = [value(c) for c in points]
+            axis.plot([c.length for c in points], values, marker="o", label=model)
+            top = max([top, *values])
         axis.set_xscale("log", base=2)
-        axis.set_ylim(bottom=0)
+        axis.set_ylim(0, 1.1 * top or 1)
         axis.set_xlabel("prefill length L")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
