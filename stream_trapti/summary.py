@@ -96,6 +96,11 @@ class SramHeadline(_Figures):
     stream_estimate_pj: float | None
     best_vs_stream: float | None
 
+    @property
+    def best_energy(self) -> ConfigResult:
+        """The configuration of least energy, the headline's best."""
+        return self.best["energy"]
+
 
 class ExperimentRecord(_Figures):
     """What ran: input files by name and content hash (:mod:`stream_trapti.provenance`); the shape of preset

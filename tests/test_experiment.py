@@ -85,7 +85,7 @@ def test_summary_figures_come_from_the_trace_and_the_exploration(experiment_dir:
         assert trace.metadata["steps"] == "prefill_L16,decode_P16"
         exploration = json.loads((experiment_dir / model / "sram" / "exploration.json").read_text())
         best = exploration["best"]["energy"]
-        assert figures.sram.best["energy"].total_pj == best["total_pj"]
+        assert figures.sram.best_energy.total_pj == best["total_pj"]
         assert figures.sram.stream_estimate_pj == exploration["stream_estimate_pj"] > 0
         assert figures.sram.configurations == len(exploration["configs"]) == 3 * 4  # 3 bank counts × 4 policy rows
     assert "tiny-mha / tiny-gqa: peak needed" in (experiment_dir / "report.md").read_text()

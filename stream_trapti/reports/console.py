@@ -20,7 +20,7 @@ def print_summary(summary: ExperimentSummary) -> None:
                 f"(needed/reserved {needed / reserved:.2f}) of {memory.capacity_bytes / MIB:.0f} MiB; "
                 f"needed peaks in {memory.peak_needed_group}"
             )
-        best = w.sram.best["energy"]
+        best = w.sram.best_energy
         timeout = f", timeout {best.timeout_cycles:,} cycles" if best.timeout_cycles is not None else ""
         print(
             f"  best SRAM: {best.bank_count} banks, {best.policy}{timeout}, {best.flavour} cells, "

@@ -42,7 +42,7 @@ def render_report(summary: ExperimentSummary) -> str:
         "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, w in workloads.items():
-        memory, best, ratio = w.memory, w.sram.best["energy"], w.sram.best_vs_stream
+        memory, best, ratio = w.memory, w.sram.best_energy, w.sram.best_vs_stream
         lines.append(
             f"| {name} | {w.trace.cycles:,} | {w.trace.stream_energy_pj / 1e6:,.1f} "
             f"| {memory.peak_reserved_bytes / MIB:.3f} | {memory.peak_needed_bytes / MIB:.3f} "
