@@ -19,10 +19,8 @@ CACTI runs are cached, so re-running the same experiment recomputes nothing expe
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -39,6 +37,7 @@ from stream_trapti.scratch import scratch_directory, scratch_root
 from stream_trapti.sram.exploration import explore_result
 from stream_trapti.sram.explore import ExplorationResult
 from stream_trapti.sram.sweep_config import SweepSpec, check_sweep_memory, load_sweep_spec
+from stream_trapti.summary import ExperimentRecord, ExperimentSummary, SramHeadline, WorkloadSummary
 from stream_trapti.tracker.inputs import hardware_memories
 from stream_trapti.workloads.config import PRESETS
 from stream_trapti.workloads.spec import PRECISIONS
@@ -135,13 +134,13 @@ def check_experiment(experiment: Experiment) -> SweepSpec:
     return spec
 
 
-def run_experiment(experiment: Experiment, options: TraceOptions | None = None) -> dict[str, Any]:
+def run_experiment(experiment: Experiment, options: TraceOptions | None = None) -> ExperimentSummary:
     """Run Stage I and Stage II for every workload of ``experiment`` and write its directory (replaced whole, only
     once everything is written). Returns the summary also written to ``summary.json``."""
     options = options or TraceOptions()
     spec = check_experiment(experiment)
     inputs = _inputs(experiment)
-    workloads: dict[str, Any] = {}
+    workloads: dict[str, WorkloadSummary] = {}
     with (
         atomic_directory(experiment.directory, inputs) as staging,
         scratch_directory(scratch_root(), "experiment") as work,
@@ -149,9 +148,9 @@ def run_experiment(experiment: Experiment, options: TraceOptions | None = None) 
         for name, result in _traces(experiment, options, work):
             write_trace_outputs(result, staging / name / "trace")
             sram = explore_result(result, spec, staging / name / "sram")
-            workloads[name] = {"trace": trace_summary(result), "sram": sram_summary(sram)}
-        summary = {"experiment": experiment_record(experiment), "workloads": workloads}
-        (staging / "summary.json").write_text(json.dumps(summary, indent=1))
+            workloads[name] = WorkloadSummary(trace=trace_summary(result), sram=sram_summary(sram))
+        summary = ExperimentSummary(experiment=experiment_record(experiment), workloads=workloads)
+        (staging / "summary.json").write_text(summary.to_json())
         write_report(summary, staging)
     return summary
 
@@ -161,25 +160,23 @@ def _inputs(experiment: Experiment) -> tuple[Path, ...]:
     return tuple(p for p in (experiment.hardware, experiment.onnx, experiment.mapping, experiment.sweep) if p)
 
 
-def experiment_record(experiment: Experiment) -> dict[str, Any]:
+def experiment_record(experiment: Experiment) -> ExperimentRecord:
     """What ran, for ``summary.json``: input files by name and content hash (:mod:`stream_trapti.provenance`), so the
-    record does not depend on how their paths were spelled; the shape of preset workloads only when presets ran."""
-    record: dict[str, Any] = {
-        "experiment_id": experiment.experiment_id,
-        "hardware": hardware_identity(experiment.hardware),
-        "models": list(experiment.models),
-        "onnx": file_identity(experiment.onnx) if experiment.onnx else None,
-        "mapping": file_identity(experiment.mapping) if experiment.mapping else None,
-        "sweep": file_identity(experiment.sweep) if experiment.sweep else None,
-    }
-    if experiment.models:
-        record |= {
-            "prefill": experiment.prefill,
-            "decode_steps": experiment.decode_steps,
-            "layers": experiment.layers,
-            "precision_bits": experiment.precision_bits,
-        }
-    return record
+    record does not depend on how their paths were spelled; the shape of preset workloads, None when an ONNX workload
+    ran as given."""
+    presets = bool(experiment.models)
+    return ExperimentRecord(
+        experiment_id=experiment.experiment_id,
+        hardware=hardware_identity(experiment.hardware),
+        models=experiment.models,
+        onnx=file_identity(experiment.onnx) if experiment.onnx else None,
+        mapping=file_identity(experiment.mapping) if experiment.mapping else None,
+        sweep=file_identity(experiment.sweep) if experiment.sweep else None,
+        prefill=experiment.prefill if presets else None,
+        decode_steps=experiment.decode_steps if presets else None,
+        layers=experiment.layers,
+        precision_bits=experiment.precision_bits if presets else None,
+    )
 
 
 def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterator[tuple[str, TraceResult]]:
@@ -204,20 +201,19 @@ def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterat
         yield model, result
 
 
-def sram_summary(result: ExplorationResult) -> dict[str, Any]:
+def sram_summary(result: ExplorationResult) -> SramHeadline:
     """The headline of an exploration: the best configuration per objective, the always-on baseline it is measured
     against, and Stream's own estimate of the same SRAM."""
-    best = {objective: asdict(result.configs[index]) for objective, index in result.best.items()}
     energy = result.configs[result.best["energy"]]
     stream = result.stream_estimate_pj
-    return {
-        "memory": result.memory,
-        "configurations": len(result.configs),
-        "pareto_size": len(result.pareto),
-        "best": best,
-        "stream_estimate_pj": stream,
-        "best_vs_stream": (energy.total_pj / stream) if stream else None,
-    }
+    return SramHeadline(
+        memory=result.memory,
+        configurations=len(result.configs),
+        pareto_size=len(result.pareto),
+        best={objective: result.configs[index] for objective, index in result.best.items()},
+        stream_estimate_pj=stream,
+        best_vs_stream=(energy.total_pj / stream) if stream else None,
+    )
 
 
 def jsonable(value: Any) -> Any:

@@ -17,22 +17,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from stream_trapti.api import TraceOptions  # noqa: E402
-from stream_trapti.atomic import atomic_directory, atomic_write  # noqa: E402
-from stream_trapti.errors import SolveError  # noqa: E402
-from stream_trapti.experiment import jsonable  # noqa: E402
-from stream_trapti.inference import Phases, trace_inference  # noqa: E402
-from stream_trapti.sram.energy import cacti_costs  # noqa: E402
-from stream_trapti.sram.exploration import stream_sram_energy_pj  # noqa: E402
-from stream_trapti.sram.explore import explore  # noqa: E402
-from stream_trapti.sram.sweep_config import SweepSpec  # noqa: E402
-from stream_trapti.trace import CLASSES, OccupancyTrace  # noqa: E402
-from stream_trapti.workloads.config import preset  # noqa: E402
+from stream_trapti.api import TraceOptions
+from stream_trapti.atomic import atomic_directory, atomic_write
+from stream_trapti.errors import SolveError
+from stream_trapti.experiment import jsonable
+from stream_trapti.inference import Phases, trace_inference
+from stream_trapti.sram.energy import cacti_costs
+from stream_trapti.sram.exploration import stream_sram_energy_pj
+from stream_trapti.sram.explore import explore
+from stream_trapti.sram.sweep_config import SweepSpec
+from stream_trapti.trace import CLASSES, OccupancyTrace
+from stream_trapti.workloads.config import preset
 
 
 @dataclass(frozen=True)
@@ -54,14 +51,16 @@ class Study:
 
 @dataclass(frozen=True)
 class Case:
-    """One measured point: a model, a step (prefill L or decode P) on an accelerator, and its figures; ``skipped``
-    says why a case could not run (then the figures are absent)."""
+    """One measured point: a model, a step (prefill L or decode P) on an accelerator, and its figures, all of one
+    memory: the one the sweep explores (``memory``, by name). ``skipped`` says why a case could not run (then the
+    figures are absent)."""
 
     model: str
     phase: str
     length: int
     hardware: str
     skipped: str | None = None
+    memory: str | None = None
     cycles: int | None = None
     stream_energy_pj: float | None = None
     peak_needed_bytes: int | None = None
@@ -74,7 +73,37 @@ class Case:
     best_vs_stream: float | None = None
 
 
-def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sensitivity:
+    """One sensitivity of the study: the setting it varies (``key``, as in ``study.json``) and, per value of it, the
+    case of each model."""
+
+    key: str
+    rows: tuple[tuple[int | float | str, Case], ...]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What a study measured: the main cases (every model at every prefill and decode length) and the
+    sensitivities, in the order they are reported."""
+
+    study: Study
+    cases: tuple[Case, ...]
+    sensitivities: tuple[Sensitivity, ...]
+
+    def to_json(self) -> str:
+        """``study.json``: the study's settings, the cases, and per sensitivity its cases with the value varied."""
+        return json.dumps(
+            {
+                "study": jsonable(asdict(self.study)),
+                "cases": [asdict(c) for c in self.cases],
+                "sensitivity": {s.key: [asdict(c) | {s.key: value} for value, c in s.rows] for s in self.sensitivities},
+            },
+            indent=1,
+        )
+
+
+def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = None) -> StudyResult:
     """Run every case of ``study`` and write its outputs into ``out_dir`` (replaced whole once written)."""
     options = options or TraceOptions()
     traces: dict[tuple[str, str, int, str], OccupancyTrace] = {}
@@ -107,48 +136,46 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
         for g in study.gated_leakage_fractions
         for m in study.models
     ]
-    summary = {
-        "study": jsonable(asdict(study)),
-        "cases": [asdict(c) for c in main],
-        "sensitivity": {
-            "capacity_mib": [
-                asdict(c) | {"capacity_mib": mib}
-                for c, mib in zip(capacity, _repeat(sorted(study.capacity_variants), len(study.models)), strict=True)
-            ],
-            "flavour": [
-                asdict(c) | {"flavour": f}
-                for c, f in zip(flavour, _repeat(study.flavours, len(study.models)), strict=True)
-            ],
-            "gated_leakage_fraction": [
-                asdict(c) | {"gated_leakage_fraction": g}
-                for c, g in zip(gated, _repeat(study.gated_leakage_fractions, len(study.models)), strict=True)
-            ],
-        },
-    }
+    capacities = _repeat(sorted(study.capacity_variants), len(study.models))
+    result = StudyResult(
+        study,
+        tuple(main),
+        (
+            Sensitivity("capacity_mib", tuple(zip(capacities, capacity, strict=True))),
+            Sensitivity("flavour", tuple(zip(_repeat(study.flavours, len(study.models)), flavour, strict=True))),
+            Sensitivity(
+                "gated_leakage_fraction",
+                tuple(zip(_repeat(study.gated_leakage_fractions, len(study.models)), gated, strict=True)),
+            ),
+        ),
+    )
     with atomic_directory(out_dir) as staging:
-        (staging / "study.json").write_text(json.dumps(summary, indent=1))
+        (staging / "study.json").write_text(result.to_json())
         atomic_write(staging / "study.csv", _csv(main).encode())
         _plot_scaling(main, study.models, staging / "scaling.png")
         for (model, phase, length, hardware), trace in traces.items():
             if hardware == str(study.hardware):
                 trace.save(staging / "traces" / f"{model}_{phase}{length}.npz")
-        (staging / "report.md").write_text(render_study_report(summary))
-    return summary
+        (staging / "report.md").write_text(render_study_report(result))
+    return result
 
 
 def measure(base: Case, trace: OccupancyTrace, sweep: SweepSpec) -> Case:
-    """A case's figures from its trace and an exploration of its first on-chip memory."""
-    result = explore(trace, sweep, cacti_costs, stream_estimate_pj=stream_sram_energy_pj(trace, sweep.memory))
+    """A case's figures from its trace and an exploration of the sweep's memory, the memory all its figures are
+    of."""
+    m = trace.memory_index(sweep.memory)
+    result = explore(trace, sweep, cacti_costs, stream_estimate_pj=stream_sram_energy_pj(trace, m))
     best = result.configs[result.best["energy"]]
     timeout = f" τ={best.timeout_cycles}" if best.timeout_cycles is not None else ""
     stream = result.stream_estimate_pj
     return replace(
         base,
+        memory=result.memory,
         cycles=trace.cycles,
         stream_energy_pj=float(trace.metadata["stream_energy_pj"]),
-        peak_needed_bytes=trace.peak(0, "needed")[0],
-        peak_reserved_bytes=trace.peak(0, "reserved")[0],
-        peak_needed_by_class={c: trace.peak(0, "needed", c)[0] for c in CLASSES},
+        peak_needed_bytes=trace.peak(m, "needed")[0],
+        peak_reserved_bytes=trace.peak(m, "reserved")[0],
+        peak_needed_by_class={c: trace.peak(m, "needed", c)[0] for c in CLASSES},
         stream_sram_pj=stream,
         best_config=f"{best.bank_count} banks, {best.policy}{timeout}, {best.flavour}/{best.gating_mode}",
         best_total_pj=best.total_pj,
@@ -191,60 +218,69 @@ def _csv(cases: Sequence[Case]) -> str:
 
 
 def _plot_scaling(cases: Sequence[Case], models: Sequence[str], path: Path) -> None:
-    """Peak needed bytes, cycles and best SRAM saving against the prefill length, one line per model."""
-    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
+    """Peak needed bytes, cycles and best SRAM saving against the prefill length, one line per model, each axis from
+    zero so that the lines' gaps read as ratios."""
+    figure = Figure(figsize=(14, 4))
+    axes = figure.subplots(1, 3)
     panels: list[tuple[str, Callable[[Case], float]]] = [
-        ("peak needed (MiB)", lambda c: c.peak_needed_bytes / 2**20),
+        (f"peak needed in {_memory(cases)} (MiB)", lambda c: c.peak_needed_bytes / 2**20),
         ("cycles (10⁹)", lambda c: c.cycles / 1e9),
         ("best SRAM saving vs always-on (%)", lambda c: 100 * c.best_saving),
     ]
     for axis, (label, value) in zip(axes, panels, strict=True):
+        top = 0.0
         for model in models:
             points = [c for c in cases if c.model == model and c.phase == "prefill" and c.skipped is None]
-            axis.plot([c.length for c in points], [value(c) for c in points], marker="o", label=model)
+            values = [value(c) for c in points]
+            axis.plot([c.length for c in points], values, marker="o", label=model)
+            top = max([top, *values])
         axis.set_xscale("log", base=2)
+        axis.set_ylim(0, 1.1 * top or 1)
         axis.set_xlabel("prefill length L")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
-def render_study_report(summary: dict[str, Any]) -> str:
+_SENSITIVITY_TITLES = {
+    "capacity_mib": "SRAM capacity (MiB)",
+    "flavour": "cell and periphery flavour",
+    "gated_leakage_fraction": "residual leakage of a gated bank (fraction of powered leakage; hp cells, retention)",
+}
+
+
+def render_study_report(result: StudyResult) -> str:
     """The study's ``report.md``."""
-    cases = [Case(**c) for c in summary["cases"]]
-    models = summary["study"]["models"]
+    models = result.study.models
     lines = [
         "# MHA against GQA on one accelerator",
         "",
-        f"Accelerator `{summary['study']['hardware']}`; models {', '.join(models)}, full depth, LM head over the last "
-        "position, Stream's generic mapping with one fused group per operator.",
+        f"Accelerator `{result.study.hardware}`; models {', '.join(models)}, full depth, LM head over the last "
+        "position, Stream's generic mapping with one fused group per operator. Occupancy and SRAM figures are of "
+        f"memory `{_memory(result.cases)}`, the one the sweep explores.",
         "",
         "## Headline",
         "",
-        _table(cases),
+        _table(result.cases),
         "",
-        _ratios(cases, models),
+        _ratios(result.cases, models),
         "",
         "![scaling with the prefill length](scaling.png)",
         "",
         "## Sensitivity",
     ]
-    for key, title in (
-        ("capacity_mib", "SRAM capacity (MiB)"),
-        ("flavour", "cell and periphery flavour"),
-        (
-            "gated_leakage_fraction",
-            "residual leakage of a gated bank (fraction of powered leakage; hp cells, retention)",
-        ),
-    ):
-        rows = summary["sensitivity"][key]
-        lines += ["", f"### {title}", "", f"| {key} | " + _header()[2:], _rule(1)]
-        for row in rows:
-            lines.append(f"| {row[key]} " + _row(Case(**{k: v for k, v in row.items() if k != key})))
+    for sensitivity in result.sensitivities:
+        key = sensitivity.key
+        lines += ["", f"### {_SENSITIVITY_TITLES[key]}", "", f"| {key} | " + _header()[2:], _rule(1)]
+        lines += [f"| {value} " + _row(case) for value, case in sensitivity.rows]
     return "\n".join(lines) + "\n"
+
+
+def _memory(cases: Sequence[Case]) -> str:
+    """The memory the cases measure: the sweep's, the same in every case that ran."""
+    return next((c.memory for c in cases if c.memory), "n/a")
 
 
 def _header() -> str:

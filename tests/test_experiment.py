@@ -14,15 +14,18 @@ from PIL import Image
 
 from stream_trapti.atomic import OUTPUT_MARKER
 from stream_trapti.cli import main
-from stream_trapti.errors import ConfigError
-from stream_trapti.experiment import load_experiment, parse_experiment
+from stream_trapti.errors import ConfigError, InputFileError
+from stream_trapti.experiment import load_experiment, parse_experiment, run_experiment
+from stream_trapti.reports.console import print_summary
+from stream_trapti.summary import SCHEMA_VERSION, ExperimentSummary
 from stream_trapti.trace import OccupancyTrace
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ExperimentSummary]:
+    """The tiny experiment's directory and the summary its run returned."""
     root = tmp_path_factory.mktemp("experiment")
     sweep = root / "sweep.yaml"
     sweep.write_text(yaml.safe_dump({"banks": [1, 4, 16], "timeouts_cycles": [100], "technology_nm": 45}))
@@ -37,8 +40,13 @@ def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "output_dir": str(root / "outputs"),
     }
     (root / "tiny.yaml").write_text(yaml.safe_dump(spec))
-    assert main(["run", str(root / "tiny.yaml")]) == 0
-    return root / "outputs" / "tiny"
+    summary = run_experiment(load_experiment(root / "tiny.yaml"))
+    return root / "outputs" / "tiny", summary
+
+
+@pytest.fixture(scope="module")
+def experiment_dir(experiment: tuple[Path, ExperimentSummary]) -> Path:
+    return experiment[0]
 
 
 def test_every_output_exists_and_parses(experiment_dir: Path) -> None:
@@ -64,23 +72,61 @@ def test_every_output_exists_and_parses(experiment_dir: Path) -> None:
 
 
 def test_summary_figures_come_from_the_trace_and_the_exploration(experiment_dir: Path) -> None:
-    summary = json.loads((experiment_dir / "summary.json").read_text())
-    assert list(summary["workloads"]) == ["tiny-mha", "tiny-gqa"]
-    for model, figures in summary["workloads"].items():
+    summary = ExperimentSummary.load(experiment_dir / "summary.json")
+    assert list(summary.workloads) == ["tiny-mha", "tiny-gqa"]
+    for model, figures in summary.workloads.items():
         trace = OccupancyTrace.load(experiment_dir / model / "trace" / "trace.npz")
-        memory = figures["trace"]["memories"][0]
-        assert figures["trace"]["cycles"] == trace.cycles
-        assert memory["peak_needed_bytes"] == trace.peak(0, "needed")[0]
-        assert memory["peak_reserved_bytes"] == trace.peak(0, "reserved")[0]
+        m = trace.memory_index(figures.sram.memory)
+        memory = figures.memory
+        assert memory.name == trace.memories[m].name == "sram@core0"
+        assert figures.trace.cycles == trace.cycles
+        assert memory.peak_needed_bytes == trace.peak(m, "needed")[0]
+        assert memory.peak_reserved_bytes == trace.peak(m, "reserved")[0]
         assert trace.metadata["steps"] == "prefill_L16,decode_P16"
         exploration = json.loads((experiment_dir / model / "sram" / "exploration.json").read_text())
         best = exploration["best"]["energy"]
-        assert figures["sram"]["best"]["energy"]["total_pj"] == best["total_pj"]
-        assert figures["sram"]["stream_estimate_pj"] == exploration["stream_estimate_pj"] > 0
-        assert (
-            figures["sram"]["configurations"] == len(exploration["configs"]) == 3 * 4
-        )  # 3 bank counts × 4 policy rows (one timeout)
+        assert figures.sram.best_energy.total_pj == best["total_pj"]
+        assert figures.sram.stream_estimate_pj == exploration["stream_estimate_pj"] > 0
+        assert figures.sram.configurations == len(exploration["configs"]) == 3 * 4  # 3 bank counts × 4 policy rows
     assert "tiny-mha / tiny-gqa: peak needed" in (experiment_dir / "report.md").read_text()
+
+
+def test_summary_json_round_trips(experiment: tuple[Path, ExperimentSummary]) -> None:
+    directory, written = experiment
+    text = (directory / "summary.json").read_text()
+    assert json.loads(text)["schema_version"] == SCHEMA_VERSION
+    loaded = ExperimentSummary.load(directory / "summary.json")
+    assert loaded == written
+    assert loaded.to_json() == text
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s | {"schema_version": SCHEMA_VERSION + 1}, "schema version 2, expected 1"),
+        (lambda s: {k: v for k, v in s.items() if k != "schema_version"}, "schema version None, expected 1"),
+        (lambda s: s | {"experiment": {}}, r"\(experiment.experiment_id: Field required\)"),
+        (lambda s: s | {"workloads": {"x": {"trace": 3}}}, r"\(workloads.x.trace: Input should be"),
+    ],
+)
+def test_a_summary_of_another_version_or_shape_is_one_line_naming_it(
+    experiment_dir: Path, tmp_path: Path, edit, message: str
+) -> None:
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(edit(json.loads((experiment_dir / "summary.json").read_text()))))
+    with pytest.raises(InputFileError, match=message) as error:
+        ExperimentSummary.load(path)
+    assert str(error.value).startswith(f"{path}: not the summary of a stream-trapti experiment")
+    assert "\n" not in str(error.value)
+
+
+def test_console_prints_the_swept_memory(
+    experiment: tuple[Path, ExperimentSummary], capsys: pytest.CaptureFixture
+) -> None:
+    print_summary(experiment[1])
+    out = capsys.readouterr().out
+    assert "tiny-mha: " in out and "  sram@core0: peak reserved" in out and "best SRAM: " in out
+    assert "tiny-mha / tiny-gqa: peak needed" in out
 
 
 def test_report_command_rewrites_the_same_report(experiment_dir: Path) -> None:

@@ -1,19 +1,19 @@
-"""``report.md`` of an experiment: its figures in tables, its plots embedded, read from its ``summary.json``."""
+"""``report.md`` of an experiment: its figures in tables, its plots embedded, rendered from its summary."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from stream_trapti.atomic import atomic_write
 from stream_trapti.errors import InputFileError
+from stream_trapti.sram.explore import ConfigResult
+from stream_trapti.summary import ExperimentRecord, ExperimentSummary, WorkloadSummary
 from stream_trapti.trace import CLASSES
 
 MIB = 2**20
 
 
-def write_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
+def write_report(summary: ExperimentSummary, out_dir: str | Path) -> Path:
     """Write ``report.md`` for the experiment ``summary`` into ``out_dir``, whose plots it links to."""
     return atomic_write(Path(out_dir) / "report.md", render_report(summary).encode())
 
@@ -23,22 +23,17 @@ def rewrite_report(out_dir: str | Path) -> Path:
     path = Path(out_dir) / "summary.json"
     if not path.is_file():
         raise InputFileError(f"{out_dir}: no summary.json; is it the output directory of an experiment?")
-    try:
-        summary = json.loads(path.read_text())
-        report = render_report(summary)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputFileError(f"{path}: not the summary of a stream-trapti experiment ({error!r})") from error
-    return atomic_write(Path(out_dir) / "report.md", report.encode())
+    return write_report(ExperimentSummary.load(path), out_dir)
 
 
-def render_report(summary: dict[str, Any]) -> str:
-    """The report's markdown."""
-    experiment, workloads = summary["experiment"], summary["workloads"]
+def render_report(summary: ExperimentSummary) -> str:
+    """The report's markdown. Each workload's figures are those of the memory its SRAM exploration swept."""
+    experiment, workloads = summary.experiment, summary.workloads
     lines = [
-        f"# TRAPTI experiment `{experiment['experiment_id']}`",
+        f"# TRAPTI experiment `{experiment.experiment_id}`",
         "",
-        f"Hardware `{experiment['hardware']}`; {_workloads_line(experiment)}; "
-        f"SRAM sweep `{experiment['sweep'] or 'defaults'}`.",
+        f"Hardware `{experiment.hardware}`; {_workloads_line(experiment)}; "
+        f"SRAM sweep `{experiment.sweep or 'defaults'}`.",
         "",
         "## Summary",
         "",
@@ -47,80 +42,77 @@ def render_report(summary: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, w in workloads.items():
-        trace, memory, best = w["trace"], w["trace"]["memories"][0], w["sram"]["best"]["energy"]
-        ratio = w["sram"]["best_vs_stream"]
+        memory, best, ratio = w.memory, w.sram.best_energy, w.sram.best_vs_stream
         lines.append(
-            f"| {name} | {trace['cycles']:,} | {trace['stream_energy_pj'] / 1e6:,.1f} "
-            f"| {memory['peak_reserved_bytes'] / MIB:.3f} | {memory['peak_needed_bytes'] / MIB:.3f} "
-            f"| {_ratio(memory['peak_needed_bytes'], memory['peak_reserved_bytes'])} | {_config(best)} "
-            f"| {best['saving']:.1%} | {f'{ratio:.2f}' if ratio else 'n/a'} |"
+            f"| {name} | {w.trace.cycles:,} | {w.trace.stream_energy_pj / 1e6:,.1f} "
+            f"| {memory.peak_reserved_bytes / MIB:.3f} | {memory.peak_needed_bytes / MIB:.3f} "
+            f"| {_ratio(memory.peak_needed_bytes, memory.peak_reserved_bytes)} | {_config(best)} "
+            f"| {best.saving:.1%} | {f'{ratio:.2f}' if ratio else 'n/a'} |"
         )
     if len(workloads) == 2:
         (a, wa), (b, wb) = workloads.items()
-        ma, mb = wa["trace"]["memories"][0], wb["trace"]["memories"][0]
         lines += [
             "",
-            f"{a} / {b}: peak needed {_ratio(ma['peak_needed_bytes'], mb['peak_needed_bytes'])}×, peak reserved "
-            f"{_ratio(ma['peak_reserved_bytes'], mb['peak_reserved_bytes'])}×, cycles "
-            f"{_ratio(wa['trace']['cycles'], wb['trace']['cycles'])}×.",
+            f"{a} / {b}: peak needed {_ratio(wa.memory.peak_needed_bytes, wb.memory.peak_needed_bytes)}×, peak "
+            f"reserved {_ratio(wa.memory.peak_reserved_bytes, wb.memory.peak_reserved_bytes)}×, cycles "
+            f"{_ratio(wa.trace.cycles, wb.trace.cycles)}×.",
         ]
     for name, w in workloads.items():
         lines += _workload_section(name, w)
     return "\n".join(lines) + "\n"
 
 
-def _workloads_line(experiment: dict[str, Any]) -> str:
+def _workloads_line(experiment: ExperimentRecord) -> str:
     """What ran: the presets and the shape of their inference, or the ONNX workload as given."""
-    if not experiment["models"]:
-        mapping = f"mapping `{experiment['mapping']}`" if experiment["mapping"] else "Stream's generic mapping"
-        return f"workload `{experiment['onnx']}` as given, {mapping}"
-    layers = experiment["layers"] or "all"
+    if not experiment.models:
+        mapping = f"mapping `{experiment.mapping}`" if experiment.mapping else "Stream's generic mapping"
+        return f"workload `{experiment.onnx}` as given, {mapping}"
+    layers = experiment.layers or "all"
     return (
-        f"models {', '.join(experiment['models'])}; prefill L = {experiment['prefill']}, "
-        f"{experiment['decode_steps']} decode steps, {layers} layers, {experiment['precision_bits']}-bit"
+        f"models {', '.join(experiment.models)}; prefill L = {experiment.prefill}, "
+        f"{experiment.decode_steps} decode steps, {layers} layers, {experiment.precision_bits}-bit"
     )
 
 
-def _workload_section(name: str, w: dict[str, Any]) -> list[str]:
-    memory, sram = w["trace"]["memories"][0], w["sram"]
+def _workload_section(name: str, w: WorkloadSummary) -> list[str]:
+    memory, sram = w.memory, w.sram
     lines = [
         "",
         f"## {name}",
         "",
-        f"Memory `{memory['name']}` (cores {', '.join(map(str, memory['core_ids']))}), "
-        f"{memory['capacity_bytes'] / MIB:.0f} MiB. The needed bytes peak at cycle {memory['peak_needed_cycle']:,} in "
-        f"group `{memory['peak_needed_group']}`; the reserved bytes at cycle {memory['peak_reserved_cycle']:,} in "
-        f"`{memory['peak_reserved_group']}`.",
+        f"Memory `{memory.name}` (cores {', '.join(map(str, memory.core_ids))}), "
+        f"{memory.capacity_bytes / MIB:.0f} MiB. The needed bytes peak at cycle {memory.peak_needed_cycle:,} in "
+        f"group `{memory.peak_needed_group}`; the reserved bytes at cycle {memory.peak_reserved_cycle:,} in "
+        f"`{memory.peak_reserved_group}`.",
         "",
         "| class | peak reserved (MiB) | peak needed (MiB) |",
         "|---|---:|---:|",
         *(
-            f"| {c} | {memory['peak_reserved_by_class'][c] / MIB:.3f} | {memory['peak_needed_by_class'][c] / MIB:.3f} |"
+            f"| {c} | {memory.peak_reserved_by_class[c] / MIB:.3f} | {memory.peak_needed_by_class[c] / MIB:.3f} |"
             for c in CLASSES
         ),
         "",
         "Largest tensors at their most concurrent (needed view): "
-        + ", ".join(f"`{t['tensor']}` {t['bytes'] / MIB:.3f} MiB" for t in memory["top_needed_tensors"][:4])
+        + ", ".join(f"`{t.tensor}` {t.bytes / MIB:.3f} MiB" for t in memory.top_needed_tensors[:4])
         + ".",
         "",
         f"![occupancy of {name}]({name}/trace/occupancy.png)",
         "",
-        f"### Banked, power-gated SRAM ({sram['configurations']} configurations, "
-        f"{sram['pareto_size']} on the Pareto front)",
+        f"### Banked, power-gated SRAM ({sram.configurations} configurations, {sram.pareto_size} on the Pareto front)",
         "",
         "| objective | configuration | energy (µJ) | saving vs always-on | area (mm²) | latency penalty (cycles) |",
         "|---|---|---:|---:|---:|---:|",
         *(
-            f"| {objective} | {_config(c)} | {c['total_pj'] / 1e6:,.1f} | {c['saving']:.1%} | {c['area_mm2']:.2f} "
-            f"| {c['penalty_cycles']:,} |"
-            for objective, c in sram["best"].items()
+            f"| {objective} | {_config(c)} | {c.total_pj / 1e6:,.1f} | {c.saving:.1%} | {c.area_mm2:.2f} "
+            f"| {c.penalty_cycles:,} |"
+            for objective, c in sram.best.items()
         ),
         "",
     ]
-    if sram["stream_estimate_pj"]:
+    if sram.stream_estimate_pj:
         lines += [
             f"Stream's own estimate of this SRAM (its accesses at the hardware YAML's per-access energies, one "
-            f"monolithic macro, no leakage): {sram['stream_estimate_pj'] / 1e6:,.1f} µJ.",
+            f"monolithic macro, no leakage): {sram.stream_estimate_pj / 1e6:,.1f} µJ.",
             "",
         ]
     lines += [
@@ -131,9 +123,9 @@ def _workload_section(name: str, w: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _config(c: dict[str, Any]) -> str:
-    timeout = f" τ={c['timeout_cycles']:,}" if c.get("timeout_cycles") is not None else ""
-    return f"{c['bank_count']} banks, {c['policy']}{timeout}, {c['flavour']}/{c['gating_mode']}"
+def _config(c: ConfigResult) -> str:
+    timeout = f" τ={c.timeout_cycles:,}" if c.timeout_cycles is not None else ""
+    return f"{c.bank_count} banks, {c.policy}{timeout}, {c.flavour}/{c.gating_mode}"
 
 
 def _ratio(a: float, b: float) -> str:

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 -- the backend must be chosen first
-import numpy as np  # noqa: E402
-
-from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory  # noqa: E402
-from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace  # noqa: E402
-from stream_trapti.tracker.estimate import stream_sram_pj  # noqa: E402
+from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory
+from stream_trapti.summary import AccessFigures, MemoryFigures, TensorFigures, TraceFigures
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace
+from stream_trapti.tracker.estimate import stream_sram_pj
 
 if TYPE_CHECKING:
     from stream_trapti.api import TraceResult
 
 PLOT_POINTS = 4096
 """Above this many change points, plots and Perfetto counters show per-window values instead of every step."""
+
+_LAYER_GROUP = re.compile(r"[^/]+/layer\d+\.")
+"""A group of a decoder layer: ``<step>/layer<i>.`` begins its name (:mod:`stream_trapti.workloads.builder`)."""
+
 
 CLASS_COLOURS = {"weight": "#4c72b0", "activation": "#dd8452", "kv_cache": "#55a868"}
 
@@ -36,62 +40,85 @@ def write_trace_outputs(result: TraceResult, out_dir: str | Path, inputs: Iterab
         result.trace.to_csv(staging / "trace.csv")
         (staging / "trace.perfetto.json").write_text(json.dumps(perfetto_json(result.trace)))
         plot_occupancy(result.trace, staging / "occupancy.png")
-        (staging / "summary.json").write_text(json.dumps(trace_summary(result), indent=1))
+        (staging / "summary.json").write_text(trace_summary(result).to_json())
     return sorted(p for p in out_dir.iterdir() if p.name != OUTPUT_MARKER)
 
 
-def trace_summary(result: TraceResult) -> dict:
+def trace_summary(result: TraceResult) -> TraceFigures:
     """The headline figures of a trace: cycles, Stream's energy, and per memory the peaks of each view and class,
     when they happen and which tensors are largest, and the accesses by source (``transfer``, ``compute``) beside
     Stream's own energy for them."""
     trace = result.trace
-    memories = []
-    for m, memory in enumerate(trace.memories):
-        entry = {"name": memory.name, "core_ids": list(memory.core_ids), "capacity_bytes": memory.capacity_bytes}
-        for view in ("reserved", "needed"):
-            peak, at = trace.peak(m, view)
-            entry[f"peak_{view}_bytes"] = peak
-            entry[f"peak_{view}_cycle"] = at
-            entry[f"peak_{view}_group"] = next((g.name for g in trace.groups if g.start <= at < g.end), None)
-            entry[f"peak_{view}_by_class"] = {c: trace.peak(m, view, c)[0] for c in CLASSES}
-            entry[f"top_{view}_tensors"] = [
-                {"tensor": t.tensor, "class": t.tensor_class, "bytes": t.peak_bytes}
+    return TraceFigures(
+        cycles=trace.cycles,
+        stream_cycles=result.stream.cycles,
+        stream_energy_pj=result.stream.energy_pj,
+        groups=len(trace.groups),
+        metadata=dict(trace.metadata),
+        memories=tuple(_memory_figures(trace, m) for m in range(len(trace.memories))),
+    )
+
+
+def _memory_figures(trace: OccupancyTrace, m: int) -> MemoryFigures:
+    """The figures of memory ``m`` of ``trace``: see :class:`MemoryFigures`."""
+    memory = trace.memories[m]
+    views = {}
+    for view in ("reserved", "needed"):
+        peak, at = trace.peak(m, view)
+        views |= {
+            f"peak_{view}_bytes": peak,
+            f"peak_{view}_cycle": at,
+            f"peak_{view}_group": next((g.name for g in trace.groups if g.start <= at < g.end), None),
+            f"peak_{view}_by_class": {c: trace.peak(m, view, c)[0] for c in CLASSES},
+            f"top_{view}_tensors": tuple(
+                TensorFigures(tensor=t.tensor, tensor_class=t.tensor_class, bytes=t.peak_bytes)
                 for t in trace.tensors
                 if t.memory == m and t.view == view
-            ]
-        read, write = trace.access_totals()[m]
-        entry["bytes_read"], entry["bytes_written"] = int(read), int(write)
-        entry["accesses"] = {source: _access_entry(trace, m, source) for source in ACCESS_SOURCES}
-        entry["stream_sram_energy_pj"] = stream_sram_pj(trace, m)
-        memories.append(entry)
-    return {
-        "cycles": trace.cycles,
-        "stream_cycles": result.stream.cycles,
-        "stream_energy_pj": result.stream.energy_pj,
-        "groups": len(trace.groups),
-        "metadata": dict(trace.metadata),
-        "memories": memories,
-    }
+            ),
+        }
+    read, write = trace.access_totals()[m]
+    return MemoryFigures(
+        name=memory.name,
+        core_ids=memory.core_ids,
+        capacity_bytes=memory.capacity_bytes,
+        **views,
+        bytes_read=int(read),
+        bytes_written=int(write),
+        accesses={source: _access_figures(trace, m, source) for source in ACCESS_SOURCES},
+        stream_sram_energy_pj=stream_sram_pj(trace, m),
+    )
 
 
-def _access_entry(trace: OccupancyTrace, m: int, source: str) -> dict[str, int]:
+def _access_figures(trace: OccupancyTrace, m: int, source: str) -> AccessFigures:
     """Bytes and port words one access source reads and writes in memory ``m`` over the trace."""
     memory = trace.memories[m]
     read, write = (int(v) for v in trace.access_totals(source)[m])
-    return {
-        "bytes_read": read,
-        "bytes_written": write,
-        "reads": -(-read * 8 // memory.read_port_bits),
-        "writes": -(-write * 8 // memory.write_port_bits),
-    }
+    return AccessFigures(
+        bytes_read=read,
+        bytes_written=write,
+        reads=-(-read * 8 // memory.read_port_bits),
+        writes=-(-write * 8 // memory.write_port_bits),
+    )
 
 
-def _plot_series(trace: OccupancyTrace, m: int, view: str, tensor_class: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Cycles and bytes to draw: every step of a short trace, the per-window maximum of a long one."""
-    if len(trace.times) <= PLOT_POINTS:
-        return trace.times, trace.series(m, view, tensor_class)
-    window = -(-trace.cycles // PLOT_POINTS)
-    return np.arange(0, trace.cycles, window), trace.resample(window, m, view, "max", tensor_class)
+def _plot_series(
+    trace: OccupancyTrace, m: int, view: str, tensor_class: str | None, start: int = 0, end: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cycles and bytes to draw over ``[start, end)`` (default: the whole trace): every step when there are few, else
+    the per-window maximum."""
+    end = trace.cycles if end is None else end
+    values = trace.series(m, view, tensor_class)
+    first = np.searchsorted(trace.times, start, side="right") - 1
+    stop = np.searchsorted(trace.times, end, side="left")
+    if stop - first <= PLOT_POINTS:
+        x = trace.times[first:stop].copy()
+        x[0] = start  # the value holding at the window's start, drawn from it
+        return x, values[first:stop]
+    window = -(-(end - start) // PLOT_POINTS)
+    bins = np.arange(start // window, -(-end // window))
+    x = bins * window
+    x[0] = start
+    return x, trace.resample(window, m, view, "max", tensor_class)[bins]
 
 
 def perfetto_json(trace: OccupancyTrace, clock_ghz: float = 1.0) -> dict:
@@ -116,28 +143,60 @@ def perfetto_json(trace: OccupancyTrace, clock_ghz: float = 1.0) -> dict:
     return {"traceEvents": events, "displayTimeUnit": "ns", "otherData": {"cycles": trace.cycles, **trace.metadata}}
 
 
+def zoom_window(trace: OccupancyTrace) -> tuple[str, int, int] | None:
+    """The first decoder layer of the first step (``prefill_L128/layer0``, from the group names): its name and its
+    cycles ``[start, end)``. None when no group names a layer, or the layer is the whole trace."""
+    for group in trace.groups:
+        if match := _LAYER_GROUP.match(group.name):
+            prefix = match.group(0)
+            spans = [(g.start, g.end) for g in trace.groups if g.name.startswith(prefix)]
+            start, end = min(s for s, _ in spans), max(e for _, e in spans)
+            return (prefix[:-1], start, end) if end - start < trace.cycles else None
+    return None
+
+
 def plot_occupancy(trace: OccupancyTrace, path: str | Path) -> Path:
-    """Stacked needed bytes by class per memory, with the reserved bytes and the capacity drawn over them."""
-    fig, axes = plt.subplots(len(trace.memories), 1, figsize=(11, 3.2 * len(trace.memories)), squeeze=False)
-    for m, (ax, memory) in enumerate(zip(axes[:, 0], trace.memories, strict=True)):
-        stacked = [_plot_series(trace, m, "needed", c) for c in CLASSES]
-        x = stacked[0][0]
-        ax.stackplot(
-            x,
-            *[values / 2**20 for _, values in stacked],
-            labels=[f"needed: {c}" for c in CLASSES],
-            colors=[CLASS_COLOURS[c] for c in CLASSES],
-            step="post",
-        )
-        rx, reserved = _plot_series(trace, m, "reserved", None)
-        ax.step(rx, reserved / 2**20, where="post", color="black", linewidth=0.8, label="reserved (Stream)")
-        ax.axhline(memory.capacity_bytes / 2**20, color="red", linestyle="--", linewidth=0.8, label="capacity")
-        ax.set_title(f"{memory.name} (cores {', '.join(map(str, memory.core_ids))})")
-        ax.set_ylabel("MiB")
-        ax.set_xlim(0, trace.cycles)
-        ax.legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("cycle")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Per memory, the needed bytes stacked by class, with the reserved bytes and the capacity drawn over them: over
+    the whole trace, and beside it over one decoder layer (:func:`zoom_window`), whose operators a whole model's
+    view compresses into a sawtooth."""
+    zoom = zoom_window(trace)
+    rows = len(trace.memories)
+    figure = Figure(figsize=(16 if zoom else 11, 3.4 * rows))
+    axes = figure.subplots(rows, 2 if zoom else 1, squeeze=False, width_ratios=[2, 1] if zoom else None)
+    for m, memory in enumerate(trace.memories):
+        full = axes[m, 0]
+        _draw_occupancy(full, trace, m, 0, trace.cycles)
+        full.set_title(f"{memory.name} (cores {', '.join(map(str, memory.core_ids))})")
+        full.set_ylabel("MiB")
+        if zoom:
+            name, start, end = zoom
+            full.axvspan(start, end, color="grey", alpha=0.25, linewidth=0, label=f"zoom: {name}")
+            top = _draw_occupancy(axes[m, 1], trace, m, start, end)
+            # The layer's own scale: against the capacity, a small model's layer is a line along the axis.
+            axes[m, 1].set_ylim(0, 1.1 * max(top, 1) / 2**20)
+            axes[m, 1].set_title(f"zoom: {name}, cycles {start:,}–{end:,} (its own scale)")
+        full.legend(loc="upper right", fontsize=7)
+    for axis in axes[-1]:
+        axis.set_xlabel("cycle")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
     return Path(path)
+
+
+def _draw_occupancy(axis: Axes, trace: OccupancyTrace, m: int, start: int, end: int) -> int:
+    """Draw memory ``m``'s needed bytes stacked by class, its reserved bytes and its capacity over ``[start, end)``;
+    returns the most bytes drawn."""
+    stacked = [_plot_series(trace, m, "needed", c, start, end) for c in CLASSES]
+    axis.stackplot(
+        stacked[0][0],
+        *[values / 2**20 for _, values in stacked],
+        labels=[f"needed: {c}" for c in CLASSES],
+        colors=[CLASS_COLOURS[c] for c in CLASSES],
+        step="post",
+    )
+    x, reserved = _plot_series(trace, m, "reserved", None, start, end)
+    axis.step(x, reserved / 2**20, where="post", color="black", linewidth=0.8, label="reserved (Stream)")
+    axis.axhline(trace.memories[m].capacity_bytes / 2**20, color="red", linestyle="--", linewidth=0.8, label="capacity")
+    axis.set_xlim(start, end)
+    axis.set_ylim(bottom=0)
+    return int(max(reserved.max(), sum(values for _, values in stacked).max()))
