@@ -136,6 +136,15 @@ def test_report_command_rewrites_the_same_report(experiment_dir: Path) -> None:
     assert (experiment_dir / "report.md").read_text() == before
 
 
+def test_the_run_command_rewrites_the_same_directory_byte_for_byte(experiment_dir: Path) -> None:
+    # The fixture ran the experiment through the API; the command line on the same YAML (solves and CACTI cached)
+    # replaces the marked directory whole and gives the same bytes.
+    before = {p.relative_to(experiment_dir): p.read_bytes() for p in experiment_dir.rglob("*.json")}
+    assert main(["run", str(experiment_dir.parent.parent / "tiny.yaml")]) == 0
+    after = {p.relative_to(experiment_dir): p.read_bytes() for p in experiment_dir.rglob("*.json")}
+    assert after == before and len(before) >= 7
+
+
 def test_default_experiment_is_valid() -> None:
     experiment = load_experiment(ROOT / "inputs" / "experiments" / "default.yaml")
     assert experiment.models == ("gpt2-xl", "deepseek-r1-distill-qwen-1.5b")
