@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_sram_policies import HAND, HAND_COSTS, make_trace, random_trace
 
 from stream_trapti.errors import ConfigError
 from stream_trapti.sram.activity import Allocation
@@ -16,6 +15,8 @@ from stream_trapti.sram.energy import BankCosts, BankQuery
 from stream_trapti.sram.explore import explore, pareto_front, write_results
 from stream_trapti.sram.policies import POLICIES
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sweep_spec
+
+from conftest import HAND, HAND_COSTS, make_trace, random_trace
 
 
 def table_costs(query: BankQuery) -> BankCosts:
