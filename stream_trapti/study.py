@@ -28,10 +28,9 @@ from stream_trapti.errors import SolveError  # noqa: E402
 from stream_trapti.experiment import jsonable  # noqa: E402
 from stream_trapti.inference import Phases, trace_inference  # noqa: E402
 from stream_trapti.sram.energy import cacti_costs  # noqa: E402
-from stream_trapti.sram.exploration import stream_sram_energy_pj  # noqa: E402
 from stream_trapti.sram.explore import explore  # noqa: E402
 from stream_trapti.sram.sweep_config import SweepSpec  # noqa: E402
-from stream_trapti.trace import CLASSES, OccupancyTrace  # noqa: E402
+from stream_trapti.trace import CLASSES, OccupancyTrace, stream_sram_energy_pj  # noqa: E402
 from stream_trapti.workloads.config import preset  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from stream.stages.parsing.accelerator_parser import parse_accelerator
 from zigzag.hardware.architecture.memory_instance import MemoryInstance
 from zigzag.hardware.architecture.memory_port import MemoryPort, MemoryPortType
 
-from stream_trapti.sram.banked import BankedSRAM, banked_replacement, install_banked_sram, sram_config_for
+from stream_trapti.banked_sram import BankedSRAM, banked_replacement, install_banked_sram, sram_config_for
 from stream_trapti.sram.cacti import SramConfigError
 from stream_trapti.sram.cacti_cache import query
 

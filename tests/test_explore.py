@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from stream_trapti.errors import ConfigError
+from stream_trapti.reports.exploration_outputs import write_exploration_outputs
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import BankCosts, BankQuery
-from stream_trapti.sram.explore import explore, pareto_front, write_results
+from stream_trapti.sram.explore import explore, pareto_front
 from stream_trapti.sram.policies import POLICIES
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sweep_spec
 
@@ -259,12 +260,12 @@ def test_port_width_must_be_unambiguous():
     assert explore(trace, replace(HAND_SPEC, port_bits=64), table_costs).accesses.reads == 8
 
 
-def test_write_results(tmp_path):
+def test_write_exploration_outputs(tmp_path):
     trace = random_trace(2)
     result = explore(
         trace, SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lstp")), table_costs, stream_estimate_pj=1.5e6
     )
-    paths = write_results(result, tmp_path / "out")
+    paths = write_exploration_outputs(result, tmp_path / "out")
     with paths["csv"].open() as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == len(result.configs)

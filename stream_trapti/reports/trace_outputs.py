@@ -14,8 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402 -- the backend must be chosen firs
 import numpy as np  # noqa: E402
 
 from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory  # noqa: E402
-from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace  # noqa: E402
-from stream_trapti.tracker.estimate import stream_sram_pj  # noqa: E402
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace, stream_sram_pj  # noqa: E402
 
 if TYPE_CHECKING:
     from stream_trapti.api import TraceResult

@@ -17,16 +17,11 @@ a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleP
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from stream_trapti.atomic import atomic_write
 from stream_trapti.errors import ConfigError
 from stream_trapti.sram.activity import (
     Allocation,
@@ -388,37 +383,3 @@ def _coverage(
     k = np.maximum(np.searchsorted(lo, at, side="right") - 1, 0)
     covered = before[k] + np.clip(at - lo[k], 0, hi[k] - lo[k])
     return np.diff(covered.reshape(banks, len(edges)), axis=1).astype(np.float64)
-
-
-def write_results(result: ExplorationResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``configs.csv``, ``exploration.json`` and the PNG plots into ``out_dir``, each file atomically.
-
-    Returns the written paths by name.
-    """
-    from stream_trapti.reports.sram_plots import write_plots
-
-    out_dir = Path(out_dir)
-    names = [f.name for f in fields(ConfigResult)]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(names)
-    for config in result.configs:
-        writer.writerow(["" if getattr(config, n) is None else getattr(config, n) for n in names])
-    paths = {"csv": atomic_write(out_dir / "configs.csv", text.getvalue().encode())}
-    summary = {
-        "memory": result.memory,
-        "cycles": result.cycles,
-        "peak_bytes": result.peak_bytes,
-        "port_bits": result.port_bits,
-        "accesses": asdict(result.accesses),
-        "spec": asdict(result.spec),
-        "stream_estimate_pj": result.stream_estimate_pj,
-        "best": {objective: asdict(result.configs[i]) | {"index": i} for objective, i in result.best.items()},
-        "pareto": list(result.pareto),
-        "skipped": [{"capacity_bytes": c, "bank_count": b, "reason": r} for c, b, r in result.skipped],
-        "rejected_by_latency": result.rejected,
-        "configs": [asdict(c) for c in result.configs],
-    }
-    paths["json"] = atomic_write(out_dir / "exploration.json", json.dumps(summary, indent=1).encode())
-    paths.update(write_plots(result, out_dir))
-    return paths
