@@ -15,7 +15,7 @@ from stream_trapti.sram.activity import (
     first_fit_activity,
 )
 from stream_trapti.sram.energy import AccessCounts, BankCosts, access_counts, evaluate_energy
-from stream_trapti.sram.policies import POLICIES, gated_spans, gating_outcome, idle_profile
+from stream_trapti.sram.policies import gated_spans, gating_outcome, idle_profile, policy_names
 
 from conftest import HAND, HAND_COSTS, make_trace, random_trace
 
@@ -163,7 +163,7 @@ def test_gated_spans_total_equals_the_outcome():
     for seed in range(3):
         intervals = compacting_activity(random_trace(seed), 0, 1 << 16, 32).idle_intervals()
         profile = idle_profile(intervals)
-        for policy in POLICIES:
+        for policy in policy_names():
             for timeout in [0, 37, 500] if policy == "timeout" else [None]:
                 outcome = gating_outcome(profile, policy, None if timeout is None else [timeout], 3, 41.5)
                 _, start, end = gated_spans(intervals, policy, timeout, 3, 41.5)
