@@ -22,8 +22,10 @@ STAGE_II = (
 
 
 def test_stage_ii_loads_neither_stream_nor_zigzag() -> None:
+    # CACTI's source is found inside zigzag-dse: locating it must not import ZigZag either.
     probe = (
         f"import importlib, sys\nfor name in {STAGE_II!r}:\n    importlib.import_module(name)\n"
+        "from stream_trapti.sram.cacti_build import shipped_source_dir\nassert shipped_source_dir().is_dir()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('stream', 'zigzag')))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
