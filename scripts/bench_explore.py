@@ -21,7 +21,7 @@ from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.sram.activity import compacting_activity
 from stream_trapti.sram.energy import BankCosts, BankQuery, access_counts, cacti_costs, evaluate_energy
 from stream_trapti.sram.explore import explore
-from stream_trapti.sram.policies import POLICIES, idle_profile
+from stream_trapti.sram.policies import GATING_POLICIES, idle_profile
 from stream_trapti.sram.sweep_config import SweepSpec
 from stream_trapti.trace import OccupancyTrace
 
@@ -69,14 +69,14 @@ def main() -> None:
     start = time.perf_counter()
     evaluated = 0
     for query, costs in table.items():
-        for policy in POLICIES[1:] if query.power_gating else POLICIES[:1]:
+        for policy in (name for name, p in GATING_POLICIES.items() if p.sleep_transistors == query.power_gating):
             energy = evaluate_energy(
                 profiles[query.bank_count],
                 policy,
                 costs,
                 counts,
                 spec.clock_ghz,
-                np.array(timeouts) if policy == "timeout" else None,
+                np.array(timeouts) if GATING_POLICIES[policy].takes_timeouts else None,
             )
             evaluated += len(energy.total_pj)
     evaluate = time.perf_counter() - start

@@ -16,13 +16,25 @@ from stream.api import SolveOptions
 
 from stream_trapti.cache_dir import cache_root
 from stream_trapti.provenance import file_identity, hardware_identity
+from stream_trapti.sram.activity import Allocation
+from stream_trapti.sram.exploration import explore_and_write
+from stream_trapti.sram.explore import ExplorationResult
+from stream_trapti.sram.sweep_config import SweepSpec
 from stream_trapti.trace import OccupancyTrace
-from stream_trapti.tracker.compose import compose
+from stream_trapti.tracker.compose import compose, needed_intervals
 from stream_trapti.tracker.estimate import StreamEstimate
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.solve import solve_groups_cached
 
-__all__ = ["StreamEstimate", "TraceOptions", "TraceResult", "default_solve_options", "trace_workload"]
+__all__ = [
+    "StreamEstimate",
+    "TraceOptions",
+    "TraceResult",
+    "default_solve_options",
+    "explore_result",
+    "tensor_allocations",
+    "trace_workload",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +93,20 @@ def trace_workload(
         **(metadata or {}),
     }
     return TraceResult(compose(groups, window=options.window, metadata=meta), stream, tuple(groups))
+
+
+def explore_result(result: TraceResult, spec: SweepSpec, out_dir: str | Path) -> ExplorationResult:
+    """Stage II on a fresh trace (:func:`~stream_trapti.sram.exploration.explore_and_write`), whose solved groups
+    also give the first-fit allocator its per-tensor allocations (a trace file does not hold them)."""
+    allocations = tensor_allocations(result, spec.memory) if spec.allocator == "first_fit" else None
+    return explore_and_write(result.trace, spec, out_dir, allocations)
+
+
+def tensor_allocations(result: TraceResult, memory: int | str) -> list[Allocation]:
+    """Every needed interval of ``memory`` in ``result`` as an allocation: the tensors' stays, in trace order."""
+    intervals = needed_intervals(result.groups)
+    keep = (intervals.memory == result.trace.memory_index(memory)) & (intervals.size > 0)
+    return [
+        Allocation(int(begin), int(end), int(size))
+        for begin, end, size in zip(intervals.begin[keep], intervals.end[keep], intervals.size[keep], strict=True)
+    ]

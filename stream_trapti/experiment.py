@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from stream_trapti.api import TraceOptions, TraceResult, trace_workload
+from stream_trapti.api import TraceOptions, TraceResult, explore_result, trace_workload
 from stream_trapti.atomic import atomic_directory
 from stream_trapti.config_model import ConfigModel, Int, UniqueTuple, config_error, load_yaml
 from stream_trapti.inference import Phases, trace_inference
@@ -34,7 +34,6 @@ from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.reports.report_md import write_report
 from stream_trapti.reports.trace_outputs import trace_summary, write_trace_outputs
 from stream_trapti.scratch import scratch_directory, scratch_root
-from stream_trapti.sram.exploration import explore_result
 from stream_trapti.sram.explore import ExplorationResult
 from stream_trapti.sram.sweep_config import SweepSpec, check_sweep_memory, load_sweep_spec
 from stream_trapti.summary import ExperimentRecord, ExperimentSummary, SramHeadline, WorkloadSummary

@@ -25,10 +25,9 @@ from stream_trapti.errors import SolveError
 from stream_trapti.experiment import jsonable
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.sram.energy import cacti_costs
-from stream_trapti.sram.exploration import stream_sram_energy_pj
 from stream_trapti.sram.explore import explore
 from stream_trapti.sram.sweep_config import SweepSpec
-from stream_trapti.trace import CLASSES, OccupancyTrace
+from stream_trapti.trace import CLASSES, OccupancyTrace, stream_sram_energy_pj
 from stream_trapti.workloads.config import preset
 
 

@@ -17,6 +17,7 @@ this package.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,9 @@ ACCESS_SOURCES: tuple[str, ...] = ("transfer", "compute")
 """Who accesses a memory: Stream's DMA transfers into and out of it, or the computation of the nodes on its cores
 (operand reads and partial-sum writes, as ZigZag's cost model counts them for Stream)."""
 FORMAT_VERSION = 2
+SRAM_METADATA_KEY = "stream_sram_pj"
+"""Trace metadata key holding Stream's own energy per on-chip memory and access source (JSON), recorded by the
+tracker at solve time (:meth:`stream_trapti.tracker.estimate.StreamEstimate.metadata`)."""
 
 View = Literal["reserved", "needed"]
 
@@ -255,6 +259,21 @@ class OccupancyTrace:
             and np.array_equal(self.occupancy, other.occupancy)
             and np.array_equal(self.accesses, other.accesses)
         )
+
+
+def stream_sram_pj(trace: OccupancyTrace, memory: int | str) -> dict[str, float] | None:
+    """Stream's own energy of one memory of ``trace`` per access source, as the solve recorded it; None when the
+    trace does not carry it."""
+    recorded = json.loads(trace.metadata.get(SRAM_METADATA_KEY, "{}"))
+    return recorded.get(trace.memories[trace.memory_index(memory)].name)
+
+
+def stream_sram_energy_pj(trace: OccupancyTrace, memory: int | str) -> float | None:
+    """What Stream's cost model charges the memory for the traced run, as its solve added it up: the DMA transfers'
+    port accesses plus the SRAM part of every node's ZigZag energy (one monolithic SRAM, no leakage); None when the
+    trace does not carry it."""
+    recorded = stream_sram_pj(trace, memory)
+    return None if recorded is None else sum(recorded.values())
 
 
 def _view_index(view: str) -> int:

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from stream.api import SolveOptions, evaluate_mapping
 from stream.stages.parsing.accelerator_parser import parse_accelerator
-from test_cacti import cacti  # noqa: F401 (session fixture: CACTI built once into the session cache)
 from zigzag.hardware.architecture.memory_instance import MemoryInstance
 from zigzag.hardware.architecture.memory_port import MemoryPort, MemoryPortType
 
-from stream_trapti.sram.banked import BankedSRAM, banked_replacement, install_banked_sram, sram_config_for
+from stream_trapti.banked_sram import BankedSRAM, banked_replacement, install_banked_sram, sram_config_for
 from stream_trapti.sram.cacti import SramConfigError
 from stream_trapti.sram.cacti_cache import query
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sram_policies import make_trace
 
 from stream_trapti import cache_entry
 from stream_trapti.api import TraceOptions, TraceResult, trace_workload
@@ -23,7 +22,7 @@ from stream_trapti.sram.cacti_build import ensure_cacti
 from stream_trapti.sram.cacti_cache import ENTRY_SCHEMA, query, result_path
 from stream_trapti.tracker import cache as groups_cache
 
-from conftest import FUSEMAX
+from conftest import FUSEMAX, make_trace
 
 KIB = 1024
 

@@ -20,16 +20,10 @@ from stream_trapti.sram.cacti import (
     evaluate,
     render_cfg,
 )
-from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti, shipped_source_dir
+from stream_trapti.sram.cacti_build import CactiInstall, shipped_source_dir
 from stream_trapti.sram.cacti_cache import query, query_many
 
 KIB = 1024
-
-
-@pytest.fixture(scope="session")
-def cacti() -> CactiInstall:
-    """CACTI built once per session into the session's cache (see conftest.isolated_cache)."""
-    return ensure_cacti()
 
 
 def test_build_is_a_patched_copy_outside_site_packages(cacti: CactiInstall) -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_sram_policies import make_trace
 
 from stream_trapti import experiment as experiment_module
 from stream_trapti.errors import ConfigError
 from stream_trapti.experiment import check_experiment, load_experiment, parse_experiment, run_experiment
 from stream_trapti.sram.exploration import explore_trace
 from stream_trapti.sram.sweep_config import MAX_CAPACITY_BYTES, check_sweep_memory, load_sweep_spec, parse_sweep_spec
+
+from conftest import make_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 HARDWARE = str(ROOT / "hardware" / "trapti_edge.yaml")

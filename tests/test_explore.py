@@ -8,14 +8,17 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_sram_policies import HAND, HAND_COSTS, make_trace, random_trace
 
 from stream_trapti.errors import ConfigError
+from stream_trapti.reports.exploration_outputs import write_exploration_outputs
+from stream_trapti.reports.sram_plots import _pareto
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import BankCosts, BankQuery
-from stream_trapti.sram.explore import explore, pareto_front, write_results
-from stream_trapti.sram.policies import POLICIES
+from stream_trapti.sram.explore import explore, pareto_front
+from stream_trapti.sram.policies import GATING_POLICIES, GatingOutcome, GatingPolicy, policy_names
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sweep_spec
+
+from conftest import HAND, HAND_COSTS, make_trace, random_trace
 
 
 def table_costs(query: BankQuery) -> BankCosts:
@@ -45,7 +48,7 @@ def test_spec_defaults_and_conversions(tmp_path):
     spec = load_sweep_spec(path)
     assert spec.capacities_bytes == (512, 4096)
     assert spec.banks == (1, 4) and spec.flavours == ("hp", "lstp") and spec.memory == "sram"
-    assert spec.policies == POLICIES and spec.view == "needed" and spec.clock_ghz == 1.0
+    assert spec.policies == policy_names() and spec.view == "needed" and spec.clock_ghz == 1.0
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_sweep_spec(empty) == SweepSpec()
@@ -98,7 +101,7 @@ HAND_SPEC = SweepSpec(
 def test_rows_cover_the_sweep_with_hand_numbers():
     trace = make_trace(**HAND)
     result = explore(trace, HAND_SPEC, table_costs)
-    per_organisation = len(POLICIES) - 1 + 2  # the timeout policy contributes one row per timeout
+    per_organisation = len(policy_names()) - 1 + 2  # the timeout policy contributes one row per timeout
     assert len(result.configs) == 3 * 2 * 2 * per_organisation
     assert result.port_bits == 128 and result.peak_bytes == 350
     # 4 × 100-byte banks, hp, retention: table_costs equals HAND_COSTS there plus a 1.5 mW network, so the hand
@@ -258,12 +261,12 @@ def test_port_width_must_be_unambiguous():
     assert explore(trace, replace(HAND_SPEC, port_bits=64), table_costs).accesses.reads == 8
 
 
-def test_write_results(tmp_path):
+def test_write_exploration_outputs(tmp_path):
     trace = random_trace(2)
     result = explore(
         trace, SweepSpec(timeouts_cycles=(10, 1000), flavours=("hp", "lstp")), table_costs, stream_estimate_pj=1.5e6
     )
-    paths = write_results(result, tmp_path / "out")
+    paths = write_exploration_outputs(result, tmp_path / "out")
     with paths["csv"].open() as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == len(result.configs)
@@ -370,3 +373,34 @@ def test_cacti_costs_by_hand():
     plain = cacti_costs(replace(query, power_gating=False))
     # Always on, the macro leaks 4 banks and one network: 3 networks less than 4 × CACTI's "bank".
     assert 4 * plain.leakage_mw + plain.network_mw == pytest.approx(4 * (1484.69 + 40.6717) - 3 * network, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ a fifth policy
+class TrailingOnly(GatingPolicy):
+    """A made-up policy: gates only what never has to wake (trailing intervals and unused banks)."""
+
+    name = "trailing_only"
+
+    def outcome(self, profile, timeouts, wake_cycles, break_even_cycles) -> GatingOutcome:
+        zero = np.zeros(1, dtype=np.int64)
+        return GatingOutcome(np.array([profile.trailing.total + profile.unused_bank_cycles]), zero, zero, zero)
+
+    def spans(self, intervals, timeout, wake_cycles, break_even_cycles):
+        keep = ~intervals.wakes
+        return intervals.bank[keep], intervals.start[keep], intervals.end[keep]
+
+
+def test_a_policy_registered_in_one_place_is_swept_explored_and_plotted(monkeypatch, tmp_path):
+    monkeypatch.setitem(GATING_POLICIES, TrailingOnly.name, TrailingOnly())
+    assert SweepSpec().policies == (*HAND_SPEC.policies, "trailing_only")
+    spec = parse_sweep_spec({"banks": [1, 4], "policies": ["immediate", "trailing_only"], "flavours": ["hp", "lstp"]})
+    result = explore(make_trace(**HAND), spec, table_costs)
+    rows = [c for c in result.configs if c.policy == "trailing_only"]
+    assert len(rows) == 2 * 2 and all(c.sleep_transistors and c.penalty_cycles == 0 for c in rows)
+    # 4 banks of 100 B on the hand trace (banks_on 0, 2, 1, 4, 0): every bank idles from cycle 80 to the end.
+    four = next(c for c in rows if c.bank_count == 4 and c.flavour == "hp")
+    assert four.gated_fraction == (20 + 20 + 20 + 20) / 400
+    figure = _pareto(result)
+    labels = {text.get_text() for axis in figure.axes for text in axis.get_legend().get_texts()}
+    assert {"immediate", "trailing_only"} <= labels
+    assert (write_exploration_outputs(result, tmp_path / "out")["pareto"]).is_file()

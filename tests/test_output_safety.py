@@ -32,7 +32,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         times=np.array([0, 5]),
         occupancy=np.zeros((2, 1, 3, 2), dtype=np.int64),
         window=10,
-        accesses=np.zeros((2, 1, 1), dtype=np.int64),
+        accesses=np.zeros((2, 2, 1, 1), dtype=np.int64),  # (sources, read/write, memories, windows)
     ).save(tmp_path / "data" / "trace.npz")
     return tmp_path
 

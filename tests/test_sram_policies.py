@@ -15,57 +15,9 @@ from stream_trapti.sram.activity import (
     first_fit_activity,
 )
 from stream_trapti.sram.energy import AccessCounts, BankCosts, access_counts, evaluate_energy
-from stream_trapti.sram.policies import POLICIES, gated_spans, gating_outcome, idle_profile
-from stream_trapti.trace import MemoryInfo, OccupancyTrace
+from stream_trapti.sram.policies import gated_spans, gating_outcome, idle_profile, policy_names
 
-
-def make_trace(
-    times: list[int] | np.ndarray,
-    needed: list[int] | np.ndarray,
-    cycles: int,
-    capacity: int,
-    reserved: list[int] | np.ndarray | None = None,
-    read_bytes: int = 0,
-    write_bytes: int = 0,
-    port_bits: int = 128,
-) -> OccupancyTrace:
-    """A one-memory trace whose bytes are all activations, with all accesses in one window."""
-    occupancy = np.zeros((2, 1, 3, len(times)), dtype=np.int64)
-    occupancy[1, 0, 1] = needed
-    occupancy[0, 0, 1] = needed if reserved is None else reserved
-    return OccupancyTrace(
-        cycles=cycles,
-        memories=(MemoryInfo("sram", (0,), capacity, port_bits, port_bits),),
-        times=np.asarray(times, dtype=np.int64),
-        occupancy=occupancy,
-        window=cycles,
-        accesses=np.array([[[[read_bytes]], [[write_bytes]]], [[[0]], [[0]]]], dtype=np.int64),
-    )
-
-
-def random_trace(seed: int, capacity: int = 1 << 16, points: int = 300, empty_share: float = 0.3) -> OccupancyTrace:
-    """A random step function with idle stretches, for the laws that must hold on any trace."""
-    rng = np.random.default_rng(seed)
-    times = np.concatenate([[0], np.sort(rng.choice(np.arange(1, 50 * points), points - 1, replace=False))])
-    needed = rng.integers(0, capacity + 1, points)
-    needed[rng.random(points) < empty_share] = 0
-    return make_trace(
-        times,
-        needed,
-        int(times[-1]) + 1 + int(rng.integers(0, 100)),
-        capacity,
-        read_bytes=int(rng.integers(0, 10**6)),
-        write_bytes=int(rng.integers(0, 10**6)),
-    )
-
-
-# The hand example: 4 banks of 100 B over 100 cycles; banks_on = [0, 2, 1, 4, 0].
-HAND = dict(
-    times=[0, 10, 30, 60, 80], needed=[0, 150, 50, 350, 0], cycles=100, capacity=400, read_bytes=64, write_bytes=32
-)
-HAND_COSTS = BankCosts(
-    read_pj=1.0, write_pj=2.0, leakage_mw=1.0, gated_mw=0.25, wake_energy_pj=10.0, wake_cycles=2, area_mm2=1.0
-)
+from conftest import HAND, HAND_COSTS, make_trace, random_trace
 
 
 def hand_profile():
@@ -211,7 +163,7 @@ def test_gated_spans_total_equals_the_outcome():
     for seed in range(3):
         intervals = compacting_activity(random_trace(seed), 0, 1 << 16, 32).idle_intervals()
         profile = idle_profile(intervals)
-        for policy in POLICIES:
+        for policy in policy_names():
             for timeout in [0, 37, 500] if policy == "timeout" else [None]:
                 outcome = gating_outcome(profile, policy, None if timeout is None else [timeout], 3, 41.5)
                 _, start, end = gated_spans(intervals, policy, timeout, 3, 41.5)

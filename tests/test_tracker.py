@@ -18,12 +18,11 @@ from stream.workload.steady_state.iteration_space import (
     SteadyStateIterationSpace,
 )
 
-from stream_trapti.api import TraceOptions, TraceResult, default_solve_options, trace_workload
+from stream_trapti.api import TraceOptions, TraceResult, default_solve_options, tensor_allocations, trace_workload
 from stream_trapti.errors import StreamContractError, TraptiError
 from stream_trapti.sram.activity import compacting_activity, first_fit_activity
 from stream_trapti.sram.energy import access_counts
-from stream_trapti.sram.exploration import stream_sram_energy_pj, tensor_allocations
-from stream_trapti.trace import ACCESS_SOURCES, OccupancyTrace
+from stream_trapti.trace import ACCESS_SOURCES, OccupancyTrace, stream_sram_energy_pj
 from stream_trapti.tracker import stream_internals
 from stream_trapti.tracker.compose import compose
 from stream_trapti.tracker.estimate import StreamEstimate

@@ -14,8 +14,7 @@ from matplotlib.figure import Figure
 
 from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory
 from stream_trapti.summary import AccessFigures, MemoryFigures, TensorFigures, TraceFigures
-from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace
-from stream_trapti.tracker.estimate import stream_sram_pj
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace, stream_sram_pj
 
 if TYPE_CHECKING:
     from stream_trapti.api import TraceResult

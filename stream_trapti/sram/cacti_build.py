@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import shutil
@@ -114,9 +115,8 @@ class CactiInstall:
 
 def shipped_source_dir() -> Path:
     """The CACTI source directory inside the installed zigzag-dse (read only: we never write there)."""
-    import zigzag  # noqa: PLC0415 (only needed to locate the package)
-
-    return Path(zigzag.__file__).resolve().parent / "cacti" / "cacti_master"
+    # Located, not imported: Stage II runs without loading ZigZag (zigzag-dse is a dependency, so it is found).
+    return Path(importlib.util.find_spec("zigzag").origin).resolve().parent / "cacti" / "cacti_master"
 
 
 def _source_files(source: Path) -> list[Path]:

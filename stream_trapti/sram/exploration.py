@@ -1,20 +1,21 @@
-"""Stage II end to end: a trace (on disk, or fresh from a solve) and a sweep in, the tables and plots out."""
+"""Stage II end to end: a trace and a sweep in, the tables and plots out.
+
+Nothing here needs Stream: ``stream-trapti explore`` on a saved trace loads none of it. A fresh trace, whose solved
+groups also give the first-fit allocator its allocations, is explored through :func:`stream_trapti.api.explore_result`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
 
-from stream_trapti.api import TraceResult
-from stream_trapti.atomic import atomic_directory
 from stream_trapti.errors import ConfigError
+from stream_trapti.reports.exploration_outputs import write_exploration_outputs
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import cacti_costs
-from stream_trapti.sram.explore import ExplorationResult, explore, write_results
+from stream_trapti.sram.explore import ExplorationResult, explore
 from stream_trapti.sram.sweep_config import SweepSpec, check_sweep_memory, load_sweep_spec
-from stream_trapti.trace import OccupancyTrace
-from stream_trapti.tracker.compose import needed_intervals
-from stream_trapti.tracker.estimate import stream_sram_pj
+from stream_trapti.trace import OccupancyTrace, stream_sram_energy_pj
 
 
 def explore_trace(trace_path: str | Path, sweep_path: str | Path | None, out_dir: str | Path) -> ExplorationResult:
@@ -34,23 +35,6 @@ def explore_trace(trace_path: str | Path, sweep_path: str | Path | None, out_dir
     return explore_and_write(trace, spec, out_dir, inputs=inputs)
 
 
-def explore_result(result: TraceResult, spec: SweepSpec, out_dir: str | Path) -> ExplorationResult:
-    """:func:`explore_and_write` on a fresh trace, whose solved groups also give the first-fit allocator its
-    per-tensor allocations (a trace file does not hold them)."""
-    allocations = tensor_allocations(result, spec.memory) if spec.allocator == "first_fit" else None
-    return explore_and_write(result.trace, spec, out_dir, allocations)
-
-
-def tensor_allocations(result: TraceResult, memory: int | str) -> list[Allocation]:
-    """Every needed interval of ``memory`` in ``result`` as an allocation: the tensors' stays, in trace order."""
-    intervals = needed_intervals(result.groups)
-    keep = (intervals.memory == result.trace.memory_index(memory)) & (intervals.size > 0)
-    return [
-        Allocation(int(begin), int(end), int(size))
-        for begin, end, size in zip(intervals.begin[keep], intervals.end[keep], intervals.size[keep], strict=True)
-    ]
-
-
 def explore_and_write(
     trace: OccupancyTrace,
     spec: SweepSpec,
@@ -64,14 +48,5 @@ def explore_and_write(
     result = explore(
         trace, spec, cacti_costs, allocations=allocations, stream_estimate_pj=stream_sram_energy_pj(trace, spec.memory)
     )
-    with atomic_directory(out_dir, inputs) as staging:
-        write_results(result, staging)
+    write_exploration_outputs(result, out_dir, inputs)
     return result
-
-
-def stream_sram_energy_pj(trace: OccupancyTrace, memory: int | str) -> float | None:
-    """What Stream's cost model charges the memory for the traced run, as its solve added it up: the DMA transfers'
-    port accesses plus the SRAM part of every node's ZigZag energy (one monolithic SRAM, no leakage); None when the
-    trace does not carry it."""
-    recorded = stream_sram_pj(trace, memory)
-    return None if recorded is None else sum(recorded.values())

@@ -17,16 +17,11 @@ a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleP
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from stream_trapti.atomic import atomic_write
 from stream_trapti.errors import ConfigError
 from stream_trapti.sram.activity import (
     Allocation,
@@ -36,7 +31,7 @@ from stream_trapti.sram.activity import (
     first_fit_activity,
 )
 from stream_trapti.sram.energy import AccessCounts, BankCosts, BankQuery, CostsProvider, access_counts, evaluate_energy
-from stream_trapti.sram.policies import IdleProfile, gated_spans, idle_profile
+from stream_trapti.sram.policies import GATING_POLICIES, GatingPolicy, IdleProfile, gated_spans, idle_profile
 from stream_trapti.sram.sweep_config import SweepSpec
 from stream_trapti.trace import OccupancyTrace
 
@@ -185,12 +180,12 @@ def explore(
                     if banks not in profiles:
                         continue
                     setting = _Setting(capacity, banks, flavour, mode, counts, spec.clock_ghz, baseline)
-                    for policy in spec.policies:
-                        if policy == "offline_optimal":
+                    for policy in (GATING_POLICIES[name] for name in spec.policies):
+                        if policy.knows_the_trace:
                             plain, gated = (costs(capacity, banks, flavour, mode, sleep) for sleep in (False, True))
-                            configs.append(_offline_optimal_row(profiles[banks], plain, gated, setting))
+                            configs.append(_cheaper_built_either_way(profiles[banks], policy, plain, gated, setting))
                         else:
-                            sleep = policy != "always_on"
+                            sleep = policy.sleep_transistors
                             bank_costs = costs(capacity, banks, flavour, mode, sleep)
                             configs.extend(_rows(profiles[banks], policy, timeouts, bank_costs, sleep, setting))
     skipped = [s for s in skipped if s[1] in spec.banks]
@@ -254,7 +249,7 @@ class _Setting:
 
 def _rows(
     profile: IdleProfile,
-    policy: str,
+    policy: GatingPolicy,
     timeouts: np.ndarray,
     costs: BankCosts,
     sleep_transistors: bool,
@@ -262,13 +257,13 @@ def _rows(
 ) -> list[ConfigResult]:
     """One :class:`ConfigResult` per timeout (or one, for policies without a timeout)."""
     energy = evaluate_energy(
-        profile, policy, costs, setting.counts, setting.clock_ghz, timeouts if policy == "timeout" else None
+        profile, policy.name, costs, setting.counts, setting.clock_ghz, timeouts if policy.takes_timeouts else None
     )
     total = energy.total_pj
     baseline = setting.baseline_pj
     gated_fraction = energy.gated_bank_cycles / max(setting.banks * profile.cycles, 1)
     columns = zip(
-        timeouts.tolist() if policy == "timeout" else [None],
+        timeouts.tolist() if policy.takes_timeouts else [None],
         energy.dynamic_pj.tolist(),
         energy.leakage_on_pj.tolist(),
         energy.gated_residual_pj.tolist(),
@@ -286,7 +281,7 @@ def _rows(
         ConfigResult(
             setting.capacity,
             setting.banks,
-            policy,
+            policy.name,
             tau,
             setting.flavour,
             setting.mode,
@@ -310,12 +305,16 @@ def _rows(
     ]
 
 
-def _offline_optimal_row(profile: IdleProfile, plain: BankCosts, gated: BankCosts, setting: _Setting) -> ConfigResult:
-    """The offline optimum: the optimal gating of the macro with sleep transistors, or the macro without them left
-    always on, whichever costs less (the sleep transistors' dearer accesses can outweigh what gating saves)."""
-    (with_gating,) = _rows(profile, "offline_optimal", np.empty(0, dtype=np.int64), gated, True, setting)
-    (without,) = _rows(profile, "always_on", np.empty(0, dtype=np.int64), plain, False, setting)
-    return with_gating if with_gating.total_pj <= without.total_pj else replace(without, policy="offline_optimal")
+def _cheaper_built_either_way(
+    profile: IdleProfile, policy: GatingPolicy, plain: BankCosts, gated: BankCosts, setting: _Setting
+) -> ConfigResult:
+    """A policy that knows the trace (the offline optimum): its gating of the macro with sleep transistors, or the
+    macro without them left always on, whichever costs less (the sleep transistors' dearer accesses can outweigh
+    what gating saves)."""
+    no_timeouts = np.empty(0, dtype=np.int64)
+    (with_gating,) = _rows(profile, policy, no_timeouts, gated, True, setting)
+    (without,) = _rows(profile, GATING_POLICIES["always_on"], no_timeouts, plain, False, setting)
+    return with_gating if with_gating.total_pj <= without.total_pj else replace(without, policy=policy.name)
 
 
 def pareto_front(objectives: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -388,37 +387,3 @@ def _coverage(
     k = np.maximum(np.searchsorted(lo, at, side="right") - 1, 0)
     covered = before[k] + np.clip(at - lo[k], 0, hi[k] - lo[k])
     return np.diff(covered.reshape(banks, len(edges)), axis=1).astype(np.float64)
-
-
-def write_results(result: ExplorationResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``configs.csv``, ``exploration.json`` and the PNG plots into ``out_dir``, each file atomically.
-
-    Returns the written paths by name.
-    """
-    from stream_trapti.reports.sram_plots import write_plots
-
-    out_dir = Path(out_dir)
-    names = [f.name for f in fields(ConfigResult)]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(names)
-    for config in result.configs:
-        writer.writerow(["" if getattr(config, n) is None else getattr(config, n) for n in names])
-    paths = {"csv": atomic_write(out_dir / "configs.csv", text.getvalue().encode())}
-    summary = {
-        "memory": result.memory,
-        "cycles": result.cycles,
-        "peak_bytes": result.peak_bytes,
-        "port_bits": result.port_bits,
-        "accesses": asdict(result.accesses),
-        "spec": asdict(result.spec),
-        "stream_estimate_pj": result.stream_estimate_pj,
-        "best": {objective: asdict(result.configs[i]) | {"index": i} for objective, i in result.best.items()},
-        "pareto": list(result.pareto),
-        "skipped": [{"capacity_bytes": c, "bank_count": b, "reason": r} for c, b, r in result.skipped],
-        "rejected_by_latency": result.rejected,
-        "configs": [asdict(c) for c in result.configs],
-    }
-    paths["json"] = atomic_write(out_dir / "exploration.json", json.dumps(summary, indent=1).encode())
-    paths.update(write_plots(result, out_dir))
-    return paths

@@ -10,7 +10,9 @@ whether it must be woken at the end. Conventions (the same for every policy, so 
   is the same busy/idle split in retention mode; the modes differ only in their costs (residual leakage, wake-up).
   (Retention could also drowse banks that hold data between accesses, but the trace has no per-bank access times.)
 
-Policies:
+Policies are :class:`GatingPolicy` objects, each giving both its vectorised outcome (:meth:`GatingPolicy.outcome`, for
+the energy) and the spans it gates (:meth:`GatingPolicy.spans`, for the plots), registered by name in
+:data:`GATING_POLICIES`; the sweep, the exploration and the plots read that registry. The built-in ones:
 
 * ``always_on``: the baseline, never gates.
 * ``immediate``: gates a bank as soon as it falls idle and wakes it on demand (``timeout`` with τ = 0).
@@ -46,13 +48,14 @@ sorted entry per (wake event, other used bank idle across it), listed once per b
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from stream_trapti.sram.activity import IdleIntervals, expand_ranges
 
-POLICIES: tuple[str, ...] = ("always_on", "immediate", "timeout", "offline_optimal")
 GATING_MODES: tuple[str, ...] = ("retention", "power_off")
 
 # Larger than any timeout: marks the idle length of a leading interval, which every on-demand policy gates.
@@ -184,33 +187,115 @@ class GatingOutcome:
     gated_bank_stalls: np.ndarray
 
 
-def gating_outcome(
-    profile: IdleProfile,
-    policy: str,
-    timeouts: np.ndarray | None = None,
-    wake_cycles: int = 0,
-    break_even_cycles: float = np.inf,
-) -> GatingOutcome:
-    """Apply ``policy`` to ``profile``.
+Spans = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(bank, start, end)`` cycle ranges, one per gated interval."""
 
-    ``timeouts`` (cycles) is required for ``timeout`` and gives one outcome per entry; the other policies give one.
-    ``wake_cycles`` and ``break_even_cycles`` only matter to ``offline_optimal``.
-    """
-    if policy == "timeout":
+
+class GatingPolicy(ABC):
+    """A power-gating policy, the one place its rules are written: :meth:`outcome` applies them to a whole
+    organisation at once (sorted lengths and prefix sums, vectorised over timeouts), :meth:`spans` interval by
+    interval; the spans' total length equals the outcome's ``gated_bank_cycles``. ``wake_cycles`` and
+    ``break_even_cycles`` are the bank's wake-up time and the idle cycles a gated bank needs to pay one wake-up
+    (:meth:`~stream_trapti.sram.energy.BankCosts.break_even_cycles`)."""
+
+    name: ClassVar[str]
+    sleep_transistors: ClassVar[bool] = True
+    """Whether the macro needs sleep transistors (whose area and slightly dearer accesses the policy then pays)."""
+    takes_timeouts: ClassVar[bool] = False
+    """Whether the policy is evaluated at every timeout of the sweep, one outcome per timeout."""
+    knows_the_trace: ClassVar[bool] = False
+    """Whether the policy is chosen knowing the trace, before the macro is built: it then also takes the macro without
+    sleep transistors, never gating, when that costs less."""
+
+    @abstractmethod
+    def outcome(
+        self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
+    ) -> GatingOutcome:
+        """The policy's effect on ``profile``: one entry per timeout if it :attr:`takes_timeouts`, else one."""
+
+    @abstractmethod
+    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+        """The cycle ranges during which the policy keeps banks gated, per idle interval, at one ``timeout``."""
+
+
+class AlwaysOn(GatingPolicy):
+    """The baseline: never gates, so its macro has no sleep transistors."""
+
+    name = "always_on"
+    sleep_transistors = False
+
+    def outcome(
+        self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
+    ) -> GatingOutcome:
+        zero = np.zeros(1, dtype=np.int64)
+        return GatingOutcome(zero, zero, zero, zero)
+
+    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, none
+
+
+class Timeout(GatingPolicy):
+    """Gates a bank after τ idle cycles (leading intervals at once) and wakes it when it is next used."""
+
+    name = "timeout"
+    takes_timeouts = True
+
+    def outcome(
+        self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
+    ) -> GatingOutcome:
         if timeouts is None or np.size(timeouts) == 0:
-            raise ValueError("policy 'timeout' needs at least one timeout in cycles")
+            raise ValueError(f"policy {self.name!r} needs at least one timeout in cycles")
         tau = np.asarray(timeouts, dtype=np.int64).reshape(-1)
         if np.any(tau < 0):
             raise ValueError(f"timeouts must be non-negative cycle counts, got {tau[tau < 0].tolist()}")
         return _on_demand(profile, tau)
-    if policy == "immediate":
+
+    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+        if timeout is None or timeout < 0:
+            raise ValueError(f"policy {self.name!r} needs a non-negative timeout in cycles, got {timeout}")
+        return _on_demand_spans(intervals, timeout)
+
+
+class Immediate(GatingPolicy):
+    """Gates a bank as soon as it falls idle and wakes it on demand: :class:`Timeout` with τ = 0."""
+
+    name = "immediate"
+
+    def outcome(
+        self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
+    ) -> GatingOutcome:
         return _on_demand(profile, np.zeros(1, dtype=np.int64))
-    if policy == "always_on":
+
+    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+        return _on_demand_spans(intervals, 0)
+
+
+class OfflineOptimal(GatingPolicy):
+    """Gates exactly the intervals worth a wake-up (longer than ``wake_cycles + break_even_cycles``), waking
+    ``wake_cycles`` early so it never stalls; trailing intervals always."""
+
+    name = "offline_optimal"
+    knows_the_trace = True
+
+    def outcome(
+        self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
+    ) -> GatingOutcome:
+        _check_wake(wake_cycles, break_even_cycles)
+        threshold = np.array([wake_cycles + break_even_cycles])
+        leading_count, leading_sum = profile.leading_wake.above(threshold)
+        interior_count, interior_sum = profile.interior.above(threshold)
+        wakes = leading_count + interior_count
+        gated = leading_sum + interior_sum - wake_cycles * wakes + profile.trailing.total + profile.unused_bank_cycles
         zero = np.zeros(1, dtype=np.int64)
-        return GatingOutcome(zero, zero, zero, zero)
-    if policy == "offline_optimal":
-        return _offline_optimal(profile, wake_cycles, break_even_cycles)
-    raise ValueError(f"unknown gating policy {policy!r}; expected one of {POLICIES}")
+        return GatingOutcome(gated, wakes, zero, zero)
+
+    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+        _check_wake(wake_cycles, break_even_cycles)
+        wakes = intervals.wakes
+        stop = np.where(wakes, intervals.end - wake_cycles, intervals.end)
+        keep = ~wakes | (intervals.length > wake_cycles + break_even_cycles)
+        return intervals.bank[keep], intervals.start[keep], stop[keep]
 
 
 def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
@@ -231,19 +316,53 @@ def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
     return GatingOutcome(gated, wakes, stalls, gated_bank_stalls)
 
 
-def _offline_optimal(profile: IdleProfile, wake_cycles: int, break_even_cycles: float) -> GatingOutcome:
-    """Gate exactly the intervals worth a wake-up, waking ``wake_cycles`` early; never stalls."""
+def _on_demand_spans(intervals: IdleIntervals, tau: int) -> Spans:
+    """The spans of :func:`_on_demand`: each interval from ``tau`` cycles in (leading ones from their start)."""
+    begin = np.where(intervals.leading, intervals.start, intervals.start + tau)
+    keep = begin < intervals.end
+    return intervals.bank[keep], begin[keep], intervals.end[keep]
+
+
+def _check_wake(wake_cycles: int, break_even_cycles: float) -> None:
     if wake_cycles < 0 or not break_even_cycles >= 0:
         raise ValueError(
             f"offline_optimal needs wake_cycles >= 0 and break_even_cycles >= 0, got {wake_cycles}, {break_even_cycles}"
         )
-    threshold = np.array([wake_cycles + break_even_cycles])
-    leading_count, leading_sum = profile.leading_wake.above(threshold)
-    interior_count, interior_sum = profile.interior.above(threshold)
-    wakes = leading_count + interior_count
-    gated = leading_sum + interior_sum - wake_cycles * wakes + profile.trailing.total + profile.unused_bank_cycles
-    zero = np.zeros(1, dtype=np.int64)
-    return GatingOutcome(gated, wakes, zero, zero)
+
+
+GATING_POLICIES: dict[str, GatingPolicy] = {
+    policy.name: policy for policy in (AlwaysOn(), Immediate(), Timeout(), OfflineOptimal())
+}
+"""Every gating policy by name, in sweep order: the one registry the sweep, the exploration and the plots read.
+A new policy is a :class:`GatingPolicy` added here."""
+
+
+def policy_names() -> tuple[str, ...]:
+    """The registered policies' names, in registry order (the sweep's default)."""
+    return tuple(GATING_POLICIES)
+
+
+def gating_policy(name: str) -> GatingPolicy:
+    """The registered policy called ``name``."""
+    try:
+        return GATING_POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown gating policy {name!r}; expected one of {policy_names()}") from None
+
+
+def gating_outcome(
+    profile: IdleProfile,
+    policy: str,
+    timeouts: np.ndarray | None = None,
+    wake_cycles: int = 0,
+    break_even_cycles: float = np.inf,
+) -> GatingOutcome:
+    """Apply the policy called ``policy`` to ``profile`` (:meth:`GatingPolicy.outcome`).
+
+    ``timeouts`` (cycles) is required for a policy that takes timeouts and gives one outcome per entry; the other
+    policies give one. ``wake_cycles`` and ``break_even_cycles`` matter to the policies that use them.
+    """
+    return gating_policy(policy).outcome(profile, timeouts, wake_cycles, break_even_cycles)
 
 
 def gated_spans(
@@ -252,27 +371,8 @@ def gated_spans(
     timeout: int | None = None,
     wake_cycles: int = 0,
     break_even_cycles: float = np.inf,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``(bank, start, end)`` cycle ranges during which ``policy`` keeps banks gated, per interval.
-
-    This is the per-interval form of :func:`gating_outcome` (same rules, one timeout), for plots and checks; the
-    spans' total length equals the outcome's ``gated_bank_cycles``.
-    """
-    length, leading, wakes = intervals.length, intervals.leading, intervals.wakes
-    if policy == "always_on":
-        keep = np.zeros(len(length), dtype=bool)
-        begin, stop = intervals.start, intervals.end
-    elif policy in ("immediate", "timeout"):
-        tau = 0 if policy == "immediate" else timeout
-        if tau is None or tau < 0:
-            raise ValueError(f"policy 'timeout' needs a non-negative timeout in cycles, got {timeout}")
-        begin = np.where(leading, intervals.start, intervals.start + tau)
-        stop = intervals.end
-        keep = begin < stop
-    elif policy == "offline_optimal":
-        begin = intervals.start
-        stop = np.where(wakes, intervals.end - wake_cycles, intervals.end)
-        keep = ~wakes | (length > wake_cycles + break_even_cycles)
-    else:
-        raise ValueError(f"unknown gating policy {policy!r}; expected one of {POLICIES}")
-    return intervals.bank[keep], begin[keep], stop[keep]
+) -> Spans:
+    """The ``(bank, start, end)`` cycle ranges during which the policy called ``policy`` keeps banks gated, per
+    interval (:meth:`GatingPolicy.spans`, one timeout), for plots and checks; the spans' total length equals
+    :func:`gating_outcome`'s ``gated_bank_cycles``."""
+    return gating_policy(policy).spans(intervals, timeout, wake_cycles, break_even_cycles)

@@ -7,7 +7,7 @@ A YAML mapping; every key is optional and checked, unknown keys are errors::
     allocator: compacting   # compacting | first_fit (first fit needs the tracker's allocations)
     capacities_kib: [4096]  # or capacities_bytes; default: the memory's own capacity
     banks: [1, 2, 4, 8, 16, 32, 64]
-    policies: [always_on, immediate, timeout, offline_optimal]
+    policies: [always_on, immediate, timeout, offline_optimal]  # default: every registered policy
     timeouts_cycles: [10, 100, 1000, 10000, 100000]
     flavours: [hp]          # CACTI device flavours: hp | lstp | lop, or cell/periphery such as lstp/hp
     gating_modes: [retention]   # retention | power_off
@@ -50,7 +50,7 @@ from stream_trapti.config_model import (
 )
 from stream_trapti.errors import ConfigError
 from stream_trapti.sram.cacti import FLAVORS, TECHNOLOGY_NODES_NM, TEMPERATURES_K
-from stream_trapti.sram.policies import GATING_MODES, POLICIES
+from stream_trapti.sram.policies import GATING_MODES, GATING_POLICIES, policy_names
 from stream_trapti.trace import MemoryInfo, View
 
 Allocator = Literal["compacting", "first_fit"]
@@ -88,6 +88,14 @@ def _port_width(bits: int) -> int:
     return bits
 
 
+def _policy(name: str) -> str:
+    """A registered gating policy's name; read at validation time, so a policy registered later is accepted."""
+    if name not in GATING_POLICIES:
+        *others, last = (repr(known) for known in GATING_POLICIES)
+        raise ValueError(f"expected {', '.join(others)} or {last}" if others else f"expected {last}")
+    return name
+
+
 def _memory(value: Any) -> int | str:
     """A memory index (an integer >= 0) or a non-empty name; which exist is known only with the trace or hardware."""
     if isinstance(value, str) and value:
@@ -120,7 +128,7 @@ class SweepSpec:
     banks: NonEmptyTuple[Annotated[Int, Field(ge=1), AfterValidator(_bank_count)]] = tuple(
         2**i for i in range(MAX_BANKS.bit_length())
     )
-    policies: NonEmptyTuple[Literal[POLICIES]] = POLICIES
+    policies: NonEmptyTuple[Annotated[str, AfterValidator(_policy)]] = Field(default_factory=policy_names)
     timeouts_cycles: UniqueTuple[Annotated[Int, Field(ge=0)]] = (10, 100, 1_000, 10_000, 100_000)
     flavours: NonEmptyTuple[Literal[FLAVOURS]] = ("hp",)
     gating_modes: NonEmptyTuple[Literal[GATING_MODES]] = ("retention",)
@@ -134,8 +142,9 @@ class SweepSpec:
 
     @model_validator(mode="after")
     def _timeouts_for_the_timeout_policy(self) -> Self:
-        if "timeout" in self.policies and not self.timeouts_cycles:
-            raise ValueError("key 'timeouts_cycles': must not be empty when policy 'timeout' is swept")
+        timed = [name for name in self.policies if GATING_POLICIES[name].takes_timeouts]
+        if timed and not self.timeouts_cycles:
+            raise ValueError(f"key 'timeouts_cycles': must not be empty when policy {timed[0]!r} is swept")
         return self
 
 

@@ -6,11 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from stream_trapti.trace import ACCESS_SOURCES, OccupancyTrace
+from stream_trapti.trace import ACCESS_SOURCES, SRAM_METADATA_KEY
 from stream_trapti.tracker.group import GroupOccupancy
-
-SRAM_METADATA_KEY = "stream_sram_pj"
-"""Trace metadata key holding Stream's own energy per on-chip memory and access source (JSON)."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +39,3 @@ class StreamEstimate:
             "stream_energy_pj": repr(self.energy_pj),
             SRAM_METADATA_KEY: json.dumps(self.sram_pj, sort_keys=True),
         }
-
-
-def stream_sram_pj(trace: OccupancyTrace, memory: int | str) -> dict[str, float] | None:
-    """Stream's own energy of one memory of ``trace`` per access source, as the solve recorded it; None when the
-    trace does not carry it."""
-    recorded = json.loads(trace.metadata.get(SRAM_METADATA_KEY, "{}"))
-    return recorded.get(trace.memories[trace.memory_index(memory)].name)
