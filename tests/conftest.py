@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stream
 
 from stream_trapti.cache_dir import CACHE_ENV
+from stream_trapti.mappings import build_mapping
+from stream_trapti.workloads.builder import write_workload
+from stream_trapti.workloads.config import preset
+from stream_trapti.workloads.spec import WorkloadSpec
 
 STREAM_DIR = Path(stream.__file__).parent
+HARDWARE = Path(__file__).resolve().parent.parent / "hardware"
+DEFAULT_HARDWARE = HARDWARE / "trapti_edge.yaml"
+"""The project's default accelerator: two 64×64 arrays (cores 0, 1), a vector core (2), one shared 4 MiB SRAM."""
 FUSEMAX = STREAM_DIR / "inputs/examples/hardware/fusemax.yaml"
 """Stream's shipped accelerator whose array and vector cores share one on-chip SRAM."""
 
@@ -46,3 +55,29 @@ def mha_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mha") / "mha.onnx"
     stream_fixture("make_attention_head").make_multi_head_attention(str(path), seq=64, d_model=256, heads=4)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_block(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tiny_block(model, phase, length, layers=1)``: the ONNX file of that workload of a tiny preset, written once
+    per session."""
+    root = tmp_path_factory.mktemp("tiny")
+
+    @cache
+    def write(model: str, phase: str, length: int, layers: int = 1) -> Path:
+        spec = WorkloadSpec(phase=phase, length=length, layers=layers)
+        return write_workload(preset(model), spec, root / f"{model}_{phase}_{length}_{layers}.onnx")
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_mapping(tiny_block: Callable[..., Path]) -> Callable[..., dict[str, Any]]:
+    """``tiny_mapping(model, phase, length, layers=1)``: the fixed mapping of ``tiny_block(...)`` on the default
+    hardware, built once per session (building runs Stream's tiler). Shared between tests: do not modify it."""
+
+    @cache
+    def build(model: str, phase: str, length: int, layers: int = 1) -> dict[str, Any]:
+        return build_mapping(tiny_block(model, phase, length, layers), DEFAULT_HARDWARE)
+
+    return build
