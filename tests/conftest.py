@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import stream
 
 from stream_trapti.cache_dir import CACHE_ENV
+from stream_trapti.mappings import build_mapping
 from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
 from stream_trapti.sram.energy import BankCosts
 from stream_trapti.trace import MemoryInfo, OccupancyTrace
+from stream_trapti.workloads.builder import write_workload
+from stream_trapti.workloads.config import preset
+from stream_trapti.workloads.spec import WorkloadSpec
 
 STREAM_DIR = Path(stream.__file__).parent
+HARDWARE = Path(__file__).resolve().parent.parent / "hardware"
+DEFAULT_HARDWARE = HARDWARE / "trapti_edge.yaml"
+"""The project's default accelerator: two 64×64 arrays (cores 0, 1), a vector core (2), one shared 4 MiB SRAM."""
 FUSEMAX = STREAM_DIR / "inputs/examples/hardware/fusemax.yaml"
 """Stream's shipped accelerator whose array and vector cores share one on-chip SRAM."""
 
@@ -106,3 +115,29 @@ HAND = dict(
 HAND_COSTS = BankCosts(
     read_pj=1.0, write_pj=2.0, leakage_mw=1.0, gated_mw=0.25, wake_energy_pj=10.0, wake_cycles=2, area_mm2=1.0
 )
+
+
+@pytest.fixture(scope="session")
+def tiny_block(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tiny_block(model, phase, length, layers=1)``: the ONNX file of that workload of a tiny preset, written once
+    per session."""
+    root = tmp_path_factory.mktemp("tiny")
+
+    @cache
+    def write(model: str, phase: str, length: int, layers: int = 1) -> Path:
+        spec = WorkloadSpec(phase=phase, length=length, layers=layers)
+        return write_workload(preset(model), spec, root / f"{model}_{phase}_{length}_{layers}.onnx")
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_mapping(tiny_block: Callable[..., Path]) -> Callable[..., dict[str, Any]]:
+    """``tiny_mapping(model, phase, length, layers=1)``: the fixed mapping of ``tiny_block(...)`` on the default
+    hardware, built once per session (building runs Stream's tiler). Shared between tests: do not modify it."""
+
+    @cache
+    def build(model: str, phase: str, length: int, layers: int = 1) -> dict[str, Any]:
+        return build_mapping(tiny_block(model, phase, length, layers), DEFAULT_HARDWARE)
+
+    return build

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from stream_trapti.sram import cacti_build
+from stream_trapti.sram import cacti_build, cacti_cache
 from stream_trapti.sram.cacti import (
     CactiError,
     SramConfig,
@@ -193,3 +194,50 @@ def test_patch_refuses_unexpected_source(tmp_path: Path) -> None:
     (tmp_path / patch.path).write_text("// some other CACTI\n")
     with pytest.raises(cacti_build.CactiBuildError, match="zigzag-dse==3.9.1"):
         cacti_build.apply_patch(tmp_path, patch)
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "AMD64", "i686", "aarch64", "arm64", "ppc64le", "riscv64", "s390x"])
+def test_build_flags_suit_the_machine(machine: str) -> None:
+    variables = cacti_build.make_variables(machine)
+    assert variables["CXX"] == "g++"  # not CACTI's "g++ -m64", which ARM64 and RISC-V compilers reject
+    flags = variables["OPT"].split()
+    assert "-O2" in flags and "-DNTHREADS=2" in flags
+    x86 = machine.lower() in {"x86_64", "amd64", "i686"}
+    assert ("-msse2" in flags and "-mfpmath=sse" in flags) == x86
+    assert any(flag.startswith("-m") for flag in flags) == x86
+    assert ("-ffp-contract=off" in flags) != x86
+
+
+def test_fingerprint_covers_the_build_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = shipped_source_dir()
+    seen = set()
+    for machine in ("x86_64", "aarch64"):
+        monkeypatch.setattr(cacti_build, "MAKE_VARIABLES", cacti_build.make_variables(machine))
+        seen.add(cacti_build.fingerprint(source))
+    monkeypatch.setattr(cacti_build, "MAKE_VARIABLES", {**cacti_build.make_variables("aarch64"), "CXX": "clang++"})
+    seen.add(cacti_build.fingerprint(source))
+    assert len(seen) == 3
+
+
+def test_parallelism_follows_the_cpus_we_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cacti_build.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert cacti_build.available_cpus() == 3
+    monkeypatch.delattr(cacti_build.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(cacti_build.os, "cpu_count", lambda: None)
+    assert cacti_build.available_cpus() == 1
+    monkeypatch.setattr(cacti_build.os, "cpu_count", lambda: 6)
+    assert cacti_build.available_cpus() == 6
+
+
+def test_query_many_runs_one_cacti_per_cpu_by_default(cacti: CactiInstall, monkeypatch: pytest.MonkeyPatch) -> None:
+    pools = []
+
+    def recording_pool(max_workers: int) -> ThreadPoolExecutor:
+        pools.append(max_workers)
+        return ThreadPoolExecutor(max_workers=max_workers)
+
+    monkeypatch.setattr(cacti_cache, "ThreadPoolExecutor", recording_pool)
+    monkeypatch.setattr(cacti_cache, "available_cpus", lambda: 3)
+    query_many([], progress=False)
+    query_many([], workers=1, progress=False)
+    assert pools == [3, 1]

@@ -15,6 +15,8 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
+import platform
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,9 +29,42 @@ from stream_trapti.atomic import atomic_directory
 from stream_trapti.cache_dir import CACHE_ENV, cache_root
 from stream_trapti.subprocesses import run_child
 
-# CACTI's own makefile ("make opt") compiles without -O; -O2 makes each query several times faster.
-OPT_FLAGS = "-O2 -msse2 -mfpmath=sse -DNTHREADS=2"
-BUILD_JOBS = 2
+X86_MACHINES = frozenset({"x86_64", "amd64", "i386", "i486", "i586", "i686", "x86"})
+"""``platform.machine()`` names of the x86 family, whose compilers take ``-msse2 -mfpmath=sse``."""
+
+
+def compiler_flags(machine: str) -> str:
+    """The ``OPT`` flags CACTI is compiled with on ``machine`` (a ``platform.machine()`` name).
+
+    CACTI's own makefile ("make opt") compiles without -O; -O2 makes each query several times faster. On x86,
+    ``-msse2 -mfpmath=sse`` (from CACTI's makefile) computes doubles in SSE registers rather than the x87's 80-bit
+    ones (the default of 32-bit x86 only), so no figure depends on where the compiler spills a register. Other
+    compilers reject those flags; their FPUs compute doubles in double precision already, and ``-ffp-contract=off``
+    stops GCC from fusing a multiply and an add into one rounding (its default wherever the target has fused
+    multiply-add: ARM64, POWER, RISC-V), which x86-64 without ``-march`` never does. ``NTHREADS`` is the number of
+    threads one CACTI query searches its organisations with.
+    """
+    if machine.lower() in X86_MACHINES:
+        return "-O2 -msse2 -mfpmath=sse -DNTHREADS=2"
+    return "-O2 -ffp-contract=off -DNTHREADS=2"
+
+
+def make_variables(machine: str) -> dict[str, str]:
+    """The variables ``make opt`` is given on ``machine``. CACTI's makefile sets ``CXX = g++ -m64``, and ``-m64`` is
+    an x86 and POWER option; plain ``g++`` compiles for its own target (64-bit on x86-64, as before)."""
+    return {"CXX": "g++", "OPT": compiler_flags(machine)}
+
+
+MAKE_VARIABLES = make_variables(platform.machine())
+"""This machine's CACTI build variables; :func:`fingerprint` covers them, so each set has its own build and results."""
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one, else ``os.cpu_count()``."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
 
 MANIFEST = "stream-trapti-build.json"
 MANIFEST_SCHEMA = "cacti-build 1"
@@ -133,13 +168,15 @@ def _source_files(source: Path) -> list[Path]:
 
 
 def fingerprint(source: Path) -> str:
-    """Hash of the CACTI source, our patches and our compiler flags: it names the build and keys cached results."""
+    """Hash of the CACTI source, our patches and the make variables (compiler, flags): it names the build and keys
+    cached results."""
     digest = hashlib.sha256()
     for rel in _source_files(source):
         digest.update(str(rel).encode() + b"\0" + (source / rel).read_bytes() + b"\0")
     for patch in PATCHES:
         digest.update(f"{patch.path}\0{patch.old}\0{patch.new}\0".encode())
-    digest.update(OPT_FLAGS.encode())
+    for name, value in sorted(MAKE_VARIABLES.items()):
+        digest.update(f"{name}={value}\0".encode())
     return digest.hexdigest()[:16]
 
 
@@ -186,7 +223,8 @@ def _compile(staging: Path, source: Path) -> None:
         apply_patch(staging, patch)
     # make and its compilers die with us, and keep their temporary files in the staging directory: a killed build
     # leaves only the staging directory, which the next run removes.
-    result = run_child(["make", "opt", f"-j{BUILD_JOBS}", f"OPT={OPT_FLAGS}"], cwd=staging)
+    variables = [f"{name}={value}" for name, value in MAKE_VARIABLES.items()]
+    result = run_child(["make", "opt", f"-j{available_cpus()}", *variables], cwd=staging)
     if result.returncode != 0 or not (staging / "cacti").is_file():
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
         raise CactiBuildError(f"compiling CACTI in {staging} failed (exit {result.returncode}):\n{tail}")

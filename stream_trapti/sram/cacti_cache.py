@@ -23,15 +23,11 @@ from tqdm import tqdm
 from stream_trapti import cache_entry
 from stream_trapti.cache_dir import cache_root
 from stream_trapti.sram.cacti import ArrayOrganisation, SramConfig, SramResult, evaluate
-from stream_trapti.sram.cacti_build import CactiInstall, ensure_cacti
+from stream_trapti.sram.cacti_build import CactiInstall, available_cpus, ensure_cacti
 
 # Bump when SramResult's fields or the file format change, so results cached by an older stream-trapti are not misread.
 RESULT_SCHEMA = 5
 ENTRY_SCHEMA = f"cacti-result {RESULT_SCHEMA}"
-
-# Two CACTI processes at a time: the machines this runs on have two cores. Threads suffice because the work happens
-# in the CACTI subprocesses, and they keep cacti_process_count() exact (one process-wide counter).
-DEFAULT_WORKERS = 2
 
 
 def _key(config: SramConfig) -> str:
@@ -71,13 +67,16 @@ def query(config: SramConfig) -> SramResult:
     return result
 
 
-def query_many(
-    configs: Iterable[SramConfig], *, workers: int = DEFAULT_WORKERS, progress: bool = True
-) -> list[SramResult]:
-    """``query`` for each configuration, in order, running at most ``workers`` CACTI processes at once.
+def query_many(configs: Iterable[SramConfig], *, workers: int | None = None, progress: bool = True) -> list[SramResult]:
+    """``query`` for each configuration, in order, running at most ``workers`` CACTI processes at once (default: one
+    per CPU this process may use).
 
-    Duplicates are evaluated once. A failing configuration raises its error after the others have finished.
+    Duplicates are evaluated once. A failing configuration raises its error after the others have finished. Threads
+    suffice because the work happens in the CACTI subprocesses, and they keep cacti_process_count() exact (one
+    process-wide counter).
     """
+    if workers is None:
+        workers = available_cpus()
     if workers < 1:
         raise ValueError(f"workers={workers} must be at least 1.")
     ordered = list(configs)
