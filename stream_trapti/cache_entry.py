@@ -62,7 +62,7 @@ def load[T](path: Path, schema: str, decode: Callable[[bytes], T]) -> T | None:
         return decode(unseal(data, schema))
     # Whatever a bad entry makes the decoder raise (a missing key, a field this version does not know, a value it
     # now rejects), the cure is the same: recompute. A decoder bug still shows, as this warning on every run.
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         reason = error if isinstance(error, CorruptEntry) else f"{type(error).__name__}: {error}"
         logger.warning("cache entry %s is unusable (%s); deleting it and recomputing", path, reason)
         path.unlink(missing_ok=True)

@@ -121,11 +121,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _trace(args: argparse.Namespace) -> None:
-    from stream_trapti.api import TraceOptions, trace_workload  # noqa: PLC0415 -- keeps --help fast
-    from stream_trapti.atomic import check_output_directory  # noqa: PLC0415
-    from stream_trapti.inference import Phases, trace_inference  # noqa: PLC0415
-    from stream_trapti.reports.trace_outputs import write_trace_outputs  # noqa: PLC0415
-    from stream_trapti.scratch import scratch_directory, scratch_root  # noqa: PLC0415
+    # Imported here, not at the top: keeps --help fast.
+    from stream_trapti.api import TraceOptions, trace_workload
+    from stream_trapti.atomic import check_output_directory
+    from stream_trapti.inference import Phases, trace_inference
+    from stream_trapti.reports.trace_outputs import write_trace_outputs
+    from stream_trapti.scratch import scratch_directory, scratch_root
 
     # Refused before the solve, not after it: a bad --out should cost no solve.
     inputs = [p for p in (args.hardware, args.onnx, args.mapping) if p is not None]
@@ -159,8 +160,9 @@ def _refuse_model_options(args: argparse.Namespace) -> None:
 
 
 def _explore(args: argparse.Namespace) -> None:
-    from stream_trapti.atomic import check_output_directory  # noqa: PLC0415 -- keeps --help fast
-    from stream_trapti.sram.exploration import explore_trace  # noqa: PLC0415
+    # Imported here, not at the top: keeps --help fast.
+    from stream_trapti.atomic import check_output_directory
+    from stream_trapti.sram.exploration import explore_trace
 
     check_output_directory(args.out, [p for p in (args.trace, args.sweep) if p is not None])
     result = explore_trace(args.trace, args.sweep, args.out)
@@ -181,9 +183,10 @@ def _explore(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from stream_trapti.api import TraceOptions  # noqa: PLC0415 -- keeps --help fast
-    from stream_trapti.experiment import load_experiment, run_experiment  # noqa: PLC0415
-    from stream_trapti.reports.console import print_summary  # noqa: PLC0415
+    # Imported here, not at the top: keeps --help fast.
+    from stream_trapti.api import TraceOptions
+    from stream_trapti.experiment import load_experiment, run_experiment
+    from stream_trapti.reports.console import print_summary
 
     experiment = load_experiment(args.experiment)
     print_summary(run_experiment(experiment, TraceOptions(use_cache=not args.no_cache)))
@@ -191,7 +194,8 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from stream_trapti.reports.report_md import rewrite_report  # noqa: PLC0415
+    # Imported here, not at the top: keeps --help fast.
+    from stream_trapti.reports.report_md import rewrite_report
 
     print(f"wrote {rewrite_report(args.directory)}")
 

@@ -214,7 +214,7 @@ def intra_core_tiling(
     return tiling or whole
 
 
-def _accumulators_fit(  # noqa: PLR0913
+def _accumulators_fit(
     tiler: CapacityTiler,
     cores_per_node: dict[ComputationNode, list[Core]],
     unroll: dict[LayerDim, int],
@@ -291,7 +291,7 @@ def _accumulators(
     return tuple(cn for cn in cns if inside and order[outer] in reduced_by[cn]), inside
 
 
-def _resident_bits(  # noqa: PLR0913
+def _resident_bits(
     tiler: CapacityTiler,
     cores_per_node: dict[ComputationNode, list[Core]],
     unroll: dict[LayerDim, int],

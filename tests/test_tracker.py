@@ -169,7 +169,10 @@ def test_guard_names_the_group_when_stream_disagrees(
 
 def test_energy_guard_names_the_group(mha_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     report = stream_internals.stream_energy_report
-    doubled = lambda a: {**report(a), "node_pj_per_iteration": 2 * report(a)["node_pj_per_iteration"]}  # noqa: E731
+
+    def doubled(allocation):
+        return {**report(allocation), "node_pj_per_iteration": 2 * report(allocation)["node_pj_per_iteration"]}
+
     monkeypatch.setattr(stream_internals, "stream_energy_report", doubled)
     with pytest.raises(StreamContractError, match=r"group '[^']+': node energy \(pJ\) is"):
         solve(mha_onnx, tmp_path, {"sink": [], "classify": classify})
@@ -188,7 +191,10 @@ def test_tracker_does_not_change_the_solve(traced, mha_onnx: Path, tmp_path: Pat
     estimate, _, _ = traced
     plain = solve(mha_onnx, tmp_path, None)
     assert plain.group_cycles == estimate.group_cycles
-    energy = lambda e: [a["performance"]["energy"] for a in e.context.get("group_allocations").values()]  # noqa: E731
+
+    def energy(estimate):
+        return [a["performance"]["energy"] for a in estimate.context.get("group_allocations").values()]
+
     assert energy(plain) == energy(estimate)
 
 

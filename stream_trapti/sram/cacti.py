@@ -268,7 +268,7 @@ def cacti_process_count() -> int:
 
 
 def _count_run() -> None:
-    global _runs  # noqa: PLW0603 (a process-wide counter is the point)
+    global _runs  # a process-wide counter is the point
     with _runs_lock:
         _runs += 1
 

@@ -93,8 +93,8 @@ def query_many(configs: Iterable[SramConfig], *, workers: int | None = None, pro
             for future in as_completed(futures):
                 try:
                     results[futures[future]] = future.result()
-                except Exception as error:  # noqa: BLE001 (collected and re-raised below)
-                    errors.append(error)
+                except Exception as error:
+                    errors.append(error)  # re-raised below, once the other configurations have finished
                 bar.update()
         except BaseException:
             # Ctrl-C reaches this thread only: drop the queued queries so the pool waits for the running ones alone.

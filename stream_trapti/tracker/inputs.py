@@ -43,14 +43,16 @@ def load_accelerator(path: str | Path) -> Accelerator:
         validator = AcceleratorValidator(data, str(path))
         try:
             valid, crash = validator.validate(), None
-        except Exception as error:  # noqa: BLE001 -- its later checks index keys its schema check already found missing
+        except Exception as error:
+            # Its later checks index keys its schema check already found missing: report those findings instead.
             valid, crash = False, error
     if not valid:
         findings = "; ".join(validator.errors) or _one_line(crash)
         raise InputFileError(f"hardware YAML {path}: not a valid Stream accelerator: {findings}") from crash
     try:
         return AcceleratorFactory(validator.normalized_data).create()
-    except Exception as error:  # noqa: BLE001 -- ZigZag and Stream raise many types for one bad description
+    except Exception as error:
+        # ZigZag and Stream raise many types for one bad description; all of them are about this file.
         why = _one_line(error)
         raise InputFileError(f"hardware YAML {path}: Stream cannot build the accelerator ({why})") from error
 
@@ -67,7 +69,8 @@ def check_onnx_workload(onnx_path: str | Path) -> onnx.ModelProto:
     path = check_file(onnx_path, "workload ONNX")
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # noqa: BLE001 -- onnx raises several unrelated types for unreadable files
+    except Exception as error:
+        # onnx raises several unrelated types for unreadable files.
         raise InputFileError(f"workload ONNX {path}: not a readable ONNX model ({_one_line(error)})") from error
     if not model.graph.node:
         raise InputFileError(f"workload ONNX {path}: the graph has no nodes (an empty or truncated file?)")

@@ -71,7 +71,8 @@ class OccupancyTracker:
 
 
 def _default_classifier() -> Classifier:
-    from stream_trapti.workloads.tensors import classify_tensor  # noqa: PLC0415 -- keeps plugin discovery light
+    # Keeps plugin discovery light.
+    from stream_trapti.workloads.tensors import classify_tensor
 
     return lambda name: classify_tensor(name).value
 

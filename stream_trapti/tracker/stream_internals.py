@@ -347,4 +347,5 @@ def tiler_node_sizes(
 ) -> dict[LayerDim, int]:
     """The extent of every unique loop dimension on one core running ``node`` when the group's cores hold
     ``resident``, as Stream's capacity tiler computes it (under the node's own split, else the group's ``unroll``)."""
-    return tiler._node_sizes(node, cores_per_node, unroll, resident, node_unroll)  # noqa: SLF001 -- see module docstring
+    # A private method of Stream's tiler, listed in the module docstring.
+    return tiler._node_sizes(node, cores_per_node, unroll, resident, node_unroll)
