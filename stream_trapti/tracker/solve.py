@@ -29,15 +29,15 @@ def solve_groups_cached(
     cache_dir: Path | None,
 ) -> list[GroupOccupancy]:
     """:func:`solve_groups`, answered from ``cache_dir`` when the same solve was cached there (None: no cache)."""
-    if cache_dir is None:
-        return solve_groups(hardware, workload, output_path, mapping, solve)
     check_solve_inputs(hardware, workload, mapping)
+    if cache_dir is None:
+        return _solve(hardware, workload, output_path, mapping, solve)
     hardware, workload = Path(hardware), Path(workload)
     key = cache.solve_key(hardware, workload, Path(mapping) if mapping else None, _options_key(solve))
     if (hit := cache.load_groups(cache_dir, key)) is not None:
         logger.info("reusing the cached solve of %s on %s", workload, hardware)
         return hit
-    groups = solve_groups(hardware, workload, output_path, mapping, solve)
+    groups = _solve(hardware, workload, output_path, mapping, solve)
     cache.store_groups(cache_dir, key, groups)
     return groups
 
@@ -57,6 +57,17 @@ def solve_groups(
     """One Stream solve with the tracker on: every fused group's occupancy, in schedule order. The inputs are
     checked first (:mod:`stream_trapti.tracker.inputs`), so a bad one is named before Stream trips over it."""
     check_solve_inputs(hardware, workload, mapping)
+    return _solve(hardware, workload, output_path, mapping, solve)
+
+
+def _solve(
+    hardware: str | Path,
+    workload: str | Path,
+    output_path: str | Path,
+    mapping: str | Path | None,
+    solve: SolveOptions,
+) -> list[GroupOccupancy]:
+    """:func:`solve_groups` on inputs already checked."""
     groups: list[GroupOccupancy] = []
     instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: {"sink": groups}}
     solve = replace(solve, instrumentation=instrumentation)
