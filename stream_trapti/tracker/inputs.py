@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import onnx
@@ -24,6 +25,7 @@ from stream.parser.onnx.layout import LAYOUT_OPS
 from stream.parser.onnx.model import ONNXModelParser, onnx_parser_for
 
 from stream_trapti.errors import InputFileError, check_file
+from stream_trapti.provenance import hardware_identity
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import on_chip_memories
 
@@ -55,6 +57,24 @@ def load_accelerator(path: str | Path) -> Accelerator:
         # ZigZag and Stream raise many types for one bad description; all of them are about this file.
         why = _one_line(error)
         raise InputFileError(f"hardware YAML {path}: Stream cannot build the accelerator ({why})") from error
+
+
+def check_hardware(path: str | Path) -> None:
+    """:func:`load_accelerator`'s checks, made once per process for each content of the accelerator and core YAMLs:
+    an inference checks its hardware before every step's solve, and building Stream's accelerator takes about 70 ms."""
+    path = check_file(path, "hardware YAML")
+    try:
+        identity = hardware_identity(path)
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        load_accelerator(path)  # not readable as an accelerator description: the full check says why
+        raise
+    _check_hardware_once(path, identity)
+
+
+@cache
+def _check_hardware_once(path: Path, identity: str) -> None:
+    """:func:`load_accelerator` on ``path`` whose files hash to ``identity``; a failed check is not remembered."""
+    load_accelerator(path)
 
 
 def hardware_memories(path: str | Path) -> tuple[MemoryInfo, ...]:
@@ -132,7 +152,7 @@ def check_mapping(mapping_path: str | Path, model: onnx.ModelProto, onnx_path: s
 
 def check_solve_inputs(hardware: str | Path, workload: str | Path, mapping: str | Path | None) -> None:
     """Every check above for the inputs of one solve: the accelerator, the workload and, when given, the mapping."""
-    load_accelerator(hardware)
+    check_hardware(hardware)
     model = check_onnx_workload(workload)
     if mapping is not None:
         check_mapping(mapping, model, workload)
