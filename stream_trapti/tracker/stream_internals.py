@@ -54,6 +54,7 @@ from stream_trapti.errors import StreamContractError
 
 if TYPE_CHECKING:
     from stream.allocation.allocation import Allocation
+    from stream.allocation.problem import AllocationProblem
     from stream.datatypes import LayerDim
     from stream.hardware.architecture.core import Core
     from stream.mapping.capacity_tiler import CapacityTiler
@@ -202,7 +203,7 @@ def node_sram_accesses(allocation: Allocation, group: str) -> list[NodeSramAcces
     problem = allocation.problem
     found = []
     for node in problem.workload.get_computation_nodes():
-        placed = {core for group in problem.mapping.get(node).resource_allocation for core in group}
+        placed = _placed_cores(problem, node)
         for core in problem.cost_lut.get_cores(node):
             top = top_memory(core)
             entry = problem.cost_lut.get_cost(node, core)
@@ -210,6 +211,11 @@ def node_sram_accesses(allocation: Allocation, group: str) -> list[NodeSramAcces
                 continue
             found += [_operand_access(group, node, core, entry.cme, op, top) for op in entry.cme.memory_word_access]
     return found
+
+
+def _placed_cores(problem: AllocationProblem, node: ComputationNode) -> set[Core]:
+    """The cores the mapping runs ``node`` on (the cost LUT also holds the cores it was only costed on)."""
+    return {core for group in problem.mapping.get(node).resource_allocation for core in group}
 
 
 def _operand_access(
@@ -287,8 +293,9 @@ def stream_sram_energy(allocation: Allocation, space: DecisionSpace, nodes: list
     node_total = sum(
         problem.cost_lut.get_cost(node, core).energy_total * active_fraction(node, space.ssis)
         for node in space.ssc_nodes
+        for placed in (_placed_cores(problem, node),)
         for core in problem.cost_lut.get_cores(node)
-        if core in {c for group in problem.mapping.get(node).resource_allocation for c in group}
+        if core in placed
     )
     transfer: dict[int, float] = {}
     transfer_total = 0.0
