@@ -9,9 +9,9 @@ From that schedule this module derives, per group:
 * the **reserved** bytes per memory and tensor, reproduced from Stream's ``memory_capacity`` constraint family with
   the solved placements, reuse stops and buffering (so they add up to Stream's ``memory_occupancy`` report);
 * the **needed** intervals: a tile is live from its write (the producer's start, or the start of the transfer that
-  brings it) to the end of its last read, once per tile Stream loads or produces (a tile is kept across the
-  innermost loops it does not change on: ABSENT or reused), and through handovers inside one memory to the reads of
-  the handover's copy;
+  brings it) to the end of its last read, once per tile Stream loads or produces (the iterations that differ only
+  on loops the tile does not change on, ABSENT or reused, share it: :func:`stream_internals.tile_of_iteration`), and
+  through handovers inside one memory to the reads of the handover's copy;
 * the memory **accesses**, by source: the **transfers'** of Stream's ``MemoryAccessesEstimationStage`` (port-width
   words per core and tensor), spread over the transfer firings that cause them, leaving out the handovers that stay
   inside one memory (Stream moves and prices nothing for them); and the **computation's**, the words ZigZag's cost
