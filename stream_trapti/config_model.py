@@ -16,7 +16,7 @@ import yaml
 from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Strict, ValidationError
 from pydantic_core import ErrorDetails
 
-from stream_trapti.errors import ConfigError, InputFileError, check_file
+from stream_trapti.errors import ConfigError, InputFileError, check_file, one_line
 
 FORBID_UNKNOWN_KEYS = ConfigDict(extra="forbid")
 """The configuration of our pydantic dataclasses, which take ``frozen=True`` from their decorator."""
@@ -110,16 +110,21 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in the file at ``path``, of any shape (None when empty); an unreadable or malformed file is
+    an :class:`InputFileError` naming it (``what`` says which input it is)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InputFileError(f"{what} {path}: cannot read it ({one_line(error)})") from error
+
+
 def load_yaml(path: str | Path, what: str) -> dict[str, Any]:
     """The mapping of keys in the YAML file at ``path``; an empty file is an empty mapping. A missing, unreadable or
     malformed file is an :class:`InputFileError`, a document that is not a mapping a :class:`ConfigError`, each
     naming the file (``what`` says which input it is, e.g. ``"sweep YAML"``)."""
     path = check_file(path, what)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        reason = " ".join(str(error).split())  # YAML's messages span lines; ours are one
-        raise InputFileError(f"{what} {path}: cannot read it ({reason})") from error
+    data = read_yaml(path, what)
     if data is None:
         return {}
     if not isinstance(data, dict):

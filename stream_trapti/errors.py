@@ -40,6 +40,11 @@ class StreamContractError(RuntimeError):
     and shows its traceback; the message names the group."""
 
 
+def one_line(error: BaseException) -> str:
+    """``error``'s message on one line (YAML's and ONNX's span several), or its type when it has none."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def check_file(path: str | Path, what: str) -> Path:
     """``path`` as a Path, or an :class:`InputFileError` saying which input is missing."""
     path = Path(path)

@@ -24,7 +24,8 @@ from stream.parser.mapping_validator import MappingValidator
 from stream.parser.onnx.layout import LAYOUT_OPS
 from stream.parser.onnx.model import ONNXModelParser, onnx_parser_for
 
-from stream_trapti.errors import InputFileError, check_file
+from stream_trapti.config_model import read_yaml
+from stream_trapti.errors import InputFileError, check_file, one_line
 from stream_trapti.provenance import hardware_identity
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import on_chip_memories
@@ -49,13 +50,13 @@ def load_accelerator(path: str | Path) -> Accelerator:
             # Its later checks index keys its schema check already found missing: report those findings instead.
             valid, crash = False, error
     if not valid:
-        findings = "; ".join(validator.errors) or _one_line(crash)
+        findings = "; ".join(validator.errors) or one_line(crash)
         raise InputFileError(f"hardware YAML {path}: not a valid Stream accelerator: {findings}") from crash
     try:
         return AcceleratorFactory(validator.normalized_data).create()
     except Exception as error:
         # ZigZag and Stream raise many types for one bad description; all of them are about this file.
-        why = _one_line(error)
+        why = one_line(error)
         raise InputFileError(f"hardware YAML {path}: Stream cannot build the accelerator ({why})") from error
 
 
@@ -91,7 +92,7 @@ def check_onnx_workload(onnx_path: str | Path) -> onnx.ModelProto:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         # onnx raises several unrelated types for unreadable files.
-        raise InputFileError(f"workload ONNX {path}: not a readable ONNX model ({_one_line(error)})") from error
+        raise InputFileError(f"workload ONNX {path}: not a readable ONNX model ({one_line(error)})") from error
     if not model.graph.node:
         raise InputFileError(f"workload ONNX {path}: the graph has no nodes (an empty or truncated file?)")
     _check_operators(path, model)
@@ -159,19 +160,13 @@ def check_solve_inputs(hardware: str | Path, workload: str | Path, mapping: str 
 
 
 def _yaml_mapping(path: Path, what: str) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise InputFileError(f"{what} {path}: cannot read it ({_one_line(error)})") from error
+    """The mapping of keys of a Stream input file: unlike our own configurations, an empty one is an error."""
+    data = read_yaml(path, what)
     if data is None:
         raise InputFileError(f"{what} {path}: the file is empty")
     if not isinstance(data, dict):
         raise InputFileError(f"{what} {path}: expected a mapping of keys, got a {type(data).__name__}")
     return data
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 @contextmanager
