@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint study bench workloads mappings clean
+.PHONY: demo test test-quick lint study paper-ratio bench workloads mappings clean
 
 $(PY):
 	@python=$$(scripts/find_python.sh) && echo "creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 
 study: $(STAMP)
 	$(PY) scripts/main_compare_mha_gqa.py
+
+paper-ratio: $(STAMP)
+	$(PY) scripts/main_paper_ratio.py
 
 bench: $(STAMP)
 	$(PY) scripts/bench_trace.py

@@ -64,7 +64,7 @@ def kv_cache_bytes(config: DecoderConfig, tokens: int, precision_bits: int = 8) 
 def graph_mac_count(model: onnx.ModelProto) -> int:
     """MACs of the MatMul nodes of ``model``, from the shapes ONNX infers: output elements × contraction length."""
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    shapes = _shapes(inferred)
+    shapes = tensor_shapes(inferred)
     return sum(
         prod(shapes[node.output[0]]) * shapes[node.input[0]][-1]
         for node in inferred.graph.node
@@ -83,20 +83,35 @@ def graph_parameter_count(model: onnx.ModelProto) -> int:
 
 def graph_input_bytes(model: onnx.ModelProto, names: list[str]) -> int:
     """Bytes of the graph inputs called ``names`` (a layer's K/V cache, say), from their declared shapes and types."""
-    shapes = _shapes(model)
-    types = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
-    return sum(prod(shapes[name]) * _ELEMENT_BYTES[types[name]] for name in names)
+    sizes = tensor_bytes(model)
+    return sum(sizes[name] for name in names)
 
 
-_ELEMENT_BYTES = {onnx.TensorProto.INT8: 1, onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.FLOAT: 4}
+ELEMENT_BYTES: dict[int, int] = {onnx.TensorProto.INT8: 1, onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.FLOAT: 4}
+"""Bytes per element of the data types the builder gives model tensors (one per ``WorkloadSpec.precision_bits``)."""
 
 
-def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+def tensor_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor ``model`` declares: its inputs, outputs and initializers, and its intermediates if
+    ``model`` went through ONNX shape inference (which fills ``value_info``)."""
     graph = model.graph
-    infos = [*graph.input, *graph.value_info, *graph.output]
-    shapes = {i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim) for i in infos}
+    shapes = {i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim) for i in _infos(graph)}
     shapes |= {init.name: tuple(init.dims) for init in graph.initializer}
     return shapes
+
+
+def tensor_bytes(model: onnx.ModelProto) -> dict[str, int]:
+    """Bytes of every data tensor ``model`` declares (as :func:`tensor_shapes`), those of an element type in
+    :data:`ELEMENT_BYTES`. The int64 index tensors of Slice, Gather, ReduceMean and Reshape and the int32 token ids are
+    left out: they are operator arguments, not model data."""
+    types = {i.name: i.type.tensor_type.elem_type for i in _infos(model.graph)}
+    types |= {init.name: init.data_type for init in model.graph.initializer}
+    shapes = tensor_shapes(model)
+    return {name: prod(shapes[name]) * ELEMENT_BYTES[kind] for name, kind in types.items() if kind in ELEMENT_BYTES}
+
+
+def _infos(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    return [*graph.input, *graph.value_info, *graph.output]
 
 
 def _norm_parameters(config: DecoderConfig) -> int:
