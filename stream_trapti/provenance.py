@@ -28,13 +28,25 @@ def file_identity(path: str | Path, parts: Sequence[Path] = ()) -> str:
     return f"{path.name} (sha256 {digest.hexdigest()[:DIGEST_CHARS]})"
 
 
-def hardware_files(accelerator_yaml: str | Path) -> list[Path]:
-    """The accelerator YAML and the core YAMLs it names, found as Stream finds them (``resolve_core_path``)."""
+def core_file(reference: object, accelerator_yaml: Path) -> Path | None:
+    """The core YAML that the ``cores:`` entry ``reference`` of ``accelerator_yaml`` names, found as Stream finds it
+    (``resolve_core_path``), resolved; None when no such file exists (or the entry describes its core inline)."""
+    found = resolve_core_path(str(reference), str(accelerator_yaml.parent))
+    return Path(found).resolve() if found is not None and Path(found).is_file() else None
+
+
+def core_files(accelerator_yaml: str | Path) -> dict[int, Path]:
+    """Each core id of the accelerator YAML whose entry names an existing core YAML, and that file (``core_file``)."""
     accelerator_yaml = Path(accelerator_yaml)
     data = yaml.safe_load(accelerator_yaml.read_text()) or {}
-    found = (resolve_core_path(str(name), str(accelerator_yaml.parent)) for name in (data.get("cores") or {}).values())
-    cores = sorted({Path(path).resolve() for path in found if path is not None and Path(path).is_file()})
-    return [accelerator_yaml, *cores]
+    cores = data.get("cores") or {}
+    found = {core_id: core_file(reference, accelerator_yaml) for core_id, reference in cores.items()}
+    return {core_id: path for core_id, path in found.items() if path is not None}
+
+
+def hardware_files(accelerator_yaml: str | Path) -> list[Path]:
+    """The accelerator YAML and the core YAMLs it names, found as Stream finds them (``resolve_core_path``)."""
+    return [Path(accelerator_yaml), *sorted(set(core_files(accelerator_yaml).values()))]
 
 
 def hardware_identity(accelerator_yaml: str | Path) -> str:
