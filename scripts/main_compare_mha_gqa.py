@@ -3,10 +3,11 @@ attention) on the default accelerator. Edit the INPUTS block and run:
 
     python scripts/main_compare_mha_gqa.py
 
-It traces and explores every model at every prefill length and decode cache length below, then the sensitivity of
-the result to the SRAM capacity, the cell flavour and the gated-leakage fraction, and writes
-``outputs/mha_vs_gqa/report.md`` with ``study.json``, ``study.csv``, the traces and the plots. Solves and CACTI runs
-are cached: a second run takes seconds.
+It traces and explores every model under every KV residency policy: each prefill length on the accelerator, each
+decode cache length on the accelerator's SRAM resized to every capacity below (variants priced by CACTI); then a
+decode step by step with its cache resident, and the sensitivity of the result to the cell flavour and the
+gated-leakage fraction. It writes ``outputs/mha_vs_gqa/report.md`` with ``study.json``, ``study.csv``, the traces
+and the plots. Solves and CACTI runs are cached: a second run takes seconds.
 """
 
 import sys
@@ -15,19 +16,17 @@ from pathlib import Path
 
 from stream_trapti.cli import run_guarded
 from stream_trapti.sram.sweep_config import load_sweep_spec
-from stream_trapti.study import Study, run_study
+from stream_trapti.study import Growth, Study, run_study
 
 ############################################## INPUTS ##############################################
 accelerator = Path("hardware/trapti_edge.yaml")
 models = ("gpt2-xl", "deepseek-r1-distill-qwen-1.5b")
-prefill_lengths = (128, 512, 1024, 2048)  # GPT-2 XL has 1024 positions: its L=2048 case is reported as skipped
-decode_past = (128, 1024)  # cache lengths P of one decode step (GPT-2 XL: at most 1023)
+prefill_lengths = (128, 512, 1024)
+decode_past = (128, 512, 1024)  # cache lengths P of one decode step (GPT-2 XL: at most 1023)
+policies = ("streamed", "resident", "fit")  # where the KV cache lives (README: KV-cache residency)
+capacities_mib = (2, 4, 8, 16, 32, 64)  # the decode steps run on the accelerator's SRAM resized to each
+growth = Growth("gpt2-xl", past=16, steps=16, capacity_mib=8)  # a decode traced step by step, cache resident
 sweep = Path("inputs/sweep_default.yaml")
-capacity_variants = {  # SRAM MiB -> the same accelerator with that SRAM
-    2: Path("hardware/trapti_edge_2mib.yaml"),
-    4: Path("hardware/trapti_edge.yaml"),
-    8: Path("hardware/trapti_edge_8mib.yaml"),
-}
 sensitivity_prefill = 1024
 output = Path("outputs/mha_vs_gqa")
 ####################################################################################################
@@ -42,8 +41,10 @@ def main() -> None:
         prefill_lengths=prefill_lengths,
         decode_past=decode_past,
         sweep=load_sweep_spec(sweep),
-        capacity_variants=capacity_variants,
         sensitivity_prefill=sensitivity_prefill,
+        policies=policies,
+        capacities_mib=capacities_mib,
+        growth=growth,
     )
     run_study(study, output)
     print((output / "report.md").read_text())

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream_trapti.errors import ConfigError, TraptiError
+from stream_trapti.residency import DEFAULT_KV_BUDGET, KV_RESIDENCIES
 
 EPILOG = __doc__.split("Examples::", 1)[1]
 
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument(
         "--precision", type=int, choices=(8, 16, 32), help="element width in bits (with --model; default 8)"
     )
+    trace.add_argument(
+        "--kv-residency",
+        choices=KV_RESIDENCIES,
+        help="where the KV cache lives between operators (with --model; default streamed: in DRAM)",
+    )
+    trace.add_argument("--kv-budget", type=float, help="with --kv-residency fit: the SRAM share the cache may take")
     trace.add_argument("--window", type=int, help="access-statistics window in cycles")
     trace.add_argument("--no-cache", action="store_true", help="solve everything afresh")
     trace.add_argument("--out", required=True, type=Path, help="output directory (written atomically)")
@@ -140,8 +147,19 @@ def _trace(args: argparse.Namespace) -> None:
         if args.mapping is not None:
             raise ConfigError("--mapping applies to --onnx workloads; --model traces use Stream's generic mapper")
         phases = Phases(args.prefill or 0, args.decode_steps or 0, args.decode_from)
+        if args.kv_budget is not None and args.kv_residency != "fit":
+            raise ConfigError("--kv-budget applies to --kv-residency fit only")
+        if args.kv_budget is not None and not 0 < args.kv_budget <= 1:
+            raise ConfigError(f"--kv-budget must be in (0, 1], got {args.kv_budget}")
         result = trace_inference(
-            args.hardware, args.model, phases, layers=args.layers, precision_bits=args.precision or 8, options=options
+            args.hardware,
+            args.model,
+            phases,
+            layers=args.layers,
+            precision_bits=args.precision or 8,
+            kv_residency=args.kv_residency or "streamed",
+            kv_budget=args.kv_budget or DEFAULT_KV_BUDGET,
+            options=options,
         )
     written = write_trace_outputs(result, args.out, inputs)
     print(_summary(result))
@@ -152,7 +170,7 @@ def _refuse_model_options(args: argparse.Namespace) -> None:
     """An ONNX workload is traced as given: options that shape a preset's workload would be silently ignored."""
     given = [
         f"--{name.replace('_', '-')}"
-        for name in ("prefill", "decode_steps", "decode_from", "layers", "precision")
+        for name in ("prefill", "decode_steps", "decode_from", "layers", "precision", "kv_residency", "kv_budget")
         if getattr(args, name) is not None
     ]
     if given:

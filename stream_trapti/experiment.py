@@ -8,12 +8,16 @@ An experiment is a small YAML file (or the INPUTS block of ``scripts/main_trapti
     prefill: 1024
     decode_steps: 0
     layers: null           # default: each model's depth
+    kv_residency: streamed # or resident, fit: where the KV cache lives (stream_trapti.residency)
+    kv_budget: 0.5         # with fit: the share of the SRAM the cache may take
+    sram_capacities_mib: null  # e.g. [2, 4, 8]: one run per capacity, on a variant of the hardware with that SRAM
     sweep: inputs/sweep_default.yaml
     output_dir: outputs
 
 Relative paths are taken from the current directory, as Stream's own ``main.py`` scripts take theirs. The run writes
 ``<output_dir>/<experiment_id>/``: per workload ``trace/`` (trace, CSV, Perfetto JSON, occupancy plot, summary) and
-``sram/`` (configurations, Pareto front, plots), then ``summary.json`` and ``report.md`` over all of them. Solves and
+``sram/`` (configurations, Pareto front, plots), then ``summary.json`` and ``report.md`` over all of them; with
+``sram_capacities_mib`` a workload is named ``<model>_<capacity>mib``. Solves and
 CACTI runs are cached, so re-running the same experiment recomputes nothing expensive.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -29,10 +34,12 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from stream_trapti.api import TraceOptions, TraceResult, explore_result, trace_workload
 from stream_trapti.atomic import atomic_directory
 from stream_trapti.config_model import ConfigModel, Int, UniqueTuple, config_error, load_yaml
+from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.reports.report_md import write_report
 from stream_trapti.reports.trace_outputs import trace_summary, write_trace_outputs
+from stream_trapti.residency import DEFAULT_KV_BUDGET, KvResidency
 from stream_trapti.scratch import scratch_directory, scratch_root
 from stream_trapti.sram.explore import ExplorationResult
 from stream_trapti.sram.sweep_config import SweepSpec, check_sweep_memory, load_sweep_spec
@@ -41,7 +48,7 @@ from stream_trapti.tracker.inputs import hardware_memories
 from stream_trapti.workloads.config import PRESETS
 from stream_trapti.workloads.spec import PRECISIONS
 
-_PRESET_KEYS = ("prefill", "decode_steps", "layers", "precision_bits")
+_PRESET_KEYS = ("prefill", "decode_steps", "layers", "precision_bits", "kv_residency", "kv_budget")
 """The keys that shape preset workloads; an ``onnx`` workload is solved as given, so they do not apply to it."""
 
 
@@ -73,6 +80,9 @@ class Experiment(ConfigModel):
     decode_steps: Annotated[Int, Field(ge=0)] = 0
     layers: Annotated[Int, Field(ge=1)] | None = None
     precision_bits: Literal[PRECISIONS] = 8
+    kv_residency: KvResidency = "streamed"
+    kv_budget: Annotated[float, Field(gt=0, le=1)] = DEFAULT_KV_BUDGET
+    sram_capacities_mib: UniqueTuple[Annotated[float, Field(gt=0)]] | None = None
     sweep: Path | None = None
     output_dir: Path = Path("outputs")
 
@@ -85,6 +95,8 @@ class Experiment(ConfigModel):
             raise ValueError(f"key '{given[0]}': applies to model presets only; an 'onnx' workload is solved as given")
         if self.onnx is None and "mapping" in self.model_fields_set:
             raise ValueError("key 'mapping': applies to an 'onnx' workload only; presets use Stream's generic mapper")
+        if "kv_budget" in self.model_fields_set and self.kv_residency != "fit":
+            raise ValueError("key 'kv_budget': applies to kv_residency: fit only")
         return self
 
     @model_validator(mode="after")
@@ -129,7 +141,14 @@ def check_experiment(experiment: Experiment) -> SweepSpec:
         spec, source = SweepSpec(), "the default sweep"
     else:
         spec, source = load_sweep_spec(experiment.sweep), str(experiment.sweep)
-    check_sweep_memory(spec, hardware_memories(experiment.hardware), source)
+    memories = hardware_memories(experiment.hardware)
+    for capacity in experiment.sram_capacities_mib or (None,):
+        if capacity is None:
+            check_sweep_memory(spec, memories, source)
+            continue
+        # Every memory this experiment's sweep can name must be checked at the capacity it will have.
+        resized = tuple(replace(m, capacity_bytes=round(capacity * 2**20)) for m in memories)
+        check_sweep_memory(spec, resized, f"{source} (with sram_capacities_mib {capacity:g})")
     return spec
 
 
@@ -175,29 +194,44 @@ def experiment_record(experiment: Experiment) -> ExperimentRecord:
         decode_steps=experiment.decode_steps if presets else None,
         layers=experiment.layers,
         precision_bits=experiment.precision_bits if presets else None,
+        kv_residency=experiment.kv_residency if presets else None,
+        kv_budget=experiment.kv_budget if presets and experiment.kv_residency == "fit" else None,
+        sram_capacities_mib=experiment.sram_capacities_mib,
     )
 
 
 def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterator[tuple[str, TraceResult]]:
     """Each workload's name and trace, in order; Stream's own outputs go under ``work``."""
-    if experiment.onnx is not None:
-        yield (
-            experiment.onnx.stem,
-            trace_workload(experiment.hardware, experiment.onnx, work, experiment.mapping, options),
-        )
-        return
-    phases = Phases(experiment.prefill, experiment.decode_steps)
-    for model in experiment.models:
-        result = trace_inference(
-            experiment.hardware,
-            model,
-            phases,
-            layers=experiment.layers,
-            precision_bits=experiment.precision_bits,
-            options=options,
-            work_dir=work / model,
-        )
-        yield model, result
+    for suffix, hardware in _hardware(experiment):
+        if experiment.onnx is not None:
+            name = experiment.onnx.stem + suffix
+            yield name, trace_workload(hardware, experiment.onnx, work / name, experiment.mapping, options)
+            continue
+        phases = Phases(experiment.prefill, experiment.decode_steps)
+        for model in experiment.models:
+            result = trace_inference(
+                hardware,
+                model,
+                phases,
+                layers=experiment.layers,
+                precision_bits=experiment.precision_bits,
+                kv_residency=experiment.kv_residency,
+                kv_budget=experiment.kv_budget,
+                options=options,
+                work_dir=work / (model + suffix),
+            )
+            yield model + suffix, result
+
+
+def _hardware(experiment: Experiment) -> list[tuple[str, Path]]:
+    """The accelerators to run on, each with the suffix its workloads' names take: the experiment's hardware, or
+    one variant of it per SRAM capacity, priced by CACTI for that capacity."""
+    if experiment.sram_capacities_mib is None:
+        return [("", experiment.hardware)]
+    return [
+        (f"_{mib:g}mib", sram_capacity_variant(experiment.hardware, round(mib * 2**20)))
+        for mib in experiment.sram_capacities_mib
+    ]
 
 
 def sram_summary(result: ExplorationResult) -> SramHeadline:

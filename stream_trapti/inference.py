@@ -13,22 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from stream_trapti.api import TraceOptions, TraceResult
-from stream_trapti.errors import ConfigError, TraptiError
+from stream_trapti.errors import ConfigError, SolveError, StreamContractError, TraptiError
+from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.provenance import hardware_identity
+from stream_trapti.residency import DEFAULT_KV_BUDGET, KvResidency, ResidencyPlan, check_single_sram, keep_cache_on_chip
 from stream_trapti.scratch import scratch_directory, scratch_root
-from stream_trapti.tracker.compose import LAYER_PREFIX, compose
+from stream_trapti.trace import MemoryInfo
+from stream_trapti.tracker.compose import LAYER_PREFIX, ResidentCache, compose
 from stream_trapti.tracker.estimate import StreamEstimate
 from stream_trapti.tracker.group import GroupOccupancy
+from stream_trapti.tracker.inputs import hardware_memories
 from stream_trapti.tracker.solve import solve_groups_cached
+from stream_trapti.workloads.analytics import kv_cache_bytes
 from stream_trapti.workloads.builder import write_workload
 from stream_trapti.workloads.config import DecoderConfig, preset
 from stream_trapti.workloads.spec import WorkloadSpec
+from stream_trapti.workloads.tensors import classify_tensor
 
 __all__ = ["Phases", "Step", "trace_inference"]
 
@@ -70,6 +77,16 @@ class Step:
     def label(self) -> str:
         return f"{self.phase}{'_L' if self.phase == 'prefill' else '_P'}{self.length}"
 
+    @property
+    def cache_tokens(self) -> int:
+        """The cache length once the step has run: the prompt, or the past tokens and the one appended."""
+        return self.length if self.phase == "prefill" else self.length + 1
+
+    @property
+    def appended_tokens(self) -> int:
+        """The positions each layer appends to its cache in this step."""
+        return self.length if self.phase == "prefill" else 1
+
 
 def trace_inference(
     hardware: str | Path,
@@ -80,6 +97,8 @@ def trace_inference(
     precision_bits: int = 8,
     gqa: str = "broadcast",
     embedding: bool = False,
+    kv_residency: KvResidency = "streamed",
+    kv_budget: float = DEFAULT_KV_BUDGET,
     options: TraceOptions | None = None,
     work_dir: str | Path | None = None,
 ) -> TraceResult:
@@ -87,8 +106,9 @@ def trace_inference(
     ``phases`` over ``layers`` decoder layers (default: the model's depth) and the LM head over the last position.
     ``embedding`` adds the token lookup; it is off by default because Stream 2.1.1 prices a Gather as a pass over
     the whole table (GPT-2 XL's 80 MB one costs more cycles than 25 decoder layers at L = 128), so the hidden states
-    enter from DRAM instead. Stream's outputs and the generated ONNX go under ``work_dir`` (default: a scratch
-    directory under the cache root)."""
+    enter from DRAM instead. ``kv_residency`` says where the KV cache lives between operators
+    (:mod:`stream_trapti.residency`; ``kv_budget`` is the SRAM share ``fit`` gives it). Stream's outputs, the
+    generated ONNX and hardware variants go under ``work_dir`` (default: a scratch directory under the cache root)."""
     options = options or TraceOptions()
     config = preset(model) if isinstance(model, str) else model
     depth = config.layers if layers is None else layers
@@ -100,20 +120,43 @@ def trace_inference(
     ]
     for spec in specs:  # every step is checked before the first is solved
         spec.check_against(config)
+    memories = hardware_memories(hardware)
+    check_single_sram(len(memories), kv_residency)
+    plan = ResidencyPlan(
+        kv_residency,
+        depth,
+        kv_cache_bytes(config, 1, precision_bits),
+        memories[0].capacity_bytes,
+        steps[-1].cache_tokens,
+        kv_budget,
+    )
+    free = [plan.free_capacity(s.label, s.cache_tokens) for s in steps]  # a cache that cannot fit fails first
     composed: list[GroupOccupancy] = []
+    added: list[int] = []
     with _work_dir(work_dir) as root:
         bar = tqdm(
-            zip(steps, specs, strict=True),
+            zip(steps, specs, free, strict=True),
             total=len(steps),
             desc=f"tracing {config.name}",
             unit="step",
             disable=not options.progress,
         )
-        for step, spec in bar:
+        for step, spec, capacity in bar:
             bar.set_postfix_str(step.label)
             onnx = write_workload(config, spec, root / f"{config.name}_{step.label}.onnx")
-            groups = solve_groups_cached(hardware, onnx, root / step.label, None, options.solve, options.cache())
-            composed += [_relabel(g, step) for g in repeat_layers(groups, depth)]
+            solved_on = _step_hardware(hardware, plan, capacity)
+            try:
+                groups = solve_groups_cached(solved_on, onnx, root / step.label, None, options.solve, options.cache())
+            except SolveError as error:
+                if solved_on == hardware:
+                    raise
+                raise SolveError(
+                    f"step {step.label}: with {plan.resident_bytes(step.cache_tokens):,} B of KV cache resident, the "
+                    f"{capacity:,} B of SRAM left do not hold the step's tiles ({error})"
+                ) from error
+            layers_of_step = [_on_memories(g, memories) for g in repeat_layers(groups, depth)]
+            composed += [_relabel(g, step) for g in _keep_resident(layers_of_step, plan.resident_layers)]
+            added += _appended(layers_of_step, plan, step)
     stream = StreamEstimate.of(composed)
     meta = {
         **stream.metadata(),
@@ -123,8 +166,58 @@ def trace_inference(
         "precision_bits": str(precision_bits),
         "embedding": str(embedding),
         "steps": ",".join(s.label for s in steps),
+        "kv_residency": kv_residency,
+        "kv_resident_layers": str(plan.resident_layers),
     }
-    return TraceResult(compose(composed, window=options.window, metadata=meta), stream, tuple(composed))
+    first = steps[0]
+    resident = ResidentCache(
+        0, plan.resident_bytes(first.cache_tokens - first.appended_tokens), np.array(added, dtype=np.int64)
+    )
+    trace = compose(composed, window=options.window, metadata=meta, resident=resident)
+    return TraceResult(trace, stream, tuple(composed))
+
+
+def _step_hardware(hardware: str | Path, plan: ResidencyPlan, capacity: int) -> Path | str:
+    """The hardware a step is solved on: ``hardware`` itself, or a variant whose SRAM offers Stream only
+    ``capacity`` bytes, at the physical macro's per-access costs."""
+    if capacity == plan.capacity_bytes:
+        return hardware
+    return sram_capacity_variant(hardware, capacity, cost_capacity_bytes=plan.capacity_bytes)
+
+
+def _on_memories(group: GroupOccupancy, memories: tuple[MemoryInfo, ...]) -> GroupOccupancy:
+    """``group``, solved on a capacity variant, described with the physical hardware's memories: the trace of a whole
+    run is of one SRAM, whatever share of it each step left Stream."""
+    if group.memories == memories:
+        return group
+    if [(m.name, m.core_ids) for m in group.memories] != [(m.name, m.core_ids) for m in memories]:
+        raise StreamContractError(f"group {group.name!r} was solved on other memories than {memories}")
+    return replace(group, memories=memories)
+
+
+def _keep_resident(groups: Sequence[GroupOccupancy], resident_layers: int) -> list[GroupOccupancy]:
+    """``groups`` of one step, those of the first ``resident_layers`` layers with their cache kept on chip."""
+    return [
+        keep_cache_on_chip(g, 0, lambda name: classify_tensor(name).value) if _layer(g) < resident_layers else g
+        for g in groups
+    ]
+
+
+def _appended(groups: Sequence[GroupOccupancy], plan: ResidencyPlan, step: Step) -> list[int]:
+    """Bytes each group adds to the resident cache as it starts: a resident layer's first group appends the layer's
+    entries of the step."""
+    entries = step.appended_tokens * plan.layer_token_bytes
+    first_of_layer = {}
+    for i, g in enumerate(groups):
+        first_of_layer.setdefault(_layer(g), i)
+    starts = {i for layer, i in first_of_layer.items() if 0 <= layer < plan.resident_layers}
+    return [entries if i in starts else 0 for i in range(len(groups))]
+
+
+def _layer(group: GroupOccupancy) -> int:
+    """The decoder layer a group belongs to, or -1 (embedding, LM head)."""
+    found = LAYER_PREFIX.search(group.name)
+    return int(found.group(1)) if found else -1
 
 
 def repeat_layers(groups: Sequence[GroupOccupancy], depth: int) -> list[GroupOccupancy]:
@@ -141,7 +234,7 @@ def repeat_layers(groups: Sequence[GroupOccupancy], depth: int) -> list[GroupOcc
 
 def _relabel(group: GroupOccupancy, step: Step) -> GroupOccupancy:
     """A group's name prefixed with the step it runs in, so the groups of a whole inference stay distinguishable."""
-    return GroupOccupancy(**{**group.__dict__, "name": f"{step.label}/{group.name}"})
+    return replace(group, name=f"{step.label}/{group.name}")
 
 
 @contextmanager

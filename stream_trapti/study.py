@@ -19,42 +19,65 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from stream_trapti.api import TraceOptions
+from stream_trapti.api import TraceOptions, TraceResult, explore_result
 from stream_trapti.atomic import atomic_directory, atomic_write
 from stream_trapti.errors import SolveError
 from stream_trapti.experiment import jsonable
+from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.inference import Phases, trace_inference
+from stream_trapti.provenance import hardware_identity
+from stream_trapti.reports.trace_outputs import write_trace_outputs
+from stream_trapti.residency import KvResidency
 from stream_trapti.sram.energy import cacti_costs
 from stream_trapti.sram.explore import explore
-from stream_trapti.sram.sweep_config import SweepSpec
-from stream_trapti.trace import CLASSES, OccupancyTrace, stream_sram_energy_pj
+from stream_trapti.sram.sweep_config import SweepSpec, check_sweep_memory
+from stream_trapti.trace import CLASSES, stream_sram_energy_pj
+from stream_trapti.tracker.inputs import hardware_memories
+from stream_trapti.workloads.analytics import kv_cache_bytes
 from stream_trapti.workloads.config import preset
 
 
 @dataclass(frozen=True)
+class Growth:
+    """A decode traced step by step with its cache resident, for the plots of occupancy and banks over time: ``model``
+    from a cache of ``past`` positions for ``steps`` steps, on ``hardware``'s SRAM resized to ``capacity_mib``."""
+
+    model: str
+    past: int
+    steps: int
+    capacity_mib: float
+
+
+@dataclass(frozen=True)
 class Study:
-    """What the study runs. ``hardware`` is the accelerator of the main comparison; ``capacity_variants`` maps an
-    SRAM size (MiB) to an accelerator that differs only in it, for the capacity sensitivity, run at
-    ``sensitivity_prefill``."""
+    """What the study runs. Every model runs every prefill length on ``hardware`` and every decode cache length on
+    ``hardware``'s SRAM resized to each of ``capacities_mib`` (variants priced by CACTI), under each KV residency
+    policy; ``growth`` is traced step by step for the plots. The flavour and gated-leakage sensitivities run at
+    ``sensitivity_prefill`` on ``hardware`` with the cache streamed."""
 
     hardware: Path
     models: tuple[str, ...]
     prefill_lengths: tuple[int, ...]
     decode_past: tuple[int, ...]
     sweep: SweepSpec
-    capacity_variants: dict[int, Path]
     sensitivity_prefill: int
+    policies: tuple[KvResidency, ...] = ("streamed", "resident", "fit")
+    capacities_mib: tuple[float, ...] = ()
+    growth: Growth | None = None
     flavours: tuple[str, ...] = ("hp", "lstp")
     gated_leakage_fractions: tuple[float, ...] = (0.1, 0.3, 0.6, 0.9)
 
 
 @dataclass(frozen=True)
 class Case:
-    """One measured point: a model, a step (prefill L or decode P) on an accelerator, and its figures, all of one
-    memory: the one the sweep explores (``memory``, by name). ``skipped`` says why a case could not run (then the
-    figures are absent)."""
+    """One measured point: a model, a KV residency policy, an SRAM capacity, a step (prefill L or decode P), and its
+    figures, all of one memory: the one the sweep explores (``memory``, by name). ``skipped`` says why a case could
+    not run (then the figures are absent). ``total_energy_pj`` is Stream's energy plus the static part (leakage,
+    wake-ups, stalls) of the best SRAM organisation."""
 
     model: str
+    policy: str
+    capacity_mib: float
     phase: str
     length: int
     hardware: str
@@ -62,6 +85,8 @@ class Case:
     memory: str | None = None
     cycles: int | None = None
     stream_energy_pj: float | None = None
+    dram_bytes: int | None = None
+    dram_kv_bytes: int | None = None
     peak_needed_bytes: int | None = None
     peak_reserved_bytes: int | None = None
     peak_needed_by_class: dict[str, int] | None = None
@@ -70,6 +95,12 @@ class Case:
     best_total_pj: float | None = None
     best_saving: float | None = None
     best_vs_stream: float | None = None
+    total_energy_pj: float | None = None
+
+    @property
+    def point(self) -> tuple[str, float, str, int]:
+        """Where the case sits in the grid, whatever the model: policy, capacity, phase and length."""
+        return (self.policy, self.capacity_mib, self.phase, self.length)
 
 
 @dataclass(frozen=True)
@@ -83,8 +114,8 @@ class Sensitivity:
 
 @dataclass(frozen=True)
 class StudyResult:
-    """What a study measured: the main cases (every model at every prefill and decode length) and the
-    sensitivities, in the order they are reported."""
+    """What a study measured: the main cases (every model, policy, capacity and step) and the sensitivities, in the
+    order they are reported."""
 
     study: Study
     cases: tuple[Case, ...]
@@ -105,42 +136,59 @@ class StudyResult:
 def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = None) -> StudyResult:
     """Run every case of ``study`` and write its outputs into ``out_dir`` (replaced whole once written)."""
     options = options or TraceOptions()
-    traces: dict[tuple[str, str, int, str], OccupancyTrace] = {}
+    swept = check_sweep_memory(study.sweep, hardware_memories(study.hardware), "the study's sweep")
+    base_mib = swept.capacity_bytes / 2**20
+    traces: dict[tuple[str, str, float, str, int], TraceResult] = {}
+    variants = {base_mib: study.hardware} | {
+        mib: sram_capacity_variant(study.hardware, round(mib * 2**20))
+        for mib in study.capacities_mib
+        if mib != base_mib
+    }
 
-    def case(model: str, phase: str, length: int, hardware: Path, sweep: SweepSpec = study.sweep) -> Case:
-        key = (model, phase, length, str(hardware))
-        base = Case(model, phase, length, str(hardware))
+    def case(model: str, policy: str, mib: float, phase: str, length: int, sweep: SweepSpec = study.sweep) -> Case:
+        hardware = variants[mib]
+        base = Case(model, policy, mib, phase, length, hardware_identity(hardware))
         if reason := _out_of_range(model, phase, length):
             return replace(base, skipped=reason)
+        key = (model, policy, mib, phase, length)
         if key not in traces:
             phases = Phases(length) if phase == "prefill" else Phases(0, 1, decode_from=length)
             try:
-                result = trace_inference(hardware, model, phases, options=options)
+                traced = trace_inference(hardware, model, phases, kv_residency=policy, options=options)
+                traces[key] = replace(traced, groups=())  # the trace and Stream's figures are all a case reads
             except SolveError as error:
                 return replace(base, skipped=str(error))
-            traces[key] = result.trace
         return measure(base, traces[key], sweep)
 
-    main = [case(m, "prefill", n, study.hardware) for m in study.models for n in study.prefill_lengths]
-    main += [case(m, "decode", _decode_length(m, p), study.hardware) for m in study.models for p in study.decode_past]
+    main = [
+        case(m, policy, base_mib, "prefill", n)
+        for n in study.prefill_lengths
+        for policy in study.policies
+        for m in study.models
+    ]
+    main += [
+        case(m, policy, mib, "decode", _decode_length(m, p))
+        for p in study.decode_past
+        for mib in sorted(variants)
+        for policy in study.policies
+        for m in study.models
+    ]
     at = study.sensitivity_prefill
-    capacity = [case(m, "prefill", at, hw) for mib, hw in sorted(study.capacity_variants.items()) for m in study.models]
     flavour = [
-        case(m, "prefill", at, study.hardware, replace(study.sweep, flavours=(f,)))
+        case(m, "streamed", base_mib, "prefill", at, replace(study.sweep, flavours=(f,)))
         for f in study.flavours
         for m in study.models
     ]
     gated = [
-        case(m, "prefill", at, study.hardware, replace(study.sweep, **_gated_sweep(g)))
+        case(m, "streamed", base_mib, "prefill", at, replace(study.sweep, **_gated_sweep(g)))
         for g in study.gated_leakage_fractions
         for m in study.models
     ]
-    capacities = _repeat(sorted(study.capacity_variants), len(study.models))
+    growth = _trace_growth(study, options) if study.growth else None
     result = StudyResult(
         study,
         tuple(main),
         (
-            Sensitivity("capacity_mib", tuple(zip(capacities, capacity, strict=True))),
             Sensitivity("flavour", tuple(zip(_repeat(study.flavours, len(study.models)), flavour, strict=True))),
             Sensitivity(
                 "gated_leakage_fraction",
@@ -152,26 +200,42 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
         (staging / "study.json").write_text(result.to_json())
         atomic_write(staging / "study.csv", _csv(main).encode())
         _plot_scaling(main, study.models, staging / "scaling.png")
-        for (model, phase, length, hardware), trace in traces.items():
-            if hardware == str(study.hardware):
-                trace.save(staging / "traces" / f"{model}_{phase}{length}.npz")
-        (staging / "report.md").write_text(render_study_report(result))
+        _plot_ratio(main, study.models, staging / "ratio.png")
+        for (model, policy, mib, phase, length), traced in traces.items():
+            if mib == base_mib:
+                traced.trace.save(staging / "traces" / f"{model}_{policy}_{phase}{length}.npz")
+        if growth is not None:
+            write_trace_outputs(growth, staging / "growth" / "trace")
+            explore_result(growth, study.sweep, staging / "growth" / "sram")
+        (staging / "report.md").write_text(render_study_report(result, growth is not None))
     return result
 
 
-def measure(base: Case, trace: OccupancyTrace, sweep: SweepSpec) -> Case:
+def _trace_growth(study: Study, options: TraceOptions) -> TraceResult:
+    """The study's growth decode, traced with its cache resident."""
+    assert study.growth is not None
+    g = study.growth
+    hardware = sram_capacity_variant(study.hardware, round(g.capacity_mib * 2**20))
+    phases = Phases(0, g.steps, decode_from=g.past)
+    return trace_inference(hardware, g.model, phases, kv_residency="resident", options=options)
+
+
+def measure(base: Case, result: TraceResult, sweep: SweepSpec) -> Case:
     """A case's figures from its trace and an exploration of the sweep's memory, the memory all its figures are
     of."""
+    trace = result.trace
     m = trace.memory_index(sweep.memory)
-    result = explore(trace, sweep, cacti_costs, stream_estimate_pj=stream_sram_energy_pj(trace, m))
-    best = result.configs[result.best["energy"]]
+    explored = explore(trace, sweep, cacti_costs, stream_estimate_pj=stream_sram_energy_pj(trace, m))
+    best = explored.configs[explored.best["energy"]]
     timeout = f" τ={best.timeout_cycles}" if best.timeout_cycles is not None else ""
-    stream = result.stream_estimate_pj
+    stream = explored.stream_estimate_pj
     return replace(
         base,
-        memory=result.memory,
+        memory=explored.memory,
         cycles=trace.cycles,
-        stream_energy_pj=float(trace.metadata["stream_energy_pj"]),
+        stream_energy_pj=result.stream.energy_pj,
+        dram_bytes=result.stream.dram_total_bytes,
+        dram_kv_bytes=sum(result.stream.dram_bytes["kv_cache"]),
         peak_needed_bytes=trace.peak(m, "needed")[0],
         peak_reserved_bytes=trace.peak(m, "reserved")[0],
         peak_needed_by_class={c: trace.peak(m, "needed", c)[0] for c in CLASSES},
@@ -180,6 +244,7 @@ def measure(base: Case, trace: OccupancyTrace, sweep: SweepSpec) -> Case:
         best_total_pj=best.total_pj,
         best_saving=best.saving,
         best_vs_stream=best.total_pj / stream if stream else None,
+        total_energy_pj=result.stream.energy_pj + best.total_pj - best.dynamic_pj,
     )
 
 
@@ -217,8 +282,8 @@ def _csv(cases: Sequence[Case]) -> str:
 
 
 def _plot_scaling(cases: Sequence[Case], models: Sequence[str], path: Path) -> None:
-    """Peak needed bytes, cycles and best SRAM saving against the prefill length, one line per model, each axis from
-    zero so that the lines' gaps read as ratios."""
+    """Peak needed bytes, cycles and best SRAM saving against the prefill length, one line per model and policy, each
+    axis from zero so that the lines' gaps read as ratios."""
     figure = Figure(figsize=(14, 4))
     axes = figure.subplots(1, 3)
     panels: list[tuple[str, Callable[[Case], float]]] = [
@@ -226,54 +291,133 @@ def _plot_scaling(cases: Sequence[Case], models: Sequence[str], path: Path) -> N
         ("cycles (10⁹)", lambda c: c.cycles / 1e9),
         ("best SRAM saving vs always-on (%)", lambda c: 100 * c.best_saving),
     ]
+    policies = list(dict.fromkeys(c.policy for c in cases))
     for axis, (label, value) in zip(axes, panels, strict=True):
         top = 0.0
         for model in models:
-            points = [c for c in cases if c.model == model and c.phase == "prefill" and c.skipped is None]
-            values = [value(c) for c in points]
-            axis.plot([c.length for c in points], values, marker="o", label=model)
-            top = max([top, *values])
+            for policy in policies:
+                points = [
+                    c for c in cases if (c.model, c.policy, c.phase) == (model, policy, "prefill") and not c.skipped
+                ]
+                values = [value(c) for c in points]
+                axis.plot([c.length for c in points], values, marker="o", label=f"{model}, {policy}")
+                top = max([top, *values])
         axis.set_xscale("log", base=2)
         axis.set_ylim(0, 1.1 * top or 1)
         axis.set_xlabel("prefill length L")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
 
+def _plot_ratio(cases: Sequence[Case], models: Sequence[str], path: Path) -> None:
+    """The first model's peak needed over the second's against the decode cache length, one line per policy and
+    capacity."""
+    figure = Figure(figsize=(7, 4.5))
+    axis = figure.subplots()
+    for (policy, mib), points in _ratio_series(cases, models).items():
+        axis.plot(*zip(*points, strict=True), marker="o", label=f"{policy}, {mib:g} MiB")
+    if len(models) == 2:
+        per_token = [preset(m).layers * kv_cache_bytes(preset(m), 1) for m in models]
+        axis.axhline(per_token[0] / per_token[1], color="grey", linestyle=":", label="ratio of the caches per token")
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("decode cache length P")
+    axis.set_ylabel(f"peak needed, {' / '.join(models[:2])}")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def _ratio_series(cases: Sequence[Case], models: Sequence[str]) -> dict[tuple[str, float], list[tuple[int, float]]]:
+    """Per policy and capacity, (P, ratio of peak needed) of every decode length both models ran."""
+    series: dict[tuple[str, float], list[tuple[int, float]]] = {}
+    for c in cases:
+        if c.phase == "decode" and c.model == models[0] and (ratio := _peak_ratio(cases, models, c)) is not None:
+            series.setdefault((c.policy, c.capacity_mib), []).append((c.length, ratio))
+    return series
+
+
+def _peak_ratio(cases: Sequence[Case], models: Sequence[str], case: Case) -> float | None:
+    """The first model's peak needed over the second's at ``case``'s point of the grid (a decode P of the first
+    model pairs with the second's nearest P: GPT-2 XL stops at 1023), or None when either did not run."""
+    if len(models) != 2:
+        return None
+    found = {}
+    for c in cases:
+        if c.skipped is None and c.policy == case.policy and c.capacity_mib == case.capacity_mib:
+            if c.phase == case.phase and abs(c.length - case.length) <= (c.phase == "decode"):
+                found.setdefault(c.model, c)
+    if len(found) != 2 or not (a := found.get(models[0])) or not (b := found.get(models[1])):
+        return None
+    return a.peak_needed_bytes / b.peak_needed_bytes
+
+
 _SENSITIVITY_TITLES = {
-    "capacity_mib": "SRAM capacity (MiB)",
     "flavour": "cell and periphery flavour",
     "gated_leakage_fraction": "residual leakage of a gated bank (fraction of powered leakage; hp cells, retention)",
 }
 
 
-def render_study_report(result: StudyResult) -> str:
+def render_study_report(result: StudyResult, growth: bool = False) -> str:
     """The study's ``report.md``."""
-    models = result.study.models
+    study, cases, models = result.study, result.cases, result.study.models
+    prefill = [c for c in cases if c.phase == "prefill"]
+    decode = [c for c in cases if c.phase == "decode"]
     lines = [
         "# MHA against GQA on one accelerator",
         "",
-        f"Accelerator `{result.study.hardware}`; models {', '.join(models)}, full depth, LM head over the last "
-        "position, Stream's generic mapping with one fused group per operator. Occupancy and SRAM figures are of "
-        f"memory `{_memory(result.cases)}`, the one the sweep explores.",
+        f"Accelerator `{study.hardware}`; models {', '.join(models)}, full depth, LM head over the last position, "
+        "Stream's generic mapping with one fused group per operator. KV residency policies "
+        f"{', '.join(study.policies)} (see the README's *KV-cache residency*). Occupancy and SRAM figures are of "
+        f"memory `{_memory(cases)}`, the one the sweep explores. The ratio column is {models[0]} over "
+        f"{models[-1]}'s peak needed at the same policy, capacity and step. Total energy is Stream's plus the static "
+        "part (leakage, wake-ups, stalls) of the best SRAM organisation.",
         "",
-        "## Headline",
+        "## Prefill",
         "",
-        _table(result.cases),
-        "",
-        _ratios(result.cases, models),
+        _table(prefill, cases, models),
         "",
         "![scaling with the prefill length](scaling.png)",
         "",
-        "## Sensitivity",
+        "## Decode across SRAM capacities",
+        "",
+        _table(decode, cases, models),
+        "",
+        "### The peak-needed ratio",
+        "",
+        _ratio_pivot(decode, models),
+        "",
+        "![ratio against P](ratio.png)",
+        "",
+        "### The smallest SRAM that keeps the cache resident",
+        "",
+        _smallest_resident(decode, models),
+        "",
+        "### What residency saves",
+        "",
+        _residency_savings(cases),
     ]
+    if growth and study.growth:
+        g = study.growth
+        lines += [
+            "",
+            f"## A decode with its cache resident: {g.model}, P = {g.past}…{g.past + g.steps - 1}, "
+            f"{g.capacity_mib:g} MiB",
+            "",
+            "![occupancy](growth/trace/occupancy.png)",
+            "",
+            "Banks of the best organisation, powered and busy, as the cache grows:",
+            "",
+            "![banks](growth/sram/bank_heatmap.png)",
+        ]
+    lines += ["", "## Sensitivity"]
     for sensitivity in result.sensitivities:
         key = sensitivity.key
         lines += ["", f"### {_SENSITIVITY_TITLES[key]}", "", f"| {key} | " + _header()[2:], _rule(1)]
-        lines += [f"| {value} " + _row(case) for value, case in sensitivity.rows]
+        lines += [f"| {value} " + _row(case, cases, models) for value, case in sensitivity.rows]
     return "\n".join(lines) + "\n"
 
 
@@ -284,45 +428,88 @@ def _memory(cases: Sequence[Case]) -> str:
 
 def _header() -> str:
     return (
-        "| model | step | cycles | peak needed (MiB) | peak reserved (MiB) | peak KV cache needed (MiB) | best SRAM "
-        "| saving vs always-on | best / Stream's SRAM estimate |"
+        "| model | policy | SRAM (MiB) | step | cycles | DRAM (MiB) | peak reserved (MiB) | peak needed (MiB) "
+        "| KV needed (MiB) | ratio | best SRAM | saving vs always-on | total energy (µJ) |"
     )
+
+
+_COLUMNS = 13
 
 
 def _rule(extra: int = 0) -> str:
-    return "|" + "---|" * (9 + extra)
+    return "|" + "---|" * (_COLUMNS + extra)
 
 
-def _row(c: Case) -> str:
+def _row(c: Case, cases: Sequence[Case], models: Sequence[str]) -> str:
     step = f"{c.phase} {'L' if c.phase == 'prefill' else 'P'}={c.length}"
+    head = f"| {c.model} | {c.policy} | {c.capacity_mib:g} | {step} "
     if c.skipped:
-        return f"| {c.model} | {step} | skipped: {c.skipped} | | | | | | |"
-    kv = c.peak_needed_by_class["kv_cache"] / 2**20
-    ratio = f"{c.best_vs_stream:.2f}" if c.best_vs_stream else "n/a"
-    return (
-        f"| {c.model} | {step} | {c.cycles:,} | {c.peak_needed_bytes / 2**20:.3f} "
-        f"| {c.peak_reserved_bytes / 2**20:.3f} "
-        f"| {kv:.3f} | {c.best_config} | {c.best_saving:.1%} | {ratio} |"
+        return head + f"| skipped: {c.skipped} " + "| " * (_COLUMNS - 5) + "|"
+    ratio = _peak_ratio(cases, models, c)
+    return head + (
+        f"| {c.cycles:,} | {c.dram_bytes / 2**20:,.2f} | {c.peak_reserved_bytes / 2**20:.3f} "
+        f"| {c.peak_needed_bytes / 2**20:.3f} | {c.peak_needed_by_class['kv_cache'] / 2**20:.3f} "
+        f"| {'n/a' if ratio is None else f'{ratio:.2f}'} | {c.best_config} | {c.best_saving:.1%} "
+        f"| {c.total_energy_pj / 1e6:,.1f} |"
     )
 
 
-def _table(cases: Sequence[Case]) -> str:
-    return "\n".join([_header(), _rule(), *(_row(c) for c in cases)])
+def _table(rows: Sequence[Case], cases: Sequence[Case], models: Sequence[str]) -> str:
+    return "\n".join([_header(), _rule(), *(_row(c, cases, models) for c in rows)])
 
 
-def _ratios(cases: Sequence[Case], models: Sequence[str]) -> str:
-    """Per step, the first model's peak and cycles over the second's."""
-    if len(models) != 2:
-        return ""
-    by = {(c.model, c.phase, c.length): c for c in cases if not c.skipped}
-    lines = ["| step | peak needed ratio | peak reserved ratio | cycles ratio |", "|---|---:|---:|---:|"]
-    steps = sorted({(c.phase, c.length) for c in cases}, key=lambda s: (s[0] != "prefill", s[1]))
-    for phase, length in steps:
-        a = by.get((models[0], phase, length)) or by.get((models[0], phase, length - 1))
-        b = by.get((models[1], phase, length))
-        if a and b:
-            lines.append(
-                f"| {phase} {length} | {a.peak_needed_bytes / b.peak_needed_bytes:.2f} "
-                f"| {a.peak_reserved_bytes / b.peak_reserved_bytes:.2f} | {a.cycles / b.cycles:.2f} |"
-            )
-    return f"Ratios {models[0]} / {models[1]}:\n\n" + "\n".join(lines)
+def _ratio_pivot(decode: Sequence[Case], models: Sequence[str]) -> str:
+    """The peak-needed ratio per policy and capacity (rows) and decode length (columns)."""
+    series = _ratio_series(decode, models)
+    if not series:
+        return "No decode length ran for both models."
+    lengths = sorted({p for points in series.values() for p, _ in points})
+    lines = [
+        "| policy | SRAM (MiB) | " + " | ".join(f"P={p}" for p in lengths) + " |",
+        "|---|---|" + "---:|" * len(lengths),
+    ]
+    for (policy, mib), points in series.items():
+        at = dict(points)
+        lines.append(f"| {policy} | {mib:g} | " + " | ".join(f"{at[p]:.2f}" if p in at else "" for p in lengths) + " |")
+    return "\n".join(lines)
+
+
+def _smallest_resident(decode: Sequence[Case], models: Sequence[str]) -> str:
+    """Per model and decode length: the whole cache after the step, and the smallest capacity of the grid on which
+    the resident run fit."""
+    lines = ["| model | P | whole cache (MiB) | smallest SRAM that ran resident (MiB) |", "|---|---:|---:|---:|"]
+    for model in models:
+        config = preset(model)
+        for length in sorted({c.length for c in decode if c.model == model}):
+            ran = [c.capacity_mib for c in decode if (c.model, c.length, c.policy) == (model, length, "resident")]
+            fit = [
+                c.capacity_mib
+                for c in decode
+                if (c.model, c.length, c.policy) == (model, length, "resident") and not c.skipped
+            ]
+            cache = config.layers * kv_cache_bytes(config, length + 1) / 2**20
+            smallest = f"{min(fit):g}" if fit else f"none up to {max(ran):g}" if ran else "not run"
+            lines.append(f"| {model} | {length} | {cache:,.2f} | {smallest} |")
+    return "\n".join(lines)
+
+
+def _residency_savings(cases: Sequence[Case]) -> str:
+    """Per resident or fit case, the DRAM bytes, cycles and total energy it saves against the streamed case of the
+    same model, capacity and step."""
+    streamed = {
+        (c.model, c.capacity_mib, c.phase, c.length): c for c in cases if c.policy == "streamed" and not c.skipped
+    }
+    lines = [
+        "| model | policy | SRAM (MiB) | step | DRAM saved (MiB) | cycles saved | total energy saved |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for c in cases:
+        base = streamed.get((c.model, c.capacity_mib, c.phase, c.length))
+        if c.policy == "streamed" or c.skipped or base is None:
+            continue
+        lines.append(
+            f"| {c.model} | {c.policy} | {c.capacity_mib:g} | {c.phase} {c.length} "
+            f"| {(base.dram_bytes - c.dram_bytes) / 2**20:,.2f} | {base.cycles - c.cycles:,} "
+            f"| {1 - c.total_energy_pj / base.total_energy_pj:.1%} |"
+        )
+    return "\n".join(lines)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stream_trapti.errors import InputFileError
 from stream_trapti.sram.explore import ConfigResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of ``summary.json``'s layout; bump it when a field changes meaning or name."""
 
 
@@ -70,11 +70,15 @@ class MemoryFigures(_Figures):
 
 class TraceFigures(_Figures):
     """The headline figures of a trace (a trace's own ``summary.json``): cycles, Stream's cycles and energy, the
-    number of fused groups, the trace's metadata and its on-chip memories."""
+    bytes moved across the off-chip interface (in total and, both directions, by tensor class), the number of fused
+    groups, the trace's metadata and its on-chip memories."""
 
     cycles: int
     stream_cycles: int
     stream_energy_pj: float
+    dram_bytes_read: int
+    dram_bytes_written: int
+    dram_bytes_by_class: dict[str, int]
     groups: int
     metadata: dict[str, str]
     memories: tuple[MemoryFigures, ...]
@@ -116,6 +120,9 @@ class ExperimentRecord(_Figures):
     decode_steps: int | None
     layers: int | None
     precision_bits: int | None
+    kv_residency: str | None
+    kv_budget: float | None
+    sram_capacities_mib: tuple[float, ...] | None
 
 
 class WorkloadSummary(_Figures):

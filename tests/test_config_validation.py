@@ -43,6 +43,11 @@ def assert_one_line(error: pytest.ExceptionInfo[ConfigError], *parts: str) -> No
         ({"experiment_id": ".."}, "key 'experiment_id': expected a plain name"),
         ({"experiment_id": "../elsewhere"}, "key 'experiment_id': expected a plain name"),
         ({"precision_bits": 4}, "key 'precision_bits': expected 8, 16 or 32, got 4"),
+        ({"kv_residency": "sometimes"}, "key 'kv_residency': expected 'streamed', 'resident' or 'fit'"),
+        ({"kv_budget": 0.3}, "key 'kv_budget': applies to kv_residency: fit only"),
+        ({"kv_residency": "fit", "kv_budget": 1.5}, "key 'kv_budget': "),
+        ({"sram_capacities_mib": [0]}, "key 'sram_capacities_mib[0]': "),
+        ({"sram_capacities_mib": [4, 4]}, "key 'sram_capacities_mib': "),
     ],
 )
 def test_bad_experiment_files_name_the_file_and_key(tmp_path: Path, keys: dict, key: str) -> None:

@@ -103,8 +103,14 @@ def test_summary_json_round_trips(experiment: tuple[Path, ExperimentSummary]) ->
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda s: s | {"schema_version": SCHEMA_VERSION + 1}, "schema version 2, expected 1"),
-        (lambda s: {k: v for k, v in s.items() if k != "schema_version"}, "schema version None, expected 1"),
+        (
+            lambda s: s | {"schema_version": SCHEMA_VERSION + 1},
+            f"schema version {SCHEMA_VERSION + 1}, expected {SCHEMA_VERSION}",
+        ),
+        (
+            lambda s: {k: v for k, v in s.items() if k != "schema_version"},
+            f"schema version None, expected {SCHEMA_VERSION}",
+        ),
         (lambda s: s | {"experiment": {}}, r"\(experiment.experiment_id: Field required\)"),
         (lambda s: s | {"workloads": {"x": {"trace": 3}}}, r"\(workloads.x.trace: Input should be"),
     ],

@@ -1,47 +1,66 @@
-"""The MHA-vs-GQA study on the smallest study there is: one tiny model, one prefill length, one variant each."""
+"""The MHA-vs-GQA study on the smallest study there is: the two tiny models, one prefill and one decode length, the
+streamed and resident cache, two SRAM capacities."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from stream_trapti.atomic import OUTPUT_MARKER
 from stream_trapti.sram.sweep_config import SweepSpec
-from stream_trapti.study import Study, run_study
+from stream_trapti.study import Growth, Study, run_study
 from stream_trapti.trace import OccupancyTrace
 
 ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("tiny-mha", "tiny-gqa")
 
 
+@pytest.mark.slow
 def test_a_small_study_writes_every_output_about_the_swept_memory(tmp_path: Path) -> None:
-    hardware = ROOT / "hardware" / "trapti_edge.yaml"
     study = Study(
-        hardware=hardware,
-        models=("tiny-gqa",),
+        hardware=ROOT / "hardware" / "trapti_edge.yaml",
+        models=MODELS,
         prefill_lengths=(16,),
-        decode_past=(),
+        decode_past=(16,),
         sweep=SweepSpec(memory="sram@core0", banks=(1, 4), timeouts_cycles=(100,), technology_nm=45),
-        capacity_variants={4: hardware},
         sensitivity_prefill=16,
+        policies=("streamed", "resident"),
+        capacities_mib=(2,),
+        growth=Growth("tiny-gqa", past=16, steps=2, capacity_mib=2),
         flavours=("lstp",),
         gated_leakage_fractions=(0.5,),
     )
-    result = run_study(study, tmp_path / "study")
-    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == sorted(
-        [OUTPUT_MARKER, "report.md", "scaling.png", "study.csv", "study.json", "traces"]
+    out = tmp_path / "study"
+    result = run_study(study, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [OUTPUT_MARKER, "growth", "ratio.png", "report.md", "scaling.png", "study.csv", "study.json", "traces"]
     )
-    (case,) = result.cases
-    trace = OccupancyTrace.load(tmp_path / "study" / "traces" / "tiny-gqa_prefill16.npz")
+    # A row per model × policy × capacity × step: prefill on the 4 MiB accelerator, decode on it and at 2 MiB.
+    points = [(c.model, c.policy, c.capacity_mib, c.phase) for c in result.cases]
+    assert len(points) == len(set(points)) == 2 * 2 * (1 + 2)
+    assert not any(c.skipped for c in result.cases)
+    by = {(c.model, c.policy, c.capacity_mib, c.phase): c for c in result.cases}
+    for model in MODELS:
+        streamed, resident = by[(model, "streamed", 2, "decode")], by[(model, "resident", 2, "decode")]
+        assert streamed.dram_kv_bytes > 0 and resident.dram_kv_bytes == 0
+        assert resident.dram_bytes == streamed.dram_bytes - streamed.dram_kv_bytes
+        assert resident.cycles <= streamed.cycles
+    case = by[("tiny-gqa", "streamed", 4, "prefill")]
+    trace = OccupancyTrace.load(out / "traces" / "tiny-gqa_streamed_prefill16.npz")
     assert case.memory == "sram@core0"
     assert case.peak_needed_bytes == trace.peak("sram@core0", "needed")[0]
     assert case.peak_reserved_bytes == trace.peak("sram@core0", "reserved")[0]
-    assert [s.key for s in result.sensitivities] == ["capacity_mib", "flavour", "gated_leakage_fraction"]
-    assert [value for s in result.sensitivities for value, _ in s.rows] == [4, "lstp", 0.5]
-    assert json.loads((tmp_path / "study" / "study.json").read_text()) == json.loads(result.to_json())
-    report = (tmp_path / "study" / "report.md").read_text()
+    assert [s.key for s in result.sensitivities] == ["flavour", "gated_leakage_fraction"]
+    assert json.loads((out / "study.json").read_text()) == json.loads(result.to_json())
+    report = (out / "report.md").read_text()
     assert "figures are of memory `sram@core0`" in report
-    assert "| tiny-gqa | prefill L=16 |" in report
-    assert "| lstp | tiny-gqa | prefill L=16 |" in report
-    assert Image.open(tmp_path / "study" / "scaling.png").size[0] > 0
+    mha, gqa = by[("tiny-mha", "resident", 2, "decode")], by[("tiny-gqa", "resident", 2, "decode")]
+    ratio = mha.peak_needed_bytes / gqa.peak_needed_bytes
+    assert f"| tiny-mha | resident | 2 | decode P=16 | {mha.cycles:,} |" in report
+    assert f"| resident | 2 | {ratio:.2f} |" in report
+    assert "| lstp | tiny-mha | streamed | 4 | prefill L=16 |" in report
+    for image in ("scaling.png", "ratio.png", "growth/trace/occupancy.png", "growth/sram/bank_heatmap.png"):
+        assert Image.open(out / image).size[0] > 0

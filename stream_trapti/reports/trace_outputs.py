@@ -44,14 +44,17 @@ def write_trace_outputs(result: TraceResult, out_dir: str | Path, inputs: Iterab
 
 
 def trace_summary(result: TraceResult) -> TraceFigures:
-    """The headline figures of a trace: cycles, Stream's energy, and per memory the peaks of each view and class,
-    when they happen and which tensors are largest, and the accesses by source (``transfer``, ``compute``) beside
-    Stream's own energy for them."""
+    """The headline figures of a trace: cycles, Stream's energy, off-chip bytes, and per memory the peaks of each view
+    and class, when they happen and which tensors are largest, and the accesses by source (``transfer``,
+    ``compute``) beside Stream's own energy for them."""
     trace = result.trace
     return TraceFigures(
         cycles=trace.cycles,
         stream_cycles=result.stream.cycles,
         stream_energy_pj=result.stream.energy_pj,
+        dram_bytes_read=sum(read for read, _ in result.stream.dram_bytes.values()),
+        dram_bytes_written=sum(written for _, written in result.stream.dram_bytes.values()),
+        dram_bytes_by_class={c: sum(moved) for c, moved in result.stream.dram_bytes.items()},
         groups=len(trace.groups),
         metadata=dict(trace.metadata),
         memories=tuple(_memory_figures(trace, m) for m in range(len(trace.memories))),

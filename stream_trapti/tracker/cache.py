@@ -20,7 +20,7 @@ from stream_trapti.provenance import hardware_files
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import GroupOccupancy
 
-CACHE_FORMAT = 9
+CACHE_FORMAT = 10
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 

@@ -26,10 +26,25 @@ TOP_TENSORS = 8
 """Tensors attributed by name per memory and view, largest first (as many as Stream's own occupancy report)."""
 
 
+@dataclass(frozen=True)
+class ResidentCache:
+    """A KV cache kept in on-chip memory ``memory`` across groups, outside Stream's per-group allocation: ``initial``
+    bytes from cycle 0, and ``added[i]`` more from the start of group ``i`` to the end of the trace (the entries the
+    group's layer appends). It counts in both views, as a KV-cache class."""
+
+    memory: int
+    initial: int
+    added: np.ndarray
+
+
 def compose(
-    groups: Sequence[GroupOccupancy], window: int | None = None, metadata: Mapping[str, str] | None = None
+    groups: Sequence[GroupOccupancy],
+    window: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+    resident: ResidentCache | None = None,
 ) -> OccupancyTrace:
-    """The trace of ``groups`` run back to back; ``window`` is the access-statistics window in cycles."""
+    """The trace of ``groups`` run back to back, with the ``resident`` cache on top of what Stream allocates;
+    ``window`` is the access-statistics window in cycles."""
     if not groups:
         raise ValueError("cannot compose an occupancy trace from no groups: the solve recorded none")
     memories = groups[0].memories
@@ -42,6 +57,8 @@ def compose(
     window = window or max(1, -(-total // DEFAULT_WINDOWS))
 
     events = _occupancy_events(groups, cycles, starts, total)
+    if resident is not None:
+        events = np.concatenate([events, _resident_events(resident, starts)])
     times, occupancy = _step_function(events, len(memories), total)
     return OccupancyTrace(
         cycles=total,
@@ -116,6 +133,27 @@ def _occupancy_events(
     ]
     events = np.concatenate(rows).astype(np.int64)
     return events[events[:, 0] < total]
+
+
+def _resident_events(resident: ResidentCache, starts: np.ndarray) -> np.ndarray:
+    """Rows of (cycle, view, memory, class, +bytes) for the resident cache in both views; it is never freed."""
+    at = np.concatenate([[0], starts])
+    size = np.concatenate([[resident.initial], resident.added]).astype(np.int64)
+    keep = size != 0
+    rows = [
+        np.column_stack(
+            [
+                at[keep],
+                np.full(keep.sum(), v),
+                np.full(keep.sum(), resident.memory),
+                np.full(keep.sum(), kv),
+                size[keep],
+            ]
+        )
+        for v in range(len(VIEWS))
+        for kv in (CLASSES.index("kv_cache"),)
+    ]
+    return np.concatenate(rows).astype(np.int64)
 
 
 def _step_function(events: np.ndarray, memories: int, total: int) -> tuple[np.ndarray, np.ndarray]:

@@ -59,7 +59,10 @@ class GroupOccupancy:
     tensor.
     ``reserved`` (memory, class) is constant over the group; ``reserved_tensors`` attributes it by tensor;
     ``stream_reserved`` is what Stream's own report says, ``energy_pj`` is Stream's energy estimate of the group,
-    and ``stream_sram_pj`` the part of it Stream charges each memory, per access source (pJ)."""
+    and ``stream_sram_pj`` the part of it Stream charges each memory, per access source (pJ).
+    ``dram_bytes`` (class, read/write) is what the group's transfers read from and write to the off-chip memory;
+    ``offchip_pj`` (class, 1 + memory) is Stream's energy of those transfers: column 0 all of it (every port and
+    link), column ``1 + m`` the part memory ``m``'s ports take."""
 
     name: str
     cycles: int
@@ -82,6 +85,8 @@ class GroupOccupancy:
     access_time: np.ndarray
     access_bytes: np.ndarray
     access_tensor: np.ndarray
+    dram_bytes: np.ndarray
+    offchip_pj: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The array fields by name, for serialisation."""
@@ -113,6 +118,8 @@ _ARRAY_FIELDS = (
     "access_time",
     "access_bytes",
     "access_tensor",
+    "dram_bytes",
+    "offchip_pj",
 )
 
 
@@ -176,6 +183,9 @@ def record_group(
         # A handover buffer holds a kernel's running state (a reduction's scale): working data, an activation.
         return CLASSES.index("activation" if t is None else classify(source_name(t)))
 
+    def class_index_of(name: str) -> int:
+        return CLASSES.index(classify(name))
+
     reserved = np.zeros((len(memories), len(CLASSES)), dtype=np.int64)
     by_tensor: dict[tuple[int, str, str], int] = defaultdict(int)
     for (t, owner_id), bits in _reserved_bits(allocation, space).items():
@@ -202,6 +212,12 @@ def record_group(
         dtype=np.int64,
     ).reshape(-1, 6)
     energy = internals.stream_sram_energy(allocation, space, nodes)
+    offchip_pj = np.zeros((len(CLASSES), 1 + len(memories)))
+    for tensor, pj in energy.offchip.items():
+        offchip_pj[class_index_of(origin_by_name.get(tensor, tensor)), 0] += pj
+    for (tensor, owner_id), pj in energy.offchip_sram.items():
+        if (m := index_of.get(owner_id)) is not None:
+            offchip_pj[class_index_of(origin_by_name.get(tensor, tensor)), 1 + m] += pj
     group = GroupOccupancy(
         name=name,
         cycles=schedule.total,
@@ -226,6 +242,8 @@ def record_group(
         access_time=events[:, 3],
         access_bytes=events[:, 4],
         access_tensor=events[:, 5],
+        dram_bytes=_dram_bytes(accelerator, accesses, class_index),
+        offchip_pj=offchip_pj,
     )
     check_group(group, allocation, accesses, transfers.handovers, energy, memory_index)
     return group
@@ -288,6 +306,20 @@ def _totals(group: GroupOccupancy, source: int) -> np.ndarray:
     totals = np.zeros((len(group.memories), 2), dtype=np.int64)
     keep = group.access_source == source
     np.add.at(totals, (group.access_memory[keep], group.access_kind[keep]), group.access_bytes[keep])
+    return totals
+
+
+def _dram_bytes(
+    accelerator: Accelerator, accesses: CoreMemoryAccesses | None, class_index: Callable[[Tensor], int]
+) -> np.ndarray:
+    """Bytes read from and written to the off-chip memory per tensor class, from Stream's access counts (port-width
+    words per core and tensor) on the off-chip core: (class, read/write)."""
+    totals = np.zeros((len(CLASSES), 2), dtype=np.int64)
+    offchip = accelerator.get_core(accelerator.offchip_core_id)
+    for tensor, count in (accesses.accesses.get(offchip, {}) if accesses is not None else {}).items():
+        c = class_index(tensor)
+        totals[c, 0] += count.read * int(offchip.get_max_memory_bandwidth("read")) // 8
+        totals[c, 1] += count.write * int(offchip.get_max_memory_bandwidth("write")) // 8
     return totals
 
 

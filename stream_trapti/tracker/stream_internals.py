@@ -272,12 +272,17 @@ def moves_data(space: DecisionSpace, allocation: Allocation, transfer: TransferN
 class StreamSramEnergy:
     """Stream's own energy (pJ, whole group) of each on-chip memory, by owning core id: the DMA streams' reads and
     writes of its ports (``transfer``) and the SRAM levels of its nodes' ZigZag energy (``compute``); and the group's
-    node and transfer energy rebuilt from the same parts, to check against Stream's report."""
+    node and transfer energy rebuilt from the same parts, to check against Stream's report. ``offchip`` is the
+    whole energy (every port side and link) of each transfer that reads or writes the off-chip memory, by the name of
+    the tensor it moves, and ``offchip_sram`` the part of it each on-chip memory's ports take, by (tensor name,
+    owning core id): what disappears when that tensor stays on chip instead."""
 
     transfer: dict[int, float]
     compute: dict[int, float]
     node_total_pj: float
     transfer_total_pj: float
+    offchip: dict[str, float]
+    offchip_sram: dict[tuple[str, int], float]
 
 
 def stream_sram_energy(allocation: Allocation, space: DecisionSpace, nodes: list[NodeSramAccess]) -> StreamSramEnergy:
@@ -299,6 +304,8 @@ def stream_sram_energy(allocation: Allocation, space: DecisionSpace, nodes: list
     )
     transfer: dict[int, float] = {}
     transfer_total = 0.0
+    offchip: dict[str, float] = {}
+    offchip_sram: dict[tuple[str, int], float] = {}
     shim = SimpleNamespace(space=space)  # _sides reads only ``ctx.space``
     for tr in space.transfer_nodes:
         if not moves_data(space, allocation, tr):
@@ -307,19 +314,30 @@ def stream_sram_energy(allocation: Allocation, space: DecisionSpace, nodes: list
         # One firing serves ``reuse_factors[tr]`` iterations: the energy family divides the active latency by it.
         reuse = float(allocation.solution.reuse_factors.get(tr, 1.0)) or 1.0
         bits = space.moved_bits(tr, route) * active_fraction(tr, space.ssis) / reuse
+        sides: dict[int, float] = {}
         for side in _sides(shim, tr, route):
             energy = bits * side.share * side.port.energy_per_bit(side.direction)
-            transfer_total += energy
             owner = accelerator.memory_of(accelerator.get_core(side.port.core_ids[0])).id
+            sides[owner] = sides.get(owner, 0.0) + energy
+        links = bits * sum(link.unit_energy_cost / link.bandwidth for link in route.links_used)
+        transfer_total += sum(sides.values()) + links
+        for owner, energy in sides.items():
             if owner != accelerator.offchip_core_id:
                 transfer[owner] = transfer.get(owner, 0.0) + energy
-        transfer_total += bits * sum(link.unit_energy_cost / link.bandwidth for link in route.links_used)
+        if accelerator.offchip_core_id in sides:
+            name = tr.inputs[0].name
+            offchip[name] = offchip.get(name, 0.0) + sum(sides.values()) + links
+            for owner, energy in sides.items():
+                if owner != accelerator.offchip_core_id:
+                    offchip_sram[(name, owner)] = offchip_sram.get((name, owner), 0.0) + energy
     scale = float(iterations)
     return StreamSramEnergy(
         {m: e * scale for m, e in transfer.items()},
         {m: e * scale for m, e in compute.items()},
         node_total * scale,
         transfer_total * scale,
+        {t: e * scale for t, e in offchip.items()},
+        {k: e * scale for k, e in offchip_sram.items()},
     )
 
 
