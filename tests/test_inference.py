@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,16 @@ def test_kv_cache_bytes_match_the_tiles_stream_chose(tmp_path: Path) -> None:
     live = group.needed_bytes[group.needed_class == 2]
     assert live.max() <= cache_bytes
     assert cache_bytes % live.max() == 0
+
+
+@pytest.mark.parametrize("model", ["tiny-mha", "tiny-gqa"])
+@pytest.mark.parametrize("phases", [Phases(16), Phases(0, 1, decode_from=16)], ids=["prefill", "decode"])
+def test_zigzag_costs_every_operator_of_the_bundled_models(
+    model: str, phases: Phases, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stream falls back to an ideal-cycle guess, with a warning, when ZigZag cannot cost a node; on the models this
+    package builds that must never happen (it did for RMSNorm's square while it read one tensor twice)."""
+    with caplog.at_level(logging.WARNING, logger="stream"):
+        trace_inference(HARDWARE, model, phases, layers=1, options=FRESH)
+    fallbacks = [r.getMessage() for r in caplog.records if "ZigZag estimation failed" in r.getMessage()]
+    assert not fallbacks

@@ -4,7 +4,7 @@ Only operators Stream parses are used (no Split, Concat, Expand, Where, Sqrt, Ne
 formulations are rewritten with equivalent ones:
 
 * GPT-2's fused QKV projection is cut into Q, K and V with Slices;
-* RMSNorm is ``x · Pow(mean(x·x) + ε, −0.5) · γ``;
+* RMSNorm is ``x · Pow(mean(Pow(x, 2)) + ε, −0.5) · γ``;
 * RoPE is ``x·cos + rotate_half(x)·sin``: each head is viewed as ``[2, d/2]``, a Gather with index ``[1, 0]``
   swaps the halves and a ``[−1, +1]`` sign tensor negates the first, which is ``rotate_half`` without a Concat;
 * GELU is ONNX ``Gelu`` with ``approximate="tanh"`` (GPT-2's ``gelu_new``); SiLU is ``x·Sigmoid(x)`` (ONNX has no
@@ -267,7 +267,9 @@ def _norm(g: _Graph, config: DecoderConfig, x: str, name: str) -> str:
     if config.norm == "layernorm":
         gamma, beta = g.weight(f"{name}.weight", [config.hidden]), g.weight(f"{name}.bias", [config.hidden])
         return g.op("LayerNormalization", [x, gamma, beta], name, axis=-1, epsilon=config.norm_eps)
-    square = g.op("Mul", [x, x], f"{name}.square")
+    # Pow, not Mul(x, x): Stream parses a node reading one tensor twice with one operand, and ZigZag then has no
+    # second operand to cost (KeyError 'B') and Stream falls back to an ideal-cycle guess.
+    square = g.op("Pow", [x, g.weight("const.square_exponent", [])], f"{name}.square")
     mean = g.op("ReduceMean", [square, g.ints("const.last_axis", [-1])], f"{name}.mean", keepdims=1)
     shifted = g.op("Add", [mean, g.weight("const.norm_eps", [])], f"{name}.add_eps")
     inverse = g.op("Pow", [shifted, g.weight("const.rsqrt_exponent", [])], f"{name}.rsqrt")
