@@ -22,7 +22,7 @@ from stream_trapti.study import Growth, Study, run_study
 accelerator = Path("hardware/trapti_edge.yaml")
 models = ("gpt2-xl", "deepseek-r1-distill-qwen-1.5b")
 prefill_lengths = (128, 512, 1024)
-decode_past = (128, 512, 1024)  # cache lengths P of one decode step (GPT-2 XL: at most 1023)
+decode_past = (16, 64, 128, 256, 512, 1024)  # cache lengths P of one decode step (GPT-2 XL: at most 1023)
 policies = ("streamed", "resident", "fit")  # where the KV cache lives (README: KV-cache residency)
 capacities_mib = (2, 4, 8, 16, 32, 64)  # the decode steps run on the accelerator's SRAM resized to each
 growth = Growth("gpt2-xl", past=16, steps=16, capacity_mib=8)  # a decode traced step by step, cache resident

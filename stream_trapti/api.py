@@ -15,8 +15,10 @@ from pathlib import Path
 from stream.api import SolveOptions
 
 from stream_trapti.cache_dir import cache_root
+from stream_trapti.errors import ConfigError
 from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.sram.activity import Allocation
+from stream_trapti.sram.cacti_build import available_cpus
 from stream_trapti.sram.exploration import explore_and_write
 from stream_trapti.sram.explore import ExplorationResult
 from stream_trapti.sram.sweep_config import SweepSpec
@@ -50,13 +52,24 @@ class TraceOptions:
     """How a trace is made. ``solve`` are Stream's own options; the tracker adds itself to their
     ``instrumentation``. ``window`` is the access-statistics window in cycles (None: the trace is cut in 4096).
     ``cache_dir`` keeps solved groups across runs (None: ``$STREAM_TRAPTI_CACHE`` or ``~/.cache/stream-trapti``;
-    set ``use_cache`` False to solve everything afresh). ``progress`` shows a progress bar on long runs."""
+    set ``use_cache`` False to solve everything afresh). ``progress`` shows a progress bar on long runs. ``workers``
+    is how many Stream solves of an inference run at once, each in its own process (None: one per available CPU;
+    they share results through the cache, so with the cache off solves run one by one)."""
 
     solve: SolveOptions = field(default_factory=default_solve_options)
     window: int | None = None
     cache_dir: str | Path | None = None
     use_cache: bool = True
     progress: bool = True
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"TraceOptions.workers must be at least 1, got {self.workers}")
+
+    def solve_workers(self) -> int:
+        """How many solves run at once."""
+        return self.workers or available_cpus()
 
     def cache(self) -> Path | None:
         """The directory solved groups are cached in, or None when caching is off."""

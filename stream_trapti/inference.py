@@ -6,7 +6,8 @@ structurally identical and solve identically. Each step (prefill at L, decode at
 one-layer model with the LM head (and the embedding, when asked for); its layer groups are then repeated for every
 layer, renamed ``layer0.`` → ``layerK.``. Solves are cached on disk, so a rerun, or another run sharing a step,
 solves nothing. A fixed mapping's fused groups may span layers, so a workload with one is traced whole, by
-:func:`stream_trapti.api.trace_workload`.
+:func:`stream_trapti.api.trace_workload`. With the KV cache resident (:mod:`stream_trapti.residency`) a step is solved
+on the SRAM the cache leaves at the step's end, which bounds what it leaves each earlier layer of the step.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from stream_trapti.tracker.compose import LAYER_PREFIX, ResidentCache, compose
 from stream_trapti.tracker.estimate import StreamEstimate
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.inputs import hardware_memories
+from stream_trapti.tracker.parallel import SolveJob, presolve
 from stream_trapti.tracker.solve import solve_groups_cached
 from stream_trapti.workloads.analytics import kv_cache_bytes
 from stream_trapti.workloads.builder import write_workload
@@ -107,8 +109,9 @@ def trace_inference(
     ``embedding`` adds the token lookup; it is off by default because Stream 2.1.1 prices a Gather as a pass over
     the whole table (GPT-2 XL's 80 MB one costs more cycles than 25 decoder layers at L = 128), so the hidden states
     enter from DRAM instead. ``kv_residency`` says where the KV cache lives between operators
-    (:mod:`stream_trapti.residency`; ``kv_budget`` is the SRAM share ``fit`` gives it). Stream's outputs, the
-    generated ONNX and hardware variants go under ``work_dir`` (default: a scratch directory under the cache root)."""
+    (:mod:`stream_trapti.residency`; ``kv_budget`` is the SRAM share ``fit`` gives it); the hardware variants it
+    solves on are cached under the cache root. Stream's outputs and the generated ONNX go under ``work_dir``
+    (default: a scratch directory under the cache root)."""
     options = options or TraceOptions()
     config = preset(model) if isinstance(model, str) else model
     depth = config.layers if layers is None else layers
@@ -134,25 +137,35 @@ def trace_inference(
     composed: list[GroupOccupancy] = []
     added: list[int] = []
     with _work_dir(work_dir) as root:
+        jobs = [
+            SolveJob(
+                _step_hardware(hardware, plan, capacity),
+                write_workload(config, spec, root / f"{config.name}_{step.label}.onnx"),
+                root / step.label,
+            )
+            for step, spec, capacity in zip(steps, specs, free, strict=True)
+        ]
+        if (cache_dir := options.cache()) is not None:
+            presolve(jobs, options.solve, cache_dir, options.solve_workers(), options.progress)
         bar = tqdm(
-            zip(steps, specs, free, strict=True),
+            zip(steps, jobs, free, strict=True),
             total=len(steps),
             desc=f"tracing {config.name}",
             unit="step",
             disable=not options.progress,
         )
-        for step, spec, capacity in bar:
+        for step, job, capacity in bar:
             bar.set_postfix_str(step.label)
-            onnx = write_workload(config, spec, root / f"{config.name}_{step.label}.onnx")
-            solved_on = _step_hardware(hardware, plan, capacity)
             try:
-                groups = solve_groups_cached(solved_on, onnx, root / step.label, None, options.solve, options.cache())
+                groups = solve_groups_cached(
+                    job.hardware, job.workload, job.output_path, None, options.solve, cache_dir
+                )
             except SolveError as error:
-                if solved_on == hardware:
+                if capacity == plan.capacity_bytes:
                     raise
                 raise SolveError(
                     f"step {step.label}: with {plan.resident_bytes(step.cache_tokens):,} B of KV cache resident, the "
-                    f"{capacity:,} B of SRAM left do not hold the step's tiles ({error})"
+                    f"{capacity:,} B of SRAM left do not hold the step's tiles ({error.__cause__ or error})"
                 ) from error
             layers_of_step = [_on_memories(g, memories) for g in repeat_layers(groups, depth)]
             composed += [_relabel(g, step) for g in _keep_resident(layers_of_step, plan.resident_layers)]
@@ -177,11 +190,11 @@ def trace_inference(
     return TraceResult(trace, stream, tuple(composed))
 
 
-def _step_hardware(hardware: str | Path, plan: ResidencyPlan, capacity: int) -> Path | str:
+def _step_hardware(hardware: str | Path, plan: ResidencyPlan, capacity: int) -> Path:
     """The hardware a step is solved on: ``hardware`` itself, or a variant whose SRAM offers Stream only
     ``capacity`` bytes, at the physical macro's per-access costs."""
     if capacity == plan.capacity_bytes:
-        return hardware
+        return Path(hardware)
     return sram_capacity_variant(hardware, capacity, cost_capacity_bytes=plan.capacity_bytes)
 
 

@@ -62,6 +62,13 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
     return preexec
 
 
+def tie_to_parent(parent_pid: int) -> None:
+    """Initialiser of a worker process (``ProcessPoolExecutor(initializer=...)``) started by ``parent_pid``: the
+    kernel terminates the worker when that process dies, as :func:`run_child` does for its children."""
+    if (arm := _die_with_parent(parent_pid)) is not None:
+        arm()
+
+
 def _kill_group(process: subprocess.Popen[str]) -> None:
     """SIGKILL the child's process group: the child and anything it started."""
     try:

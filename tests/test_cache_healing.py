@@ -109,6 +109,22 @@ def cached_solve(mha_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     return result, root / "cache"
 
 
+def test_a_cached_solve_reads_back_field_for_field(cached_solve: tuple[TraceResult, Path]) -> None:
+    solved, directory = cached_solve
+    (entry,) = (directory / "groups").iterdir()
+    loaded = groups_cache.load_groups(directory, entry.stem)
+    assert loaded is not None and len(loaded) == len(solved.groups)
+    for fresh, read in zip(solved.groups, loaded, strict=True):
+        for name, value in vars(fresh).items():
+            again = getattr(read, name)
+            if isinstance(value, np.ndarray):
+                # Same values and kind: a float array read back as int64 would truncate Stream's pJ.
+                assert again.dtype.kind == value.dtype.kind, name
+                np.testing.assert_array_equal(again, value, err_msg=name)
+            else:
+                assert again == value, name
+
+
 @pytest.mark.parametrize("damage", GROUP_DAMAGES.values(), ids=GROUP_DAMAGES.keys())
 def test_a_bad_groups_entry_is_solved_again(
     damage: Callable[[bytes, str], bytes],

@@ -153,3 +153,15 @@ def test_an_experiment_runs_every_capacity_with_the_cache_resident(tmp_path) -> 
         assert workload.trace.metadata["kv_resident_layers"] == str(config.layers)
         # The cache after the decode step, every layer resident: the KV peak of the needed view.
         assert workload.memory.peak_needed_by_class["kv_cache"] == config.layers * kv_cache_bytes(config, 17)
+
+
+def test_steps_solved_on_two_workers_give_the_serial_trace_byte_for_byte(tmp_path) -> None:
+    phases = Phases(prefill=0, decode_steps=3, decode_from=PAST)
+    files = []
+    for workers, cache in ((1, "serial"), (2, "parallel")):
+        options = TraceOptions(progress=False, workers=workers, cache_dir=tmp_path / cache)
+        result = trace_inference(DEFAULT_HARDWARE, "tiny-gqa", phases, kv_residency="resident", options=options)
+        files.append(result.trace.save(tmp_path / f"{cache}.npz").read_bytes())
+    assert files[0] == files[1]
+    # Every step of the parallel run was solved once, by a worker, into its own cache.
+    assert len(list((tmp_path / "parallel" / "groups").glob("*.npz"))) == 3

@@ -15,12 +15,14 @@ from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+
 from stream_trapti import archive, cache_entry
 from stream_trapti.provenance import hardware_files
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import GroupOccupancy
 
-CACHE_FORMAT = 10
+CACHE_FORMAT = 11
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 
@@ -38,6 +40,11 @@ def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_option
     return digest.hexdigest()
 
 
+def has_groups(directory: Path, key: str) -> bool:
+    """Whether the cache holds an entry for ``key`` (:func:`load_groups` still checks that it reads)."""
+    return _entry_path(directory, key).is_file()
+
+
 def load_groups(directory: Path, key: str) -> list[GroupOccupancy] | None:
     """The cached groups of a solve, or None when the cache does not hold it (or held it unreadable)."""
     return cache_entry.load(_entry_path(directory, key), ENTRY_SCHEMA, _decode_groups)
@@ -52,6 +59,7 @@ def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
             cycles=g["cycles"],
             energy_pj=g["energy_pj"],
             stream_sram_pj=tuple(tuple(e) for e in g["stream_sram_pj"]),
+            offchip_pj=np.array(g["offchip_pj"], dtype=float),
             memories=memories,
             reserved_tensors=tuple(tuple(r) for r in g["reserved_tensors"]),
             stream_reserved=tuple(g["stream_reserved"]),
@@ -72,6 +80,8 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Pat
                 "cycles": g.cycles,
                 "energy_pj": g.energy_pj,
                 "stream_sram_pj": [list(e) for e in g.stream_sram_pj],
+                # Energies are floats: the archive's arrays are int64, so they go in the metadata.
+                "offchip_pj": g.offchip_pj.tolist(),
                 "reserved_tensors": [list(r) for r in g.reserved_tensors],
                 "stream_reserved": list(g.stream_reserved),
                 "tensor_names": list(g.tensor_names),

@@ -89,7 +89,7 @@ class GroupOccupancy:
     offchip_pj: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The array fields by name, for serialisation."""
+        """The integer array fields by name, for serialisation (``offchip_pj``, in pJ, is not one)."""
         return {name: getattr(self, name) for name in _ARRAY_FIELDS}
 
     def renamed(self, rename: Callable[[str], str]) -> GroupOccupancy:
@@ -119,7 +119,6 @@ _ARRAY_FIELDS = (
     "access_bytes",
     "access_tensor",
     "dram_bytes",
-    "offchip_pj",
 )
 
 

@@ -33,7 +33,7 @@ def solve_groups_cached(
     if cache_dir is None:
         return _solve(hardware, workload, output_path, mapping, solve)
     hardware, workload = Path(hardware), Path(workload)
-    key = cache.solve_key(hardware, workload, Path(mapping) if mapping else None, _options_key(solve))
+    key = cache.solve_key(hardware, workload, Path(mapping) if mapping else None, options_key(solve))
     if (hit := cache.load_groups(cache_dir, key)) is not None:
         logger.info("reusing the cached solve of %s on %s", workload, hardware)
         return hit
@@ -42,7 +42,7 @@ def solve_groups_cached(
     return groups
 
 
-def _options_key(solve: SolveOptions) -> str:
+def options_key(solve: SolveOptions) -> str:
     """The solve options that can change a schedule, as text (observers and report switches cannot)."""
     return repr(replace(solve, instrumentation=None, artifacts=False, solver_log=False))
 
