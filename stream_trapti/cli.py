@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--kv-budget", type=float, help="with --kv-residency fit: the SRAM share the cache may take")
     trace.add_argument("--window", type=int, help="access-statistics window in cycles")
     trace.add_argument("--no-cache", action="store_true", help="solve everything afresh")
+    trace.add_argument("--workers", type=_positive, help="Stream solves run at once (default: one per CPU)")
     trace.add_argument("--out", required=True, type=Path, help="output directory (written atomically)")
     trace.set_defaults(run=_trace)
 
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("experiment", type=Path, help="experiment YAML (see inputs/experiments/default.yaml)")
     run.add_argument("--no-cache", action="store_true", help="solve everything afresh")
+    run.add_argument("--workers", type=_positive, help="Stream solves run at once (default: one per CPU)")
     run.set_defaults(run=_run)
 
     report = commands.add_parser(
@@ -127,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _trace(args: argparse.Namespace) -> None:
     # Imported here, not at the top: keeps --help fast.
     from stream_trapti.api import TraceOptions, trace_workload
@@ -138,7 +147,7 @@ def _trace(args: argparse.Namespace) -> None:
     # Refused before the solve, not after it: a bad --out should cost no solve.
     inputs = [p for p in (args.hardware, args.onnx, args.mapping) if p is not None]
     check_output_directory(args.out, inputs)
-    options = TraceOptions(window=args.window, use_cache=not args.no_cache)
+    options = TraceOptions(window=args.window, use_cache=not args.no_cache, workers=args.workers)
     if args.onnx is not None:
         _refuse_model_options(args)
         with scratch_directory(scratch_root(), "stream") as stream_out:
@@ -207,7 +216,7 @@ def _run(args: argparse.Namespace) -> None:
     from stream_trapti.reports.console import print_summary
 
     experiment = load_experiment(args.experiment)
-    print_summary(run_experiment(experiment, TraceOptions(use_cache=not args.no_cache)))
+    print_summary(run_experiment(experiment, TraceOptions(use_cache=not args.no_cache, workers=args.workers)))
     print(f"\nreport: {experiment.directory / 'report.md'}")
 
 
