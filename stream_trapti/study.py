@@ -314,20 +314,29 @@ def _plot_scaling(cases: Sequence[Case], models: Sequence[str], path: Path) -> N
 
 
 def _plot_ratio(cases: Sequence[Case], models: Sequence[str], path: Path) -> None:
-    """The first model's peak needed over the second's against the decode cache length, one line per policy and
-    capacity."""
-    figure = Figure(figsize=(7, 4.5))
-    axis = figure.subplots()
-    for (policy, mib), points in _ratio_series(cases, models).items():
-        axis.plot(*zip(*points, strict=True), marker="o", label=f"{policy}, {mib:g} MiB")
-    if len(models) == 2:
-        per_token = [preset(m).layers * kv_cache_bytes(preset(m), 1) for m in models]
-        axis.axhline(per_token[0] / per_token[1], color="grey", linestyle=":", label="ratio of the caches per token")
-    axis.set_xscale("log", base=2)
-    axis.set_xlabel("decode cache length P")
-    axis.set_ylabel(f"peak needed, {' / '.join(models[:2])}")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, ncol=2)
+    """The first model's peak needed over the second's against the decode cache length: one panel per policy, one
+    line per capacity, and the ratio of the two models' caches per token for reference."""
+    series = _ratio_series(cases, models)
+    policies = list(dict.fromkeys(policy for policy, _ in series)) or ["streamed"]
+    figure = Figure(figsize=(5 * len(policies), 4.2))
+    axes = figure.subplots(1, len(policies), squeeze=False, sharey=True)[0]
+    capacities = sorted({mib for _, mib in series})
+    for axis, policy in zip(axes, policies, strict=True):
+        for (of, mib), points in series.items():
+            if of == policy:  # one colour per capacity across the panels
+                colour = f"C{capacities.index(mib)}"
+                axis.plot(*zip(*points, strict=True), marker="o", color=colour, label=f"{mib:g} MiB")
+        if len(models) == 2:
+            per_token = [preset(m).layers * kv_cache_bytes(preset(m), 1) for m in models]
+            axis.axhline(per_token[0] / per_token[1], color="grey", linestyle=":", label="caches per token")
+        axis.axhline(1, color="black", linewidth=0.6)
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log", base=2)
+        axis.set_title(f"KV cache {policy}")
+        axis.set_xlabel("decode cache length P")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    axes[0].set_ylabel(f"peak needed, {' / '.join(models[:2])}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
