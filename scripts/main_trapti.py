@@ -25,6 +25,8 @@ mapping = None  # a fixed Stream mapping YAML for the ONNX workload; None: Strea
 prefill = 1024  # prompt length L
 decode_steps = 0  # decode steps after the prefill (P = L ... L+N-1)
 layers = None  # decoder layers; None: each model's depth
+kv_residency = "streamed"  # where the KV cache lives: "streamed" (DRAM), "resident" or "fit" (README: KV residency)
+sram_capacities_mib = None  # e.g. [2, 4, 8]: one run per SRAM capacity, on variants of the accelerator; None: as is
 sweep = "inputs/sweep_default.yaml"  # Stage II sweep ranges and technology parameters
 ####################################################################################################
 
@@ -35,9 +37,21 @@ def inputs() -> dict[str, Any]:
     workload = (
         {"onnx": onnx, "mapping": mapping}
         if onnx
-        else {"models": models, "prefill": prefill, "decode_steps": decode_steps, "layers": layers}
+        else {
+            "models": models,
+            "prefill": prefill,
+            "decode_steps": decode_steps,
+            "layers": layers,
+            "kv_residency": kv_residency,
+        }
     )
-    keys = {"experiment_id": experiment_id, "hardware": accelerator, **workload, "sweep": sweep}
+    keys = {
+        "experiment_id": experiment_id,
+        "hardware": accelerator,
+        **workload,
+        "sram_capacities_mib": sram_capacities_mib,
+        "sweep": sweep,
+    }
     return {key: value for key, value in keys.items() if value is not None}
 
 

@@ -28,6 +28,7 @@ import hashlib
 import json
 import re
 import textwrap
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -37,7 +38,7 @@ from zigzag.hardware.architecture.memory_instance import MemoryInstance
 from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory
 from stream_trapti.banked_sram import sram_config_for
 from stream_trapti.cache_dir import cache_root
-from stream_trapti.errors import ConfigError, TraptiError, one_line
+from stream_trapti.errors import ConfigError, TraptiError, check_file, one_line
 from stream_trapti.provenance import core_file, core_files, file_identity, hardware_files, hardware_identity
 from stream_trapti.sram.cacti import SramConfig, SramResult, render_cfg
 from stream_trapti.sram.cacti_build import ensure_cacti
@@ -121,6 +122,14 @@ def _check_capacities(base: Path, capacity_bytes: int, cost_capacity_bytes: int)
 def shared_sram(base: Path) -> SharedSram:
     """The SRAM all compute cores of the accelerator ``base`` share; a :class:`ConfigError` naming ``base`` when it
     has several on-chip memories or a compute core is not described by a core YAML file."""
+    base = check_file(base, "hardware YAML")
+    return _shared_sram(base, hardware_identity(base))
+
+
+@cache
+def _shared_sram(base: Path, identity: str) -> SharedSram:
+    """:func:`shared_sram`, once per file content (``identity``): parsing the accelerator takes ~0.15 s, and a
+    resident decode asks for a variant of the same base at every step."""
     accelerator = load_accelerator(base)
     memories = on_chip_memories(accelerator)
     if len(memories) != 1:

@@ -167,8 +167,8 @@ def trace_inference(
                     f"step {step.label}: with {plan.resident_bytes(step.cache_tokens):,} B of KV cache resident, the "
                     f"{capacity:,} B of SRAM left do not hold the step's tiles ({error.__cause__ or error})"
                 ) from error
-            layers_of_step = [_on_memories(g, memories) for g in repeat_layers(groups, depth)]
-            composed += [_relabel(g, step) for g in _keep_resident(layers_of_step, plan.resident_layers)]
+            layers_of_step = _resident_layers(groups, depth, plan.resident_layers)
+            composed += [_relabel(_on_memories(g, memories), step) for g in layers_of_step]
             added += _appended(layers_of_step, plan, step)
     stream = StreamEstimate.of(composed)
     meta = {
@@ -208,12 +208,20 @@ def _on_memories(group: GroupOccupancy, memories: tuple[MemoryInfo, ...]) -> Gro
     return replace(group, memories=memories)
 
 
-def _keep_resident(groups: Sequence[GroupOccupancy], resident_layers: int) -> list[GroupOccupancy]:
-    """``groups`` of one step, those of the first ``resident_layers`` layers with their cache kept on chip."""
-    return [
-        keep_cache_on_chip(g, 0, lambda name: classify_tensor(name).value) if _layer(g) < resident_layers else g
-        for g in groups
-    ]
+def _resident_layers(groups: Sequence[GroupOccupancy], depth: int, resident_layers: int) -> list[GroupOccupancy]:
+    """The one-layer solve's ``groups`` repeated over ``depth`` layers, the first ``resident_layers`` with their cache
+    kept on chip. The cache is taken off the solved layer once and the result repeated, so repeated layers share
+    their arrays (and :func:`~stream_trapti.tracker.compose.compose` reduces each array once)."""
+    streamed = repeat_layers(groups, depth)
+    if not resident_layers:
+        return streamed
+    kept = repeat_layers([keep_cache_on_chip(g, 0, _class_of) if _layer(g) == 0 else g for g in groups], depth)
+    return [k if _layer(k) < resident_layers else g for g, k in zip(streamed, kept, strict=True)]
+
+
+def _class_of(tensor: str) -> str:
+    """The class of a tensor this package's builder named (:func:`~stream_trapti.workloads.tensors.classify_tensor`)."""
+    return classify_tensor(tensor).value
 
 
 def _appended(groups: Sequence[GroupOccupancy], plan: ResidencyPlan, step: Step) -> list[int]:

@@ -71,6 +71,12 @@ class ResidencyPlan:
     final_tokens: int
     budget: float = DEFAULT_KV_BUDGET
 
+    def __post_init__(self) -> None:
+        if self.policy not in KV_RESIDENCIES:
+            raise ConfigError(f"kv_residency must be one of {', '.join(KV_RESIDENCIES)}, got {self.policy!r}")
+        if not 0 < self.budget <= 1:
+            raise ConfigError(f"kv_budget must be above 0 and at most 1 (a share of the SRAM), got {self.budget}")
+
     @property
     def resident_layers(self) -> int:
         """How many layers, from the first, keep their cache on chip."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stream_trapti.api import TraceOptions, TraceResult
-from stream_trapti.errors import SolveError
+from stream_trapti.errors import ConfigError, SolveError
 from stream_trapti.experiment import parse_experiment, run_experiment
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.residency import ResidencyPlan
@@ -165,3 +165,12 @@ def test_steps_solved_on_two_workers_give_the_serial_trace_byte_for_byte(tmp_pat
     assert files[0] == files[1]
     # Every step of the parallel run was solved once, by a worker, into its own cache.
     assert len(list((tmp_path / "parallel" / "groups").glob("*.npz"))) == 3
+
+
+@pytest.mark.parametrize(
+    ("policy", "budget", "message"),
+    [("sometimes", 0.5, "kv_residency must be one of streamed, resident, fit"), ("fit", 0.0, "kv_budget must be")],
+)
+def test_a_bad_policy_or_budget_is_a_config_error(policy: str, budget: float, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ResidencyPlan(policy, 2, 128, 2**20, 16, budget)
