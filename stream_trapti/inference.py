@@ -167,8 +167,9 @@ def trace_inference(
                     f"step {step.label}: with {plan.resident_bytes(step.cache_tokens):,} B of KV cache resident, the "
                     f"{capacity:,} B of SRAM left do not hold the step's tiles ({error.__cause__ or error})"
                 ) from error
-            layers_of_step = _resident_layers(groups, depth, plan.resident_layers)
-            composed += [_relabel(_on_memories(g, memories), step) for g in layers_of_step]
+            solved = [_on_memories(g, memories) for g in groups]
+            layers_of_step = _resident_layers(solved, depth, plan.resident_layers)
+            composed += [_relabel(g, step) for g in layers_of_step]
             added += _appended(layers_of_step, plan, step)
     stream = StreamEstimate.of(composed)
     meta = {

@@ -492,12 +492,9 @@ def _smallest_resident(decode: Sequence[Case], models: Sequence[str]) -> str:
     for model in models:
         config = preset(model)
         for length in sorted({c.length for c in decode if c.model == model}):
-            ran = [c.capacity_mib for c in decode if (c.model, c.length, c.policy) == (model, length, "resident")]
-            fit = [
-                c.capacity_mib
-                for c in decode
-                if (c.model, c.length, c.policy) == (model, length, "resident") and not c.skipped
-            ]
+            resident = [c for c in decode if (c.model, c.length, c.policy) == (model, length, "resident")]
+            ran = [c.capacity_mib for c in resident]
+            fit = [c.capacity_mib for c in resident if not c.skipped]
             cache = config.layers * kv_cache_bytes(config, length + 1) / 2**20
             smallest = f"{min(fit):g}" if fit else f"none up to {max(ran):g}" if ran else "not run"
             lines.append(f"| {model} | {length} | {cache:,.2f} | {smallest} |")

@@ -140,18 +140,11 @@ def _resident_events(resident: ResidentCache, starts: np.ndarray) -> np.ndarray:
     at = np.concatenate([[0], starts])
     size = np.concatenate([[resident.initial], resident.added]).astype(np.int64)
     keep = size != 0
+    at, size = at[keep], size[keep]
+    kv = CLASSES.index("kv_cache")
     rows = [
-        np.column_stack(
-            [
-                at[keep],
-                np.full(keep.sum(), v),
-                np.full(keep.sum(), resident.memory),
-                np.full(keep.sum(), kv),
-                size[keep],
-            ]
-        )
+        np.column_stack([at, np.full_like(at, v), np.full_like(at, resident.memory), np.full_like(at, kv), size])
         for v in range(len(VIEWS))
-        for kv in (CLASSES.index("kv_cache"),)
     ]
     return np.concatenate(rows).astype(np.int64)
 

@@ -43,20 +43,23 @@ def presolve(
 ) -> int:
     """Solve into ``cache_dir``, on up to ``workers`` processes, every job the cache does not hold yet; return how
     many were solved. With one worker, or at most one job to solve, nothing runs here: the serial pass does it."""
+    if workers < 2 or len(jobs) < 2:
+        return 0  # before hashing every job's inputs: the serial pass keys each solve anyway
     todo = [
         job
         for job in dict.fromkeys(jobs)
         if not cache.has_groups(cache_dir, cache.solve_key(job.hardware, job.workload, None, options_key(solve)))
     ]
-    if workers < 2 or len(todo) < 2:
+    if len(todo) < 2:
         return 0
     context = multiprocessing.get_context("spawn")
     count = min(workers, len(todo))
     with ProcessPoolExecutor(count, mp_context=context, initializer=tie_to_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_solve_job, job, solve, cache_dir) for job in todo]
         try:
-            bar = tqdm(as_completed(futures), total=len(futures), desc=f"solving on {count} workers", unit="solve")
-            for future in bar if progress else as_completed(futures):
+            done = as_completed(futures)
+            bar = tqdm(done, total=len(futures), desc=f"solving on {count} workers", unit="solve", disable=not progress)
+            for future in bar:
                 if (error := future.exception()) is not None:
                     logger.info("a worker's solve failed (%s); the serial pass retries it", error)
         except BaseException:
