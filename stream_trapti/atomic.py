@@ -35,6 +35,9 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename. The first write into a
     directory in this process removes the temporary files killed runs left there."""
     path = Path(path)
+    if path.is_dir():
+        # os.replace would fail on it with a bare OSError after the data was written beside it.
+        raise OutputError(f"{path}: is a directory; give the path of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_once(path.parent)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=owned_prefix(path.name), suffix=SCRATCH_SUFFIX)

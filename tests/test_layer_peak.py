@@ -124,3 +124,17 @@ def test_paper_ratio_script_writes_the_table_it_prints(tmp_path: Path):
         mha, gqa, ratio = float(row[3]), float(row[5]), float(row[7].strip("*| "))
         assert ratio == pytest.approx(mha / gqa, abs=0.01)
     assert set(tmp_path.rglob("*")) == {out.parent, out}
+
+
+def test_paper_ratio_script_refuses_a_directory_in_one_line(tmp_path: Path):
+    canary = tmp_path / "canary.txt"
+    canary.write_text("keep")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/main_paper_ratio.py"), "--out", "."],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "is a directory" in run.stderr and "Traceback" not in run.stderr
+    assert canary.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["canary.txt"]
