@@ -7,8 +7,9 @@ across operators, layers and decode steps is therefore modelled in two parts:
 
 * **Capacity, inside Stream.** Each step is solved on a variant of the hardware whose shared SRAM offers Stream only
   what the resident cache leaves free at the end of that step (every resident layer, the step's own entries
-  included), at the physical macro's per-access costs (:func:`stream_trapti.hardware_variants.sram_capacity_variant`).
-  Stream's tiler, schedule and cycles follow from that smaller capacity.
+  included; rounded down to 1/64 of the SRAM, :data:`CAPACITY_QUANTA`), at the physical macro's per-access costs
+  (:func:`stream_trapti.hardware_variants.sram_capacity_variant`). Stream's tiler, schedule and cycles follow from
+  that smaller capacity.
 * **Traffic, from Stream's own figures.** In a resident layer, the cache's DRAM transfers (the reads of the append
   and of the attention, the writes of the new entries and of the appended cache) and the energy Stream charged for
   them (DRAM and SRAM ports, links) are dropped. The cache's band in the SRAM, growing as layers append, replaces
@@ -57,6 +58,12 @@ DEFAULT_KV_BUDGET = 0.5
 """The share of the SRAM the ``fit`` policy lets the cache take; the rest is Stream's to tile the operators in."""
 
 
+CAPACITY_QUANTA = 64
+"""What a resident cache leaves Stream is rounded down to a multiple of 1/64 of the SRAM (at most 1.6 % of it
+unused), so the decode steps whose caches differ by less share one hardware variant, and with it the solves of the
+groups that do not read the cache (:mod:`stream_trapti.tracker.group_reuse`)."""
+
+
 @dataclass(frozen=True)
 class ResidencyPlan:
     """Which layers keep their cache in the SRAM of ``capacity_bytes``, and how much it holds after each step.
@@ -92,8 +99,9 @@ class ResidencyPlan:
         return self.resident_layers * tokens * self.layer_token_bytes
 
     def free_capacity(self, label: str, tokens: int) -> int:
-        """What the SRAM leaves Stream during step ``label``, whose cache ends ``tokens`` long; a cache that does not
-        fit is a one-line :class:`SolveError` naming the step and the bytes missing."""
+        """What the SRAM leaves Stream during step ``label``, whose cache ends ``tokens`` long, rounded down to a
+        multiple of :data:`CAPACITY_QUANTA`'s share of the SRAM; a cache that does not fit is a one-line
+        :class:`SolveError` naming the step and the bytes missing."""
         held = self.resident_bytes(tokens)
         if held >= self.capacity_bytes:
             raise SolveError(
@@ -101,7 +109,10 @@ class ResidencyPlan:
                 f"holds {self.capacity_bytes:,} B ({held - self.capacity_bytes:,} B missing, before any operator's "
                 "tiles); use a larger SRAM, fewer steps, or kv_residency: fit"
             )
-        return self.capacity_bytes - held
+        if not held:
+            return self.capacity_bytes
+        quantum = self.capacity_bytes // CAPACITY_QUANTA
+        return (self.capacity_bytes - held) // quantum * quantum or self.capacity_bytes - held
 
 
 def keep_cache_on_chip(group: GroupOccupancy, memory: int, classify: Classifier) -> GroupOccupancy:

@@ -28,26 +28,40 @@ ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_options: str) -> str:
     """The hash of everything a solve's result depends on."""
+    digest = hashlib.sha256(context_key(hardware, solve_options).encode())
+    digest.update(workload.read_bytes())
+    digest.update(mapping.read_bytes() if mapping is not None else b"generic")
+    return digest.hexdigest()
+
+
+def context_key(hardware: Path, solve_options: str) -> str:
+    """The hash of what every group of a solve depends on besides its own sub-workload and mapping: the cache format,
+    the package versions, the hardware files and the solve options."""
     digest = hashlib.sha256()
     packages = ("stream-trapti", "stream-dse", "zigzag-dse")
     for part in (f"format {CACHE_FORMAT}", *(f"{name} {version(name)}" for name in packages)):
         digest.update(part.encode())
-    digest.update(workload.read_bytes())
     for path in hardware_files(hardware):
         digest.update(path.name.encode() + path.read_bytes())
-    digest.update(mapping.read_bytes() if mapping is not None else b"generic")
     digest.update(solve_options.encode())
     return digest.hexdigest()
 
 
-def has_groups(directory: Path, key: str) -> bool:
+SOLVES = "groups"
+"""The folder of whole solves' entries; the single groups of :mod:`~stream_trapti.tracker.group_reuse` live in
+:data:`FUSED_GROUPS`."""
+FUSED_GROUPS = "fused_groups"
+
+
+def has_groups(directory: Path, key: str, kind: str = SOLVES) -> bool:
     """Whether the cache holds an entry for ``key`` (:func:`load_groups` still checks that it reads)."""
-    return _entry_path(directory, key).is_file()
+    return _entry_path(directory, key, kind).is_file()
 
 
-def load_groups(directory: Path, key: str) -> list[GroupOccupancy] | None:
-    """The cached groups of a solve, or None when the cache does not hold it (or held it unreadable)."""
-    return cache_entry.load(_entry_path(directory, key), ENTRY_SCHEMA, _decode_groups)
+def load_groups(directory: Path, key: str, kind: str = SOLVES) -> list[GroupOccupancy] | None:
+    """The cached groups of a solve (or of one fused group, ``kind`` :data:`FUSED_GROUPS`), or None when the cache
+    does not hold them (or held them unreadable)."""
+    return cache_entry.load(_entry_path(directory, key, kind), ENTRY_SCHEMA, _decode_groups)
 
 
 def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
@@ -70,8 +84,8 @@ def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
     ]
 
 
-def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Path:
-    """Write a solve's groups to the cache, atomically."""
+def store_groups(directory: Path, key: str, groups: list[GroupOccupancy], kind: str = SOLVES) -> Path:
+    """Write a solve's groups (or one fused group's, ``kind`` :data:`FUSED_GROUPS`) to the cache, atomically."""
     meta = {
         "memories": [asdict(m) for m in groups[0].memories] if groups else [],
         "groups": [
@@ -91,8 +105,8 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Pat
         ],
     }
     arrays = {f"{i}.{name}": array for i, g in enumerate(groups) for name, array in g.arrays().items()}
-    return cache_entry.store(_entry_path(directory, key), archive.pack(arrays, meta), ENTRY_SCHEMA)
+    return cache_entry.store(_entry_path(directory, key, kind), archive.pack(arrays, meta), ENTRY_SCHEMA)
 
 
-def _entry_path(directory: Path, key: str) -> Path:
-    return directory / "groups" / f"{key}.npz"
+def _entry_path(directory: Path, key: str, kind: str) -> Path:
+    return directory / kind / f"{key}.npz"

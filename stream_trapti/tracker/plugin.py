@@ -13,10 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream.stages.allocation.steady_state_allocation import AllocationStage
+from stream.stages.generation.fusion_group_iteration import FusionGroupIterationStage
 from stream.stages.stage import Stage, StageCallable
 
 from stream_trapti.tracker.compose import compose
 from stream_trapti.tracker.group import Classifier, GroupOccupancy, record_group
+from stream_trapti.tracker.group_reuse import GroupReuse
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,8 @@ class OccupancyTracker:
     ``sink`` (a list) receives each group's :class:`GroupOccupancy` as it is solved; ``output`` names a ``.npz``
     the composed :class:`~stream_trapti.trace.OccupancyTrace` is written to when the solve completes; ``classify``
     maps a tensor name to its class (default: the naming of :mod:`stream_trapti.workloads`); ``window`` is the
-    access-statistics window in cycles.
+    access-statistics window in cycles; ``reuse`` takes the groups its cache holds out of the solve
+    (:mod:`stream_trapti.tracker.group_reuse`), so ``sink`` receives only the groups Stream solved.
     """
 
     def __init__(
@@ -39,17 +42,23 @@ class OccupancyTracker:
         output: str | Path | None = None,
         classify: Classifier | None = None,
         window: int | None = None,
+        reuse: GroupReuse | None = None,
     ) -> None:
         self.run_name = run_name
         self.groups: list[GroupOccupancy] = sink if sink is not None else []
         self.output = Path(output) if output is not None else None
         self.classify = classify or _default_classifier()
         self.window = window
+        self.reuse = reuse
 
     def instrument(self, stages: list[StageCallable]) -> list[StageCallable]:
-        """The stage list with the capture stage right after ``AllocationStage``."""
+        """The stage list with the capture stage right after ``AllocationStage`` (and, with ``reuse``, the reuse stage
+        right before ``FusionGroupIterationStage``)."""
         if AllocationStage not in stages:
             raise ValueError("the occupancy tracker needs Stream's AllocationStage in the pipeline")
+        if self.reuse is not None:
+            at = stages.index(FusionGroupIterationStage)
+            stages = [*stages[:at], self.reuse.stage(), *stages[at:]]
         at = stages.index(AllocationStage) + 1
         # A subclass per tracker, not a partial: Stream checks a stage's declared contract on its class.
         bound = type(

@@ -14,6 +14,7 @@ from stream.ir.infeasibility import InfeasibleAllocationError
 from stream_trapti.errors import InputFileError, SolveError, StreamContractError
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
+from stream_trapti.tracker.group_reuse import AllGroupsReused, GroupReuse
 from stream_trapti.tracker.inputs import check_solve_inputs
 from stream_trapti.tracker.plugin import ENTRY_POINT_NAME
 
@@ -37,7 +38,8 @@ def solve_groups_cached(
     if (hit := cache.load_groups(cache_dir, key)) is not None:
         logger.info("reusing the cached solve of %s on %s", workload, hardware)
         return hit
-    groups = _solve(hardware, workload, output_path, mapping, solve)
+    reuse = GroupReuse(cache_dir, cache.context_key(hardware, options_key(solve)))
+    groups = _solve(hardware, workload, output_path, mapping, solve, reuse)
     cache.store_groups(cache_dir, key, groups)
     return groups
 
@@ -66,15 +68,19 @@ def _solve(
     output_path: str | Path,
     mapping: str | Path | None,
     solve: SolveOptions,
+    reuse: GroupReuse | None = None,
 ) -> list[GroupOccupancy]:
-    """:func:`solve_groups` on inputs already checked."""
+    """:func:`solve_groups` on inputs already checked; with ``reuse``, the groups its cache holds are not solved."""
     groups: list[GroupOccupancy] = []
-    instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: {"sink": groups}}
+    tracker = {"sink": groups, "reuse": reuse}
+    instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: tracker}
     solve = replace(solve, instrumentation=instrumentation)
     try:
         estimate = evaluate_mapping(
             str(hardware), str(workload), str(output_path), str(mapping) if mapping else None, solve
         )
+    except AllGroupsReused:
+        return reuse.merge([])
     except InfeasibleAllocationError as error:
         raise SolveError(
             f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "
@@ -93,7 +99,7 @@ def _solve(
     if sum(g.cycles for g in groups) != round(estimate.cycles):
         recorded = sum(g.cycles for g in groups)
         raise StreamContractError(f"the recorded groups take {recorded} cycles, Stream {estimate.cycles}")
-    return groups
+    return groups if reuse is None else reuse.merge(groups)
 
 
 def _raised_in(error: BaseException, filename: str) -> bool:
