@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -168,8 +169,8 @@ def trace_inference(
                     f"{capacity:,} B of SRAM left do not hold the step's tiles ({error.__cause__ or error})"
                 ) from error
             solved = [_on_memories(g, memories) for g in groups]
-            layers_of_step = _resident_layers(solved, depth, plan.resident_layers)
-            composed += [_relabel(g, step) for g in layers_of_step]
+            layers_of_step = _step_groups(solved, depth, plan.resident_layers, f"{step.label}/")
+            composed += layers_of_step
             added += _appended(layers_of_step, plan, step)
     stream = StreamEstimate.of(composed)
     meta = {
@@ -209,15 +210,15 @@ def _on_memories(group: GroupOccupancy, memories: tuple[MemoryInfo, ...]) -> Gro
     return replace(group, memories=memories)
 
 
-def _resident_layers(groups: Sequence[GroupOccupancy], depth: int, resident_layers: int) -> list[GroupOccupancy]:
-    """The one-layer solve's ``groups`` repeated over ``depth`` layers, the first ``resident_layers`` with their cache
-    kept on chip. The cache is taken off the solved layer once and the result repeated, so repeated layers share
-    their arrays (and :func:`~stream_trapti.tracker.compose.compose` reduces each array once)."""
-    streamed = repeat_layers(groups, depth)
-    if not resident_layers:
-        return streamed
-    kept = repeat_layers([keep_cache_on_chip(g, 0, _class_of) if _layer(g) == 0 else g for g in groups], depth)
-    return [k if _layer(k) < resident_layers else g for g, k in zip(streamed, kept, strict=True)]
+def _step_groups(
+    groups: Sequence[GroupOccupancy], depth: int, resident_layers: int, prefix: str
+) -> list[GroupOccupancy]:
+    """The one-layer solve's ``groups`` as a step runs them (:func:`repeat_layers`), the first ``resident_layers``
+    layers with their cache kept on chip, every group's name prefixed with ``prefix``. The cache is taken off the
+    solved layer once, so repeated layers share their arrays (and :func:`~stream_trapti.tracker.compose.compose`
+    reduces each array once)."""
+    kept = [keep_cache_on_chip(g, 0, _class_of) if _layer(g) == 0 else g for g in groups] if resident_layers else None
+    return repeat_layers(groups, depth, prefix, kept, resident_layers)
 
 
 def _class_of(tensor: str) -> str:
@@ -242,21 +243,39 @@ def _layer(group: GroupOccupancy) -> int:
     return int(found.group(1)) if found else -1
 
 
-def repeat_layers(groups: Sequence[GroupOccupancy], depth: int) -> list[GroupOccupancy]:
-    """The groups of a one-layer solve with its layer's groups repeated ``depth`` times, renamed per layer: the groups
-    before the first layer group (the embedding) stay first, those after the last (the LM head) stay last."""
+def repeat_layers(
+    groups: Sequence[GroupOccupancy],
+    depth: int,
+    prefix: str = "",
+    kept: Sequence[GroupOccupancy] | None = None,
+    kept_layers: int = 0,
+) -> list[GroupOccupancy]:
+    """The groups of a one-layer solve with its layer's groups repeated ``depth`` times, renamed per layer and
+    prefixed with ``prefix``: the groups before the first layer group (the embedding) stay first, those after the
+    last (the LM head) stay last. The first ``kept_layers`` layers repeat ``kept`` (the same groups, changed)."""
     in_layer = [i for i, g in enumerate(groups) if LAYER_PREFIX.match(g.name)]
     if not in_layer:
         raise TraptiError("the one-layer solve has no group named 'layer0.…': was the workload built by stream_trapti?")
     first, last = in_layer[0], in_layer[-1] + 1
-    layer = groups[first:last]
-    repeated = [g.renamed(lambda name, k=k: LAYER_PREFIX.sub(f"layer{k}.", name)) for k in range(depth) for g in layer]
-    return [*groups[:first], *repeated, *groups[last:]]
+    layer, kept_layer = groups[first:last], (kept or groups)[first:last]
+    repeated = [
+        g.renamed(partial(_layer_name, layer=k), prefix)
+        for k in range(depth)
+        for g in (kept_layer if k < kept_layers else layer)
+    ]
+    unchanged = partial(_layer_name, layer=None)
+    return [
+        *(g.renamed(unchanged, prefix) for g in groups[:first]),
+        *repeated,
+        *(g.renamed(unchanged, prefix) for g in groups[last:]),
+    ]
 
 
-def _relabel(group: GroupOccupancy, step: Step) -> GroupOccupancy:
-    """A group's name prefixed with the step it runs in, so the groups of a whole inference stay distinguishable."""
-    return replace(group, name=f"{step.label}/{group.name}")
+@cache
+def _layer_name(name: str, layer: int | None) -> str:
+    """``name`` (of layer 0) as layer ``layer`` names it; None leaves it unchanged. Cached: every step repeats the same
+    names over the same layers."""
+    return name if layer is None else LAYER_PREFIX.sub(f"layer{layer}.", name)
 
 
 @contextmanager

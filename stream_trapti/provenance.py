@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -38,10 +39,16 @@ def core_file(reference: object, accelerator_yaml: Path) -> Path | None:
 def core_files(accelerator_yaml: str | Path) -> dict[int, Path]:
     """Each core id of the accelerator YAML whose entry names an existing core YAML, and that file (``core_file``)."""
     accelerator_yaml = Path(accelerator_yaml)
-    data = yaml.safe_load(accelerator_yaml.read_text()) or {}
-    cores = data.get("cores") or {}
+    return dict(_core_files(accelerator_yaml, accelerator_yaml.read_bytes()))
+
+
+@cache
+def _core_files(accelerator_yaml: Path, content: bytes) -> tuple[tuple[int, Path], ...]:
+    """:func:`core_files` of ``accelerator_yaml`` holding ``content``, parsed once per process: an inference keys and
+    checks its hardware before every step."""
+    cores = (yaml.safe_load(content) or {}).get("cores") or {}
     found = {core_id: core_file(reference, accelerator_yaml) for core_id, reference in cores.items()}
-    return {core_id: path for core_id, path in found.items() if path is not None}
+    return tuple((core_id, path) for core_id, path in found.items() if path is not None)
 
 
 def hardware_files(accelerator_yaml: str | Path) -> list[Path]:

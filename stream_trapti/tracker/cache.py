@@ -20,9 +20,9 @@ import numpy as np
 from stream_trapti import archive, cache_entry
 from stream_trapti.provenance import hardware_files
 from stream_trapti.trace import MemoryInfo
-from stream_trapti.tracker.group import GroupOccupancy
+from stream_trapti.tracker.group import ARRAY_FIELDS, GroupOccupancy
 
-CACHE_FORMAT = 11
+CACHE_FORMAT = 12
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 
@@ -67,6 +67,7 @@ def load_groups(directory: Path, key: str, kind: str = SOLVES) -> list[GroupOccu
 def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
     arrays, meta = archive.unpack(io.BytesIO(payload))
     memories = tuple(MemoryInfo(**{**m, "core_ids": tuple(m["core_ids"])}) for m in meta["memories"])
+    split = {name: np.split(arrays[name], np.cumsum(meta["rows"][name])[:-1]) for name in meta["rows"]}
     return [
         GroupOccupancy(
             name=g["name"],
@@ -78,7 +79,7 @@ def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
             reserved_tensors=tuple(tuple(r) for r in g["reserved_tensors"]),
             stream_reserved=tuple(g["stream_reserved"]),
             tensor_names=tuple(g["tensor_names"]),
-            **{name: arrays[f"{i}.{name}"] for name in g["arrays"]},
+            **{name: parts[i] for name, parts in split.items()},
         )
         for i, g in enumerate(meta["groups"])
     ]
@@ -99,12 +100,13 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy], kind: 
                 "reserved_tensors": [list(r) for r in g.reserved_tensors],
                 "stream_reserved": list(g.stream_reserved),
                 "tensor_names": list(g.tensor_names),
-                "arrays": list(g.arrays()),
             }
             for g in groups
         ],
+        # One array per field, the groups' rows one after another: an entry reads in a few arrays, not hundreds.
+        "rows": {name: [len(getattr(g, name)) for g in groups] for name in ARRAY_FIELDS},
     }
-    arrays = {f"{i}.{name}": array for i, g in enumerate(groups) for name, array in g.arrays().items()}
+    arrays = {name: np.concatenate([getattr(g, name) for g in groups]) for name in ARRAY_FIELDS}
     return cache_entry.store(_entry_path(directory, key, kind), archive.pack(arrays, meta), ENTRY_SCHEMA)
 
 

@@ -90,21 +90,22 @@ class GroupOccupancy:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The integer array fields by name, for serialisation (``offchip_pj``, in pJ, is not one)."""
-        return {name: getattr(self, name) for name in _ARRAY_FIELDS}
+        return {name: getattr(self, name) for name in ARRAY_FIELDS}
 
-    def renamed(self, rename: Callable[[str], str]) -> GroupOccupancy:
-        """The same group with every tensor name passed through ``rename`` (a reused layer takes its own names)."""
+    def renamed(self, rename: Callable[[str], str], prefix: str = "") -> GroupOccupancy:
+        """The same group with every tensor name passed through ``rename`` (a reused layer takes its own names), and
+        its own name too, after ``prefix``."""
         return GroupOccupancy(
             **{
                 **self.__dict__,
-                "name": rename(self.name),
+                "name": prefix + rename(self.name),
                 "tensor_names": tuple(rename(n) for n in self.tensor_names),
                 "reserved_tensors": tuple((m, rename(t), c, b) for m, t, c, b in self.reserved_tensors),
             }
         )
 
 
-_ARRAY_FIELDS = (
+ARRAY_FIELDS = (  # the integer arrays of a group, each with one row per entry (what the cache stores)
     "reserved",
     "needed_memory",
     "needed_class",

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from stream.api import SolveOptions, evaluate_mapping
 from stream.ir.infeasibility import InfeasibleAllocationError
 
@@ -29,15 +30,20 @@ def solve_groups_cached(
     solve: SolveOptions,
     cache_dir: Path | None,
 ) -> list[GroupOccupancy]:
-    """:func:`solve_groups`, answered from ``cache_dir`` when the same solve was cached there (None: no cache)."""
-    check_solve_inputs(hardware, workload, mapping)
+    """:func:`solve_groups`, answered from ``cache_dir`` when the same solve was cached there (None: no cache). A
+    cached solve's inputs, byte for byte the ones its key hashes, were checked when it was solved."""
     if cache_dir is None:
-        return _solve(hardware, workload, output_path, mapping, solve)
+        return solve_groups(hardware, workload, output_path, mapping, solve)
     hardware, workload = Path(hardware), Path(workload)
-    key = cache.solve_key(hardware, workload, Path(mapping) if mapping else None, options_key(solve))
+    try:
+        key = cache.solve_key(hardware, workload, Path(mapping) if mapping else None, options_key(solve))
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        check_solve_inputs(hardware, workload, mapping)  # names the file that cannot be read, and why
+        raise
     if (hit := cache.load_groups(cache_dir, key)) is not None:
         logger.info("reusing the cached solve of %s on %s", workload, hardware)
         return hit
+    check_solve_inputs(hardware, workload, mapping)
     reuse = GroupReuse(cache_dir, cache.context_key(hardware, options_key(solve)))
     groups = _solve(hardware, workload, output_path, mapping, solve, reuse)
     cache.store_groups(cache_dir, key, groups)
