@@ -1,11 +1,12 @@
 """Throughput of the Stage II exploration: configurations evaluated per second on one trace.
 
-Usage: ``python scripts/bench_explore.py [TRACE.npz] [--hardware HW.yaml] [--memory NAME] [--timeouts N]``
+Usage: ``python scripts/bench_explore.py [TRACE.npz] [--hardware HW.yaml] [--memory NAME] [--timeouts N] [--repeat N]``
 
 Without a trace it traces full-depth GPT-2 XL prefill at L = 1024 on the default hardware (from the solve cache
 after the first run). Bank costs come from CACTI; they are all computed (and cached on disk) by a first exploration
-before anything is timed, as the target is stated with CACTI fully cached: at least 10 000 configurations/s.
-Prints figures; asserts nothing.
+before anything is timed, as the target is stated with CACTI fully cached: at least 100 000 configurations/s for a
+whole ``explore()``. That is timed ``--repeat`` times, and the fastest and the median run are printed: on a machine
+shared with other work the fastest is the closest to what the code costs. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--hardware", type=Path, default=ROOT / "hardware" / "trapti_edge.yaml")
     parser.add_argument("--memory", default=0, help="memory name or index (default 0)")
     parser.add_argument("--timeouts", type=int, default=64, help="timeouts swept for the timeout policy")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of the whole explore()")
     args = parser.parse_args()
 
     memory = int(args.memory) if str(args.memory).isdigit() else args.memory
@@ -89,14 +91,17 @@ def main() -> None:
         f"{evaluated / evaluate:,.0f} configurations/s"
     )
 
-    start = time.perf_counter()
-    result = explore(trace, spec, precomputed)
-    total = time.perf_counter() - start
-    print(
-        f"full explore():           {len(result.configs)} configurations in {total * 1e3:.1f} ms = "
-        f"{len(result.configs) / total:,.0f} configurations/s (extraction, rows, Pareto, heatmap included)"
-    )
-
+    seconds = []
+    for _ in range(max(args.repeat, 1)):
+        start = time.perf_counter()
+        result = explore(trace, spec, precomputed)
+        seconds.append(time.perf_counter() - start)
+    configs = len(result.configs)
+    for what, total in (("fastest", min(seconds)), ("median", float(np.median(seconds)))):
+        print(
+            f"full explore(), {what} of {len(seconds)}: {configs} configurations in {total * 1e3:.1f} ms = "
+            f"{configs / total:,.0f} configurations/s (extraction, rows, Pareto, heatmap included)"
+        )
 
 if __name__ == "__main__":
     main()

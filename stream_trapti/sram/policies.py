@@ -49,6 +49,7 @@ sorted entry per (wake event, other used bank idle across it), listed once per b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,9 +71,8 @@ class SortedLengths:
     prefix: np.ndarray
 
     @classmethod
-    def of(cls, lengths: np.ndarray) -> SortedLengths:
-        """Sort ``lengths`` and precompute their prefix sums."""
-        ordered = np.sort(np.asarray(lengths, dtype=np.int64))
+    def of_sorted(cls, ordered: np.ndarray) -> SortedLengths:
+        """Lengths already sorted ascending, with their prefix sums."""
         return cls(ordered, np.concatenate([[0], np.cumsum(ordered)]))
 
     @property
@@ -88,18 +88,24 @@ class SortedLengths:
 
 @dataclass(frozen=True, eq=False)
 class SortedKeys:
-    """Values sorted ascending, to count those above any threshold (no sums: the values may be _ALWAYS_GATED)."""
+    """Values sorted ascending, each counted ``weight`` times (once by default), to count those above any threshold
+    (no sums: the values may be _ALWAYS_GATED). ``counted`` holds the running count, 0 first."""
 
     values: np.ndarray
+    counted: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray) -> SortedKeys:
-        """Sort ``values``."""
-        return cls(np.sort(np.asarray(values, dtype=np.int64)))
+    def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> SortedKeys:
+        """Sort ``values``, each counted ``weights`` times (non-negative counts) or once."""
+        values = np.asarray(values, dtype=np.int64)
+        if weights is None:
+            return cls(np.sort(values), np.arange(len(values) + 1, dtype=np.int64))
+        order = np.argsort(values)
+        return cls(values[order], np.concatenate([[0], np.cumsum(np.asarray(weights, dtype=np.int64)[order])]))
 
     def count_above(self, threshold: np.ndarray) -> np.ndarray:
         """For each threshold: how many values exceed it."""
-        return len(self.values) - np.searchsorted(self.values, threshold, side="right")
+        return self.counted[-1] - self.counted[np.searchsorted(self.values, threshold, side="right")]
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,23 +143,73 @@ class IdleProfile:
 
 def idle_profile(intervals: IdleIntervals) -> IdleProfile:
     """Sort one organisation's idle intervals into the classes the policies treat differently."""
-    length, leading, wakes = intervals.length, intervals.leading, intervals.wakes
+    return idle_profiles(intervals, (intervals.bank_count,))[intervals.bank_count]
+
+
+def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[int, IdleProfile]:
+    """:func:`idle_profile` of ``intervals.coarser(count)`` for each of ``bank_counts`` (``intervals``' own count
+    giving ``intervals`` themselves), sorting ``intervals`` only once: a coarser organisation's intervals are a subset
+    of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted."""
+    counts = sorted(set(bank_counts), reverse=True)
+    for count in counts:
+        if count != intervals.bank_count:
+            intervals.coarser(count)  # checks that the coarser organisation exists
+    length = intervals.length
+    by_length = np.argsort(length, kind="stable")
+    # Wake events: the intervals that end in a wake-up, grouped by the cycle they end at.
+    wake_ends = np.flatnonzero(intervals.wakes)
+    by_end = wake_ends[np.argsort(intervals.end[wake_ends], kind="stable")]
+    # Each organisation's intervals, from the finest to the coarsest, each set filtered from the one before.
+    by_length_columns = (intervals.bank[by_length], length[by_length], intervals.leading[by_length])
+    by_end_columns = (intervals.bank[by_end], intervals.end[by_end], intervals.leading[by_end], length[by_end])
+    wakes = intervals.wakes[by_length]
+    profiles = {}
+    for count in counts:
+        ratio = intervals.bank_count // count
+        keep = by_length_columns[0] % ratio == 0
+        by_length_columns = tuple(column[keep] for column in by_length_columns)
+        wakes = wakes[keep]
+        keep = by_end_columns[0] % ratio == 0
+        by_end_columns = tuple(column[keep] for column in by_end_columns)
+        profiles[count] = _profile(intervals, count, ratio, by_length_columns, wakes, by_end_columns)
+    return profiles
+
+
+def _profile(
+    intervals: IdleIntervals,
+    count: int,
+    ratio: int,
+    by_length: tuple[np.ndarray, np.ndarray, np.ndarray],
+    wakes: np.ndarray,
+    by_end: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> IdleProfile:
+    """The profile of the organisation of ``count`` banks whose intervals, taken from ``intervals`` (every
+    ``ratio``-th bank), are ``by_length`` (bank, length, leading; sorted by length), whether each ``wakes``, and
+    ``by_end`` (bank, end, leading, length; those that wake, sorted by end)."""
+    _, ordered, leading = by_length
+    bank, ends, event_leading, event_length = by_end
+    first = np.flatnonzero(np.diff(ends, prepend=-1))
     # The stall a wake event causes depends on whether any bank woken at that cycle was gated, i.e. on the
     # longest idle interval ending there.
-    key = np.where(leading, _ALWAYS_GATED, length)[wakes]
-    ends = intervals.end[wakes]
-    order = np.argsort(ends, kind="stable")
-    first = np.flatnonzero(np.diff(ends[order], prepend=-1))
-    event_key = np.maximum.reduceat(key[order], first) if len(order) else key
+    key = np.where(event_leading, _ALWAYS_GATED, event_length)
+    event_key = np.maximum.reduceat(key, first) if len(ends) else key
+    unused_banks = int(np.count_nonzero(leading & ~wakes))
+    if intervals.nested:
+        # The banks woken at an event are the lowest idle ones, [a, b); the used banks idle across it are
+        # [b, used), each idle at least as long as bank b - 1 (nested), so each pair's value is the event's key.
+        highest_woken = np.maximum.reduceat(bank // ratio, first) if len(ends) else key
+        bystanders = SortedKeys.of(event_key, count - unused_banks - 1 - highest_woken)
+    else:
+        bystanders = SortedKeys.of(_bystanders(intervals, ends[first], event_key))
     return IdleProfile(
         cycles=intervals.cycles,
-        bank_count=intervals.bank_count,
-        leading_wake=SortedLengths.of(length[leading & wakes]),
-        interior=SortedLengths.of(length[~leading & wakes]),
-        trailing=SortedLengths.of(length[~leading & ~wakes]),
-        unused_banks=int(np.count_nonzero(leading & ~wakes)),
+        bank_count=count,
+        leading_wake=SortedLengths.of_sorted(ordered[leading & wakes]),
+        interior=SortedLengths.of_sorted(ordered[~leading & wakes]),
+        trailing=SortedLengths.of_sorted(ordered[~leading & ~wakes]),
+        unused_banks=unused_banks,
         wake_events=SortedKeys.of(event_key),
-        bystanders=SortedKeys.of(_bystanders(intervals, ends[order][first], event_key)),
+        bystanders=bystanders,
     )
 
 
