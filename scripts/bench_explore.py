@@ -103,5 +103,6 @@ def main() -> None:
             f"{configs / total:,.0f} configurations/s (extraction, rows, Pareto, heatmap included)"
         )
 
+
 if __name__ == "__main__":
     main()
