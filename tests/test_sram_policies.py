@@ -316,15 +316,17 @@ def test_power_off_residual_is_zero_and_split_is_the_same():
     assert retention.total_pj[0] - power_off.total_pj[0] == pytest.approx(0.25 * 250 + 0.25 * 2 * 2)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_nested_organisations_profile_as_each_one_on_its_own(seed):
+@pytest.mark.parametrize(
+    ("seed", "capacity", "counts"),
+    [(seed, 1 << 16, (1, 2, 4, 8, 16, 32, 64)) for seed in range(6)] + [(6, 12 << 12, (1, 3, 4, 6, 12))],
+)
+def test_nested_organisations_profile_as_each_one_on_its_own(seed, capacity, counts):
     """The compacting allocator's coarser organisations read off the finest one (IdleIntervals.coarser, profiled
     together by idle_profiles, stalls' bystanders counted per wake event) are exactly what extracting each one and
-    listing every (wake event, idle bank) pair gives: the same intervals, sorted lengths and policy outcomes."""
-    trace = random_trace(seed, empty_share=0.1 * seed)
-    capacity = 1 << 16
-    finest = compacting_activity(trace, 0, capacity, 64).idle_intervals()
-    counts = (1, 2, 4, 8, 16, 32, 64)
+    listing every (wake event, idle bank) pair gives: the same intervals, sorted lengths and policy outcomes. Bank
+    counts need not be powers of two (12 -> 6 -> 4: not every ratio divides the next)."""
+    trace = random_trace(seed, capacity=capacity, empty_share=0.1 * seed)
+    finest = compacting_activity(trace, 0, capacity, counts[-1]).idle_intervals()
     profiles = idle_profiles(finest, counts)
     taus = np.array([0, 1, 7, 50, 300, 5000, 10**9])
     for banks in counts:
@@ -338,5 +340,5 @@ def test_nested_organisations_profile_as_each_one_on_its_own(seed):
             for name in ("gated_bank_cycles", "wakes", "stalls", "gated_bank_stalls"):
                 assert np.array_equal(getattr(got, name), getattr(want, name)), (banks, policy, name)
         assert listed.bystanders.count_above(taus).tolist() == profiles[banks].bystanders.count_above(taus).tolist()
-    with pytest.raises(ValueError, match="no coarser organisation of 3 banks"):
-        finest.coarser(3)
+    with pytest.raises(ValueError, match="no coarser organisation of 5 banks"):
+        finest.coarser(5)

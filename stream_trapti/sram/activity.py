@@ -72,6 +72,17 @@ class IdleIntervals:
         """Whether the bank is used again after each interval (so a gated bank must be woken)."""
         return self.end < self.cycles
 
+    def coarser_ratio(self, bank_count: int) -> int:
+        """How many of these banks make one of ``bank_count`` banks (1 for this organisation itself); a ValueError
+        when :meth:`coarser` has no such organisation."""
+        ratio, rest = divmod(self.bank_count, bank_count) if bank_count >= 1 else (0, 1)
+        if rest or (ratio > 1 and not self.nested):
+            raise ValueError(
+                f"intervals of {self.bank_count} banks (nested={self.nested}) have no coarser organisation of "
+                f"{bank_count} banks: it needs nested intervals and a bank count dividing {self.bank_count}"
+            )
+        return ratio
+
     def coarser(self, bank_count: int) -> IdleIntervals:
         """The idle intervals of the same memory split into ``bank_count`` banks, for nested intervals of a bank count
         ``bank_count`` divides.
@@ -80,12 +91,7 @@ class IdleIntervals:
         is busy exactly when this one's bank ``j · r`` is: both hold live data iff more than ``j · C / bank_count``
         bytes are live. So its intervals are those of every ``r``-th bank, already sorted by bank and start.
         """
-        ratio, rest = divmod(self.bank_count, bank_count)
-        if not self.nested or bank_count < 1 or rest:
-            raise ValueError(
-                f"intervals of {self.bank_count} banks (nested={self.nested}) have no coarser organisation of "
-                f"{bank_count} banks: it needs nested intervals and a bank count dividing {self.bank_count}"
-            )
+        ratio = self.coarser_ratio(bank_count)
         keep = self.bank % ratio == 0
         return IdleIntervals(self.cycles, bank_count, self.bank[keep] // ratio, self.start[keep], self.end[keep], True)
 

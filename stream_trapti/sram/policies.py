@@ -98,9 +98,10 @@ class SortedKeys:
     def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> SortedKeys:
         """Sort ``values``, each counted ``weights`` times (non-negative counts) or once."""
         values = np.asarray(values, dtype=np.int64)
+        # Stable sorts: numpy's default (introsort) takes ~40x longer on keys repeating as a replicated trace's do.
         if weights is None:
-            return cls(np.sort(values), np.arange(len(values) + 1, dtype=np.int64))
-        order = np.argsort(values)
+            return cls(np.sort(values, kind="stable"), np.arange(len(values) + 1, dtype=np.int64))
+        order = np.argsort(values, kind="stable")
         return cls(values[order], np.concatenate([[0], np.cumsum(np.asarray(weights, dtype=np.int64)[order])]))
 
     def count_above(self, threshold: np.ndarray) -> np.ndarray:
@@ -150,43 +151,47 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     """:func:`idle_profile` of ``intervals.coarser(count)`` for each of ``bank_counts`` (``intervals``' own count
     giving ``intervals`` themselves), sorting ``intervals`` only once: a coarser organisation's intervals are a subset
     of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted."""
-    counts = sorted(set(bank_counts), reverse=True)
-    for count in counts:
-        if count != intervals.bank_count:
-            intervals.coarser(count)  # checks that the coarser organisation exists
+    ratios = {count: intervals.coarser_ratio(count) for count in sorted(set(bank_counts), reverse=True)}
     length = intervals.length
     by_length = np.argsort(length, kind="stable")
     # Wake events: the intervals that end in a wake-up, grouped by the cycle they end at.
     wake_ends = np.flatnonzero(intervals.wakes)
     by_end = wake_ends[np.argsort(intervals.end[wake_ends], kind="stable")]
-    # Each organisation's intervals, from the finest to the coarsest, each set filtered from the one before.
-    by_length_columns = (intervals.bank[by_length], length[by_length], intervals.leading[by_length])
-    by_end_columns = (intervals.bank[by_end], intervals.end[by_end], intervals.leading[by_end], length[by_end])
-    wakes = intervals.wakes[by_length]
+    # Each organisation's intervals, from the finest to the coarsest: (bank, length, leading, wakes) sorted by length
+    # and (bank, end, leading, length) of those that wake sorted by end, each set filtered from the last one that
+    # holds it (every bank kept is a multiple of the ratio kept before).
+    full = (
+        (intervals.bank[by_length], length[by_length], intervals.leading[by_length], intervals.wakes[by_length]),
+        (intervals.bank[by_end], intervals.end[by_end], intervals.leading[by_end], length[by_end]),
+    )
+    last_ratio, last = 1, full
     profiles = {}
-    for count in counts:
-        ratio = intervals.bank_count // count
-        keep = by_length_columns[0] % ratio == 0
-        by_length_columns = tuple(column[keep] for column in by_length_columns)
-        wakes = wakes[keep]
-        keep = by_end_columns[0] % ratio == 0
-        by_end_columns = tuple(column[keep] for column in by_end_columns)
-        profiles[count] = _profile(intervals, count, ratio, by_length_columns, wakes, by_end_columns)
+    for count, ratio in ratios.items():
+        source = last if ratio % last_ratio == 0 else full
+        last_ratio, last = ratio, tuple(_banks_divisible(columns, ratio) for columns in source)
+        profiles[count] = _profile(intervals, count, ratio, *last)
     return profiles
+
+
+def _banks_divisible(columns: tuple[np.ndarray, ...], ratio: int) -> tuple[np.ndarray, ...]:
+    """The rows of ``columns`` (the first being the bank) whose bank is a multiple of ``ratio``."""
+    if ratio == 1:
+        return columns
+    keep = columns[0] % ratio == 0
+    return tuple(column[keep] for column in columns)
 
 
 def _profile(
     intervals: IdleIntervals,
     count: int,
     ratio: int,
-    by_length: tuple[np.ndarray, np.ndarray, np.ndarray],
-    wakes: np.ndarray,
-    by_end: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    by_length: tuple[np.ndarray, ...],
+    by_end: tuple[np.ndarray, ...],
 ) -> IdleProfile:
     """The profile of the organisation of ``count`` banks whose intervals, taken from ``intervals`` (every
-    ``ratio``-th bank), are ``by_length`` (bank, length, leading; sorted by length), whether each ``wakes``, and
-    ``by_end`` (bank, end, leading, length; those that wake, sorted by end)."""
-    _, ordered, leading = by_length
+    ``ratio``-th bank), are ``by_length`` (bank, length, leading, wakes; sorted by length) and ``by_end`` (bank, end,
+    leading, length of those that wake; sorted by end)."""
+    _, ordered, leading, wakes = by_length
     bank, ends, event_leading, event_length = by_end
     first = np.flatnonzero(np.diff(ends, prepend=-1))
     # The stall a wake event causes depends on whether any bank woken at that cycle was gated, i.e. on the
