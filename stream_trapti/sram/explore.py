@@ -18,7 +18,7 @@ a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleP
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import overload
 
 import numpy as np
@@ -32,7 +32,15 @@ from stream_trapti.sram.activity import (
     compacting_activity,
     first_fit_activity,
 )
-from stream_trapti.sram.energy import AccessCounts, BankCosts, BankQuery, CostsProvider, access_counts, evaluate_energy
+from stream_trapti.sram.energy import (
+    AccessCounts,
+    BankCosts,
+    BankQuery,
+    CostsProvider,
+    EnergyBreakdown,
+    access_counts,
+    evaluate_energy,
+)
 from stream_trapti.sram.policies import (
     GATING_POLICIES,
     GatingPolicy,
@@ -115,11 +123,6 @@ class ConfigTable(Sequence[ConfigResult]):
     def where(self, keep: np.ndarray) -> ConfigTable:
         """The rows where the boolean array ``keep`` is true, in order."""
         return ConfigTable({name: column[keep] for name, column in self._columns.items()})
-
-    @classmethod
-    def concatenate(cls, blocks: Sequence[dict[str, np.ndarray]]) -> ConfigTable:
-        """One table of the column blocks ``blocks`` (each with every field), one after the other."""
-        return cls({name: np.concatenate([block[name] for block in blocks]) for name in _COLUMNS})
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,7 +232,7 @@ def explore(
             return nest.coarser(banks)
         return activity(capacity, banks).idle_intervals()
 
-    blocks: list[dict[str, np.ndarray]] = []
+    blocks: list[_Block] = []
     skipped: list[tuple[int, int, str]] = []
     timeouts = np.array(spec.timeouts_cycles, dtype=np.int64)
     for capacity in capacities:
@@ -273,7 +276,7 @@ def explore(
     skipped = [s for s in skipped if s[1] in spec.banks]
     if not blocks:
         raise ConfigError(f"no configuration of the sweep can hold memory {info.name!r}: {skipped}")
-    configs = ConfigTable.concatenate(blocks)
+    configs = _table(blocks)
     limit = spec.max_latency_penalty_cycles
     evaluated = len(configs)
     if limit is not None:
@@ -338,6 +341,19 @@ class _Setting:
     baseline_pj: float
 
 
+@dataclass(frozen=True)
+class _Block:
+    """The rows of one organisation under one policy: one per timeout (``timeouts``), or one (None)."""
+
+    setting: _Setting
+    policy: str
+    sleep_transistors: bool
+    area_mm2: float
+    cycles: int
+    timeouts: np.ndarray | None
+    energy: EnergyBreakdown
+
+
 def _rows(
     profile: IdleProfile,
     policy: GatingPolicy,
@@ -345,55 +361,68 @@ def _rows(
     costs: BankCosts,
     sleep_transistors: bool,
     setting: _Setting,
-) -> dict[str, np.ndarray]:
-    """The columns of one row per timeout (or one, for policies without a timeout), in ``ConfigResult``'s fields."""
-    energy = evaluate_energy(
-        profile, policy.name, costs, setting.counts, setting.clock_ghz, timeouts if policy.takes_timeouts else None
-    )
-    total = energy.total_pj
-    rows = len(total)
-    baseline = setting.baseline_pj
-
-    def same(value: object, dtype: type | None = None) -> np.ndarray:
-        return np.full(rows, value, dtype=dtype or object)
-
-    return {
-        "capacity_bytes": same(setting.capacity, np.int64),
-        "bank_count": same(setting.banks, np.int64),
-        "policy": same(policy.name),
-        "timeout_cycles": timeouts.astype(object) if policy.takes_timeouts else same(None),
-        "flavour": same(setting.flavour),
-        "gating_mode": same(setting.mode),
-        "sleep_transistors": same(sleep_transistors, np.bool_),
-        "dynamic_pj": energy.dynamic_pj,
-        "leakage_on_pj": energy.leakage_on_pj,
-        "gated_residual_pj": energy.gated_residual_pj,
-        "network_pj": energy.network_pj,
-        "wake_pj": energy.wake_pj,
-        "stall_pj": energy.stall_pj,
-        "total_pj": total,
-        "area_mm2": same(costs.area_mm2, np.float64),
-        "penalty_cycles": energy.penalty_cycles.astype(np.int64),
-        "latency_cycles": profile.cycles + energy.penalty_cycles.astype(np.int64),
-        "wakes": np.broadcast_to(energy.wakes, rows).astype(np.int64),
-        "gated_fraction": energy.gated_bank_cycles / max(setting.banks * profile.cycles, 1),
-        "baseline_pj": same(baseline, np.float64),
-        "saving": 1.0 - total / baseline if baseline > 0 else np.zeros_like(total),
-    }
+) -> _Block:
+    """One row per timeout (or one, for policies without a timeout)."""
+    taken = timeouts if policy.takes_timeouts else None
+    energy = evaluate_energy(profile, policy.name, costs, setting.counts, setting.clock_ghz, taken)
+    return _Block(setting, policy.name, sleep_transistors, costs.area_mm2, profile.cycles, taken, energy)
 
 
 def _cheaper_built_either_way(
     profile: IdleProfile, policy: GatingPolicy, plain: BankCosts, gated: BankCosts, setting: _Setting
-) -> dict[str, np.ndarray]:
+) -> _Block:
     """A policy that knows the trace (the offline optimum): its gating of the macro with sleep transistors, or the
     macro without them left always on, whichever costs less (the sleep transistors' dearer accesses can outweigh
     what gating saves)."""
     no_timeouts = np.empty(0, dtype=np.int64)
     with_gating = _rows(profile, policy, no_timeouts, gated, True, setting)
     without = _rows(profile, GATING_POLICIES["always_on"], no_timeouts, plain, False, setting)
-    if with_gating["total_pj"][0] <= without["total_pj"][0]:
+    if with_gating.energy.total_pj[0] <= without.energy.total_pj[0]:
         return with_gating
-    return without | {"policy": with_gating["policy"]}
+    return replace(without, policy=policy.name)
+
+
+def _table(blocks: Sequence[_Block]) -> ConfigTable:
+    """The rows of ``blocks``, one after the other, as columns: one numpy call per column, not per row or block."""
+    rows = np.array([len(block.energy.total_pj) for block in blocks])
+
+    def each(value: Callable[[_Block], object], dtype: type = object) -> np.ndarray:
+        return np.repeat(np.array([value(block) for block in blocks], dtype=dtype), rows)
+
+    def joined(value: Callable[[_Block], np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.broadcast_to(value(block), n) for block, n in zip(blocks, rows, strict=True)])
+
+    total = joined(lambda b: b.energy.total_pj)
+    penalty = joined(lambda b: b.energy.penalty_cycles).astype(np.int64)
+    baseline = each(lambda b: b.setting.baseline_pj, np.float64)
+    saving = np.zeros_like(total)
+    np.divide(total, baseline, out=saving, where=baseline > 0)
+    return ConfigTable(
+        {
+            "capacity_bytes": each(lambda b: b.setting.capacity, np.int64),
+            "bank_count": each(lambda b: b.setting.banks, np.int64),
+            "policy": each(lambda b: b.policy),
+            "timeout_cycles": joined(lambda b: np.array([None]) if b.timeouts is None else b.timeouts.astype(object)),
+            "flavour": each(lambda b: b.setting.flavour),
+            "gating_mode": each(lambda b: b.setting.mode),
+            "sleep_transistors": each(lambda b: b.sleep_transistors, np.bool_),
+            "dynamic_pj": joined(lambda b: b.energy.dynamic_pj),
+            "leakage_on_pj": joined(lambda b: b.energy.leakage_on_pj),
+            "gated_residual_pj": joined(lambda b: b.energy.gated_residual_pj),
+            "network_pj": joined(lambda b: b.energy.network_pj),
+            "wake_pj": joined(lambda b: b.energy.wake_pj),
+            "stall_pj": joined(lambda b: b.energy.stall_pj),
+            "total_pj": total,
+            "area_mm2": each(lambda b: b.area_mm2, np.float64),
+            "penalty_cycles": penalty,
+            "latency_cycles": each(lambda b: b.cycles, np.int64) + penalty,
+            "wakes": joined(lambda b: b.energy.wakes).astype(np.int64),
+            "gated_fraction": joined(lambda b: b.energy.gated_bank_cycles)
+            / each(lambda b: max(b.setting.banks * b.cycles, 1), np.int64),
+            "baseline_pj": baseline,
+            "saving": np.where(baseline > 0, 1.0 - saving, 0.0),
+        }
+    )
 
 
 def pareto_front(objectives: np.ndarray, chunk: int = 128) -> np.ndarray:
