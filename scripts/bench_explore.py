@@ -22,7 +22,7 @@ from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.sram.activity import compacting_activity
 from stream_trapti.sram.energy import BankCosts, BankQuery, access_counts, cacti_costs, evaluate_energy
 from stream_trapti.sram.explore import explore
-from stream_trapti.sram.policies import GATING_POLICIES, idle_profile
+from stream_trapti.sram.policies import GATING_POLICIES, idle_profiles
 from stream_trapti.sram.sweep_config import SweepSpec
 from stream_trapti.trace import OccupancyTrace
 
@@ -64,8 +64,9 @@ def main() -> None:
     explore(trace, spec, precomputed)  # fills the cost table (and warms numpy)
 
     start = time.perf_counter()
-    intervals = {b: compacting_activity(trace, memory, capacity, b).idle_intervals() for b in banks}
-    profiles = {b: idle_profile(i) for b, i in intervals.items()}
+    # As explore() does it: the finest organisation extracted, the coarser ones read off it (IdleIntervals.coarser).
+    finest = compacting_activity(trace, memory, capacity, max(banks)).idle_intervals()
+    profiles = idle_profiles(finest, banks)
     extract = time.perf_counter() - start
     counts = access_counts(trace, memory, spec.port_bits or trace.memories[trace.memory_index(memory)].read_port_bits)
     start = time.perf_counter()
@@ -84,7 +85,7 @@ def main() -> None:
     evaluate = time.perf_counter() - start
     print(
         f"idle-interval extraction: {extract * 1e3:.1f} ms for {len(banks)} bank counts "
-        f"({sum(len(i.bank) for i in intervals.values())} idle intervals)"
+        f"({len(finest.bank)} idle intervals of {max(banks)} banks)"
     )
     print(
         f"energy evaluation only:   {evaluated} configurations in {evaluate * 1e3:.1f} ms = "
