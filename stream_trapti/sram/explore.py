@@ -12,7 +12,10 @@ less than it. Wake-up stalls are added to the schedule (``latency_cycles``); wit
 the spec, configurations that stall longer are rejected instead.
 
 The idle intervals of each bank organisation are extracted once; every policy, timeout, flavour and mode is then
-a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`).
+a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`). With the compacting
+allocator the organisations nest, so only the one with the most banks is extracted, and its intervals are sorted once
+for all of them (:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made per configuration:
+each organisation and policy gives arrays over the timeouts, and the rows are columns (:class:`ConfigTable`).
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ class Heatmap:
 class ExplorationResult:
     """All evaluated configurations of one sweep on one memory of one trace.
 
+    ``configs`` gives each row as a :class:`ConfigResult` and each field as an array (:meth:`ConfigTable.column`).
     ``pareto`` and ``best`` (objective → configuration) index ``configs``; ``skipped`` lists the organisations that
     cannot hold the trace, with why; ``rejected`` counts the configurations left out for stalling longer than the
     spec's ``max_latency_penalty_cycles``; ``stream_estimate_pj`` is Stream's own estimate when one was given;
