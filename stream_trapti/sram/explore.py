@@ -394,9 +394,13 @@ def _table(blocks: Sequence[_Block]) -> ConfigTable:
         return np.repeat(np.array([value(block) for block in blocks], dtype=dtype), rows)
 
     def joined(value: Callable[[_Block], np.ndarray]) -> np.ndarray:
-        return np.concatenate([np.broadcast_to(value(block), n) for block, n in zip(blocks, rows, strict=True)])
+        # Every array of a block has one entry per row (a policy's outcome has one per timeout, or one).
+        column = np.concatenate([value(block) for block in blocks])
+        if len(column) != len(total):
+            raise ValueError(f"a block's column has {len(column)} entries in all, expected {len(total)}")
+        return column
 
-    total = joined(lambda b: b.energy.total_pj)
+    total = np.concatenate([block.energy.total_pj for block in blocks])
     penalty = joined(lambda b: b.energy.penalty_cycles).astype(np.int64)
     baseline = each(lambda b: b.setting.baseline_pj, np.float64)
     saving = np.zeros_like(total)

@@ -177,8 +177,11 @@ def _banks_divisible(columns: tuple[np.ndarray, ...], ratio: int) -> tuple[np.nd
     """The rows of ``columns`` (the first being the bank) whose bank is a multiple of ``ratio``."""
     if ratio == 1:
         return columns
-    keep = columns[0] % ratio == 0
-    return tuple(column[keep] for column in columns)
+    # A power of two divides a bank number when the bits below it are clear (cheaper than a division); one index
+    # array taken from every column beats a boolean mask applied to each when the kept rows alternate.
+    low_bits = columns[0] & (ratio - 1) if ratio & (ratio - 1) == 0 else columns[0] % ratio
+    keep = np.flatnonzero(low_bits == 0)
+    return tuple(column.take(keep) for column in columns)
 
 
 def _profile(
