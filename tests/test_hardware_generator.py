@@ -76,20 +76,21 @@ def test_sram_costs_are_cactis_and_agree_with_the_capacity_variant(cacti: CactiI
     assert tops[0] == tops[1]
 
 
-def test_template_exposes_the_other_axes(tmp_path: Path) -> None:
-    """Array size and DRAM bandwidth come from the template: a 32x32-array template with a 256-bit DRAM link."""
-    data = yaml.safe_load(TEMPLATE.read_text())
-    data["arrays"] |= {"rows": 32, "columns": 32}
-    data["dram"] |= {"link_bits": 256, "port_bits": 256}
-    template = tmp_path / "small.yaml"
-    template.write_text(yaml.safe_dump(data))
-    files = hardware_files(template, capacity_bytes=MIB)
+def test_template_exposes_the_other_axes() -> None:
+    """Array size and DRAM bandwidth come from the template, and can be overridden per call (as a sweep over them
+    would): 32x32 arrays and a 256-bit DRAM link, said in every file's header."""
+    overrides = {"arrays": {"rows": 32, "columns": 32}, "dram": {"link_bits": 256, "port_bits": 256}}
+    files = hardware_files(TEMPLATE, capacity_bytes=MIB, overrides=overrides)
     array = yaml.safe_load(files["cores/trapti_array_1mib.yaml"])
     accelerator = yaml.safe_load(files["trapti_edge_1mib.yaml"])
     dram = yaml.safe_load(files["cores/trapti_dram.yaml"])["memories"]["dram"]
-    assert array["operational_array"]["sizes"] == [32, 32]
+    assert array["operational_array"]["sizes"] == [32, 32] and array["memories"]["sram"]["size"] == 8 * MIB
     assert accelerator["core_connectivity"][0]["bandwidth"] == 256
     assert dram["ports"][0]["bandwidth_max"] == 256 and dram["r_cost"] == 256 * 20
+    said = "with arrays.rows=32, arrays.columns=32, dram.link_bits=256, dram.port_bits=256"
+    assert all(said in " ".join(data.decode().split()) for name, data in files.items() if name.endswith(".yaml"))
+    with pytest.raises(ConfigError, match=r"trapti_edge.yaml with arrays.rows=0: key 'arrays.rows': expected a value"):
+        hardware_files(TEMPLATE, overrides={"arrays": {"rows": 0}})
 
 
 @pytest.mark.parametrize(
