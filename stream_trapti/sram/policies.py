@@ -43,7 +43,9 @@ never stalls. (:mod:`~stream_trapti.sram.explore` also lets it omit the sleep tr
 
 Everything is evaluated from sorted interval lengths and prefix sums (:class:`IdleProfile`), so a policy costs a few
 binary searches however long the trace, and is vectorised over any number of timeouts. Pricing the stalls needs one
-sorted entry per (wake event, other used bank idle across it), listed once per bank organisation.
+sorted entry per (wake event, other used bank idle across it), listed once per bank organisation; when banks nest
+(the compacting allocator: a bank is busy only when every lower one is) those entries all carry their event's key, so
+each event is listed once with how many banks sit out its stall.
 """
 
 from __future__ import annotations
