@@ -439,3 +439,17 @@ def test_a_policy_registered_in_one_place_is_swept_explored_and_plotted(monkeypa
     labels = {text.get_text() for axis in figure.axes for text in axis.get_legend().get_texts()}
     assert {"immediate", "trailing_only"} <= labels
     assert (write_exploration_outputs(result, tmp_path / "out")["pareto"]).is_file()
+
+
+def test_config_table_rows_and_columns_agree():
+    """ConfigTable: a row by index (negative ones too) is the row iteration gives, a column holds that field of every
+    row and cannot be written through, and an index past the end is an IndexError."""
+    table = explore(make_trace(**HAND), HAND_SPEC, table_costs).configs
+    rows = list(table)
+    assert table[-1] == rows[-1] and table[3] == rows[3] and tuple(table[2:5]) == tuple(rows[2:5])
+    assert table.column("total_pj").tolist() == [row.total_pj for row in rows]
+    assert table.column("timeout_cycles").tolist() == [row.timeout_cycles for row in rows]
+    with pytest.raises(ValueError, match="read-only"):
+        table.column("total_pj")[0] = 0.0
+    with pytest.raises(IndexError):
+        table[len(rows)]
