@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint study paper-ratio bench workloads mappings clean
+.PHONY: demo test test-quick lint study paper-ratio bench workloads mappings hardware clean
 
 $(PY):
 	@python=$$(scripts/find_python.sh) && echo "creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -43,6 +43,9 @@ workloads: $(STAMP)
 
 mappings: $(STAMP)
 	$(PY) scripts/make_mappings.py
+
+hardware: $(STAMP)
+	$(PY) scripts/make_hardware.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-from dataclasses import replace
+from dataclasses import astuple, fields, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from stream_trapti.reports.exploration_outputs import write_exploration_outputs
 from stream_trapti.reports.sram_plots import _pareto
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import BankCosts, BankQuery
-from stream_trapti.sram.explore import explore, pareto_front
+from stream_trapti.sram.explore import ConfigResult, explore, pareto_front
 from stream_trapti.sram.policies import GATING_POLICIES, GatingOutcome, GatingPolicy, policy_names
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sweep_spec
 
@@ -96,6 +98,39 @@ def test_spec_must_be_a_mapping(tmp_path):
 HAND_SPEC = SweepSpec(
     banks=(1, 2, 4), timeouts_cycles=(25, 40), flavours=("hp", "lstp"), gating_modes=("retention", "power_off")
 )
+
+
+GOLDEN_TRACE = dict(seed=7, capacity=1 << 16, points=300)
+_GOLDEN_SWEEP = dict(
+    capacities_bytes=(1 << 16, (1 << 16) + 32, 1 << 17, 1024),
+    banks=(1, 4, 16, 64),
+    timeouts_cycles=(0, 30, 500),
+    flavours=("hp",),
+    gating_modes=("retention", "power_off"),
+)
+GOLDEN_SPECS = {
+    "free": SweepSpec(**_GOLDEN_SWEEP),
+    "limited": SweepSpec(**_GOLDEN_SWEEP, max_latency_penalty_cycles=40),
+}
+GOLDEN = Path(__file__).parent / "data" / "explore_golden.json"
+
+
+@pytest.mark.parametrize("name", GOLDEN_SPECS)
+def test_explore_reproduces_the_row_by_row_implementation_exactly(name):
+    """tests/data/explore_golden.json was written by explore() as it was before it became columnar (commit 4d6dfbc:
+    a ConfigResult per row, every organisation extracted and profiled on its own, stalls' bystanders listed pair by
+    pair): capacities that split into 64 banks, into 32 at most (so 64 is skipped and 16 is the finest), twice the
+    trace's, and one below its peak. Every row, the front, the best picks, the skipped and rejected counts and the
+    heatmap (by its hash) are identical, floats bit for bit."""
+    golden = json.loads(GOLDEN.read_text())[name]
+    result = explore(random_trace(**GOLDEN_TRACE), GOLDEN_SPECS[name], table_costs)
+    assert [field.name for field in fields(ConfigResult)] == golden["fields"]
+    assert [list(astuple(c)) for c in result.configs] == golden["rows"]
+    assert list(result.pareto) == golden["pareto"] and result.best == golden["best"]
+    assert [list(s) for s in result.skipped] == golden["skipped"] and result.rejected == golden["rejected"]
+    assert result.heatmap.label == golden["heatmap"]["label"]
+    fractions = result.heatmap.busy.tobytes() + result.heatmap.powered.tobytes()
+    assert hashlib.sha256(fractions).hexdigest() == golden["heatmap"]["sha256"]
 
 
 def test_rows_cover_the_sweep_with_hand_numbers():
@@ -188,7 +223,7 @@ def test_latency_limit_rejects_stalling_configurations():
     limited = explore(trace, replace(HAND_SPEC, max_latency_penalty_cycles=3), table_costs)
     # Every on-demand row of 2 or 4 banks stalls twice for 2 cycles; one bank stalls once (at cycle 10).
     assert {c.penalty_cycles for c in free.configs if c.bank_count > 1 and c.sleep_transistors} == {0, 4}
-    assert limited.configs == tuple(c for c in free.configs if c.penalty_cycles <= 3)
+    assert tuple(limited.configs) == tuple(c for c in free.configs if c.penalty_cycles <= 3)
     assert limited.rejected == len(free.configs) - len(limited.configs) > 0 and free.rejected == 0
     assert max(c.penalty_cycles for c in limited.configs) <= 3
 
@@ -404,3 +439,17 @@ def test_a_policy_registered_in_one_place_is_swept_explored_and_plotted(monkeypa
     labels = {text.get_text() for axis in figure.axes for text in axis.get_legend().get_texts()}
     assert {"immediate", "trailing_only"} <= labels
     assert (write_exploration_outputs(result, tmp_path / "out")["pareto"]).is_file()
+
+
+def test_config_table_rows_and_columns_agree():
+    """ConfigTable: a row by index (negative ones too) is the row iteration gives, a column holds that field of every
+    row and cannot be written through, and an index past the end is an IndexError."""
+    table = explore(make_trace(**HAND), HAND_SPEC, table_costs).configs
+    rows = list(table)
+    assert table[-1] == rows[-1] and table[3] == rows[3] and tuple(table[2:5]) == tuple(rows[2:5])
+    assert table.column("total_pj").tolist() == [row.total_pj for row in rows]
+    assert table.column("timeout_cycles").tolist() == [row.timeout_cycles for row in rows]
+    with pytest.raises(ValueError, match="read-only"):
+        table.column("total_pj")[0] = 0.0
+    with pytest.raises(IndexError):
+        table[len(rows)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +17,7 @@ from stream_trapti.sram.activity import (
     first_fit_activity,
 )
 from stream_trapti.sram.energy import AccessCounts, BankCosts, access_counts, evaluate_energy
-from stream_trapti.sram.policies import gated_spans, gating_outcome, idle_profile, policy_names
+from stream_trapti.sram.policies import gated_spans, gating_outcome, idle_profile, idle_profiles, policy_names
 
 from conftest import HAND, HAND_COSTS, make_trace, random_trace
 
@@ -312,3 +314,31 @@ def test_power_off_residual_is_zero_and_split_is_the_same():
     assert power_off.gated_residual_pj.tolist() == [0.0]
     # 250 gated bank-cycles, and 2 banks gated through one 2-cycle stall (see test_hand_energies_per_policy).
     assert retention.total_pj[0] - power_off.total_pj[0] == pytest.approx(0.25 * 250 + 0.25 * 2 * 2)
+
+
+@pytest.mark.parametrize(
+    ("seed", "capacity", "counts"),
+    [(seed, 1 << 16, (1, 2, 4, 8, 16, 32, 64)) for seed in range(6)] + [(6, 12 << 12, (1, 3, 4, 6, 12))],
+)
+def test_nested_organisations_profile_as_each_one_on_its_own(seed, capacity, counts):
+    """The compacting allocator's coarser organisations read off the finest one (IdleIntervals.coarser, profiled
+    together by idle_profiles, stalls' bystanders counted per wake event) are exactly what extracting each one and
+    listing every (wake event, idle bank) pair gives: the same intervals, sorted lengths and policy outcomes. Bank
+    counts need not be powers of two (12 -> 6 -> 4: not every ratio divides the next)."""
+    trace = random_trace(seed, capacity=capacity, empty_share=0.1 * seed)
+    finest = compacting_activity(trace, 0, capacity, counts[-1]).idle_intervals()
+    profiles = idle_profiles(finest, counts)
+    taus = np.array([0, 1, 7, 50, 300, 5000, 10**9])
+    for banks in counts:
+        own = compacting_activity(trace, 0, capacity, banks).idle_intervals()
+        coarser = finest.coarser(banks)
+        for name in ("bank", "start", "end"):
+            assert np.array_equal(getattr(coarser, name), getattr(own, name)), (banks, name)
+        listed = idle_profile(replace(own, nested=False))  # every pair listed, as for first fit
+        for policy, timeouts in (("immediate", None), ("timeout", taus), ("offline_optimal", None)):
+            got, want = (gating_outcome(p, policy, timeouts, 3, 40.0) for p in (profiles[banks], listed))
+            for name in ("gated_bank_cycles", "wakes", "stalls", "gated_bank_stalls"):
+                assert np.array_equal(getattr(got, name), getattr(want, name)), (banks, policy, name)
+        assert listed.bystanders.count_above(taus).tolist() == profiles[banks].bystanders.count_above(taus).tolist()
+    with pytest.raises(ValueError, match="no coarser organisation of 5 banks"):
+        finest.coarser(5)

@@ -44,6 +44,10 @@ class IdleIntervals:
 
     An interval starting at cycle 0 is *leading*: the bank has held nothing since the trace began. One ending at
     ``cycles`` is *trailing*: the bank is not used again, so leaving it needs no wake-up.
+
+    ``nested`` says that a bank is busy only when every lower bank is (the compacting allocator): then a higher bank
+    has been idle at least as long as a lower one at any cycle, which lets the stall pricing count instead of list
+    (:func:`~stream_trapti.sram.policies.idle_profile`).
     """
 
     cycles: int
@@ -51,6 +55,7 @@ class IdleIntervals:
     bank: np.ndarray
     start: np.ndarray
     end: np.ndarray
+    nested: bool = False
 
     @property
     def length(self) -> np.ndarray:
@@ -66,6 +71,29 @@ class IdleIntervals:
     def wakes(self) -> np.ndarray:
         """Whether the bank is used again after each interval (so a gated bank must be woken)."""
         return self.end < self.cycles
+
+    def coarser_ratio(self, bank_count: int) -> int:
+        """How many of these banks make one of ``bank_count`` banks (1 for this organisation itself); a ValueError
+        when :meth:`coarser` has no such organisation."""
+        ratio, rest = divmod(self.bank_count, bank_count) if bank_count >= 1 else (0, 1)
+        if rest or (ratio > 1 and not self.nested):
+            raise ValueError(
+                f"intervals of {self.bank_count} banks (nested={self.nested}) have no coarser organisation of "
+                f"{bank_count} banks: it needs nested intervals and a bank count dividing {self.bank_count}"
+            )
+        return ratio
+
+    def coarser(self, bank_count: int) -> IdleIntervals:
+        """The idle intervals of the same memory split into ``bank_count`` banks, for nested intervals of a bank count
+        ``bank_count`` divides.
+
+        With ``r`` times as many banks of ``C / (r · bank_count)`` bytes each, bank ``j`` of the coarser organisation
+        is busy exactly when this one's bank ``j · r`` is: both hold live data iff more than ``j · C / bank_count``
+        bytes are live. So its intervals are those of every ``r``-th bank, already sorted by bank and start.
+        """
+        ratio = self.coarser_ratio(bank_count)
+        keep = self.bank % ratio == 0
+        return IdleIntervals(self.cycles, bank_count, self.bank[keep] // ratio, self.start[keep], self.end[keep], True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +151,7 @@ class BankActivity:
             bank, falls = np.nonzero(step == -1)
             _, rises = np.nonzero(step == 1)
             start, end = bounds[falls], bounds[rises]
-        return IdleIntervals(self.cycles, self.bank_count, bank.astype(np.int64), start, end)
+        return IdleIntervals(self.cycles, self.bank_count, bank.astype(np.int64), start, end, self.busy is None)
 
 
 def expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,13 +12,17 @@ less than it. Wake-up stalls are added to the schedule (``latency_cycles``); wit
 the spec, configurations that stall longer are rejected instead.
 
 The idle intervals of each bank organisation are extracted once; every policy, timeout, flavour and mode is then
-a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`).
+a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`). With the compacting
+allocator the organisations nest, so only the one with the most banks is extracted, and its intervals are sorted once
+for all of them (:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made per configuration:
+each organisation and policy gives arrays over the timeouts, and the rows are columns (:class:`ConfigTable`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import overload
 
 import numpy as np
 
@@ -26,12 +30,28 @@ from stream_trapti.errors import ConfigError
 from stream_trapti.sram.activity import (
     Allocation,
     BankActivity,
+    IdleIntervals,
     InfeasibleOrganisation,
     compacting_activity,
     first_fit_activity,
 )
-from stream_trapti.sram.energy import AccessCounts, BankCosts, BankQuery, CostsProvider, access_counts, evaluate_energy
-from stream_trapti.sram.policies import GATING_POLICIES, GatingPolicy, IdleProfile, gated_spans, idle_profile
+from stream_trapti.sram.energy import (
+    AccessCounts,
+    BankCosts,
+    BankQuery,
+    CostsProvider,
+    EnergyBreakdown,
+    access_counts,
+    evaluate_energy,
+)
+from stream_trapti.sram.policies import (
+    GATING_POLICIES,
+    GatingPolicy,
+    IdleProfile,
+    gated_spans,
+    idle_profile,
+    idle_profiles,
+)
 from stream_trapti.sram.sweep_config import SweepSpec
 from stream_trapti.trace import OccupancyTrace
 
@@ -68,6 +88,46 @@ class ConfigResult:
     saving: float
 
 
+_COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(ConfigResult))
+
+
+class ConfigTable(Sequence[ConfigResult]):
+    """Evaluated configurations held as columns, one array per :class:`ConfigResult` field, in row order: the
+    exploration computes them without a Python object per configuration. Indexing or iterating gives the rows as
+    :class:`ConfigResult`; :meth:`column` gives one field for every row."""
+
+    def __init__(self, columns: dict[str, np.ndarray]):
+        if tuple(columns) != _COLUMNS or len({len(column) for column in columns.values()}) != 1:
+            raise ValueError(f"ConfigTable needs equally long columns {_COLUMNS}, got {tuple(columns)}")
+        self._columns = columns
+
+    def __len__(self) -> int:
+        return len(self._columns[_COLUMNS[0]])
+
+    @overload
+    def __getitem__(self, index: int) -> ConfigResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ConfigResult]: ...
+    def __getitem__(self, index: int | slice) -> ConfigResult | Sequence[ConfigResult]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        row = range(len(self))[index]  # an IndexError past the end, and negative indices counted from it
+        return ConfigResult(*(column[row : row + 1].tolist()[0] for column in self._columns.values()))
+
+    def __iter__(self) -> Iterator[ConfigResult]:
+        return map(ConfigResult, *(column.tolist() for column in self._columns.values()))
+
+    def column(self, name: str) -> np.ndarray:
+        """The field ``name`` of every row (read-only)."""
+        column = self._columns[name].view()
+        column.flags.writeable = False
+        return column
+
+    def where(self, keep: np.ndarray) -> ConfigTable:
+        """The rows where the boolean array ``keep`` is true, in order."""
+        return ConfigTable({name: column[keep] for name, column in self._columns.items()})
+
+
 @dataclass(frozen=True, eq=False)
 class Heatmap:
     """Per bank and time bin (``edges`` in cycles): the fraction of the bin the bank is busy, and powered, under
@@ -83,6 +143,7 @@ class Heatmap:
 class ExplorationResult:
     """All evaluated configurations of one sweep on one memory of one trace.
 
+    ``configs`` gives each row as a :class:`ConfigResult` and each field as an array (:meth:`ConfigTable.column`).
     ``pareto`` and ``best`` (objective → configuration) index ``configs``; ``skipped`` lists the organisations that
     cannot hold the trace, with why; ``rejected`` counts the configurations left out for stalling longer than the
     spec's ``max_latency_penalty_cycles``; ``stream_estimate_pj`` is Stream's own estimate when one was given;
@@ -95,7 +156,7 @@ class ExplorationResult:
     peak_bytes: int
     port_bits: int
     accesses: AccessCounts
-    configs: tuple[ConfigResult, ...]
+    configs: ConfigTable
     pareto: tuple[int, ...]
     best: dict[str, int]
     skipped: tuple[tuple[int, int, str], ...]
@@ -156,16 +217,44 @@ def explore(
             return first_fit_activity(allocations, trace.cycles, capacity, banks)
         return compacting_activity(trace, index, capacity, banks, spec.view)
 
-    configs: list[ConfigResult] = []
+    # The compacting allocator's organisations nest (IdleIntervals.coarser): per capacity, the one with the most
+    # banks splitting it evenly is extracted once, and the coarser ones are read off it.
+    finest: dict[int, tuple[int, IdleIntervals | InfeasibleOrganisation | None]] = {}
+
+    def nesting(capacity: int) -> tuple[int, IdleIntervals | InfeasibleOrganisation | None]:
+        """The bank count and idle intervals (or why it cannot hold the trace) of the finest organisation of
+        ``capacity`` that the others nest in; 0 and None for the first-fit allocator, whose organisations do not."""
+        if capacity not in finest:
+            even = [b for b in (*spec.banks, 1) if capacity % b == 0] if spec.allocator == "compacting" else []
+            banks = max(even, default=0)
+            finest[capacity] = (banks, _idle_intervals(lambda: activity(capacity, banks)) if banks else None)
+        return finest[capacity]
+
+    def intervals(capacity: int, banks: int) -> IdleIntervals:
+        count, nest = nesting(capacity)
+        if isinstance(nest, IdleIntervals) and count % banks == 0:
+            return nest.coarser(banks)
+        return activity(capacity, banks).idle_intervals()
+
+    blocks: list[_Block] = []
     skipped: list[tuple[int, int, str]] = []
     timeouts = np.array(spec.timeouts_cycles, dtype=np.int64)
     for capacity in capacities:
+        count, nest = nesting(capacity)
+        bank_counts = sorted(set(spec.banks) | {1})
+        nested = [banks for banks in bank_counts if count and count % banks == 0]
         profiles: dict[int, IdleProfile] = {}
-        for banks in sorted(set(spec.banks) | {1}):
+        reasons: dict[int, str] = {}
+        if isinstance(nest, InfeasibleOrganisation):
+            reasons |= dict.fromkeys(nested, str(nest))  # the trace's peak exceeds the capacity, whatever the banks
+        elif nest is not None:
+            profiles |= idle_profiles(nest, nested)
+        for banks in (b for b in bank_counts if b not in nested):
             try:
                 profiles[banks] = idle_profile(activity(capacity, banks).idle_intervals())
             except InfeasibleOrganisation as reason:
-                skipped.append((capacity, banks, str(reason)))
+                reasons[banks] = str(reason)
+        skipped.extend((capacity, banks, reasons[banks]) for banks in sorted(reasons))
         if 1 not in profiles:
             continue  # the monolithic baseline cannot hold the trace, so no organisation of this capacity can
         for flavour in spec.flavours:
@@ -183,29 +272,30 @@ def explore(
                     for policy in (GATING_POLICIES[name] for name in spec.policies):
                         if policy.knows_the_trace:
                             plain, gated = (costs(capacity, banks, flavour, mode, sleep) for sleep in (False, True))
-                            configs.append(_cheaper_built_either_way(profiles[banks], policy, plain, gated, setting))
+                            blocks.append(_cheaper_built_either_way(profiles[banks], policy, plain, gated, setting))
                         else:
                             sleep = policy.sleep_transistors
                             bank_costs = costs(capacity, banks, flavour, mode, sleep)
-                            configs.extend(_rows(profiles[banks], policy, timeouts, bank_costs, sleep, setting))
+                            blocks.append(_rows(profiles[banks], policy, timeouts, bank_costs, sleep, setting))
     skipped = [s for s in skipped if s[1] in spec.banks]
-    if not configs:
+    if not blocks:
         raise ConfigError(f"no configuration of the sweep can hold memory {info.name!r}: {skipped}")
+    configs = _table(blocks)
     limit = spec.max_latency_penalty_cycles
     evaluated = len(configs)
     if limit is not None:
-        configs = [c for c in configs if c.penalty_cycles <= limit]
-        if not configs:
+        configs = configs.where(configs.column("penalty_cycles") <= limit)
+        if not len(configs):
             raise ConfigError(
                 f"every configuration of the sweep stalls the run longer than max_latency_penalty_cycles={limit}"
             )
-    table = np.array([[getattr(c, o) for o in OBJECTIVES] for c in configs], dtype=np.float64)
+    table = np.column_stack([configs.column(o).astype(np.float64) for o in OBJECTIVES])
     best = {
         "energy": _lexmin(table, (0, 1, 2)),
         "area": _lexmin(table, (1, 0, 2)),
         "latency": _lexmin(table, (2, 0, 1)),
     }
-    heatmap = _heatmap(configs[best["energy"]], activity, costs, spec.clock_ghz, heatmap_bins)
+    heatmap = _heatmap(configs[best["energy"]], intervals, costs, spec.clock_ghz, heatmap_bins)
     return ExplorationResult(
         spec=spec,
         memory=info.name,
@@ -213,7 +303,7 @@ def explore(
         peak_bytes=int(trace.series(index, spec.view).max()),
         port_bits=port_bits,
         accesses=counts,
-        configs=tuple(configs),
+        configs=configs,
         pareto=tuple(int(i) for i in pareto_front(table)),
         best=best,
         skipped=tuple(skipped),
@@ -221,6 +311,14 @@ def explore(
         stream_estimate_pj=stream_estimate_pj,
         heatmap=heatmap,
     )
+
+
+def _idle_intervals(activity: Callable[[], BankActivity]) -> IdleIntervals | InfeasibleOrganisation:
+    """The idle intervals of ``activity()``, or why that organisation cannot hold the trace."""
+    try:
+        return activity().idle_intervals()
+    except InfeasibleOrganisation as reason:
+        return reason
 
 
 def _port_bits(spec: SweepSpec, read_bits: int, write_bits: int, memory: str) -> int:
@@ -247,6 +345,19 @@ class _Setting:
     baseline_pj: float
 
 
+@dataclass(frozen=True)
+class _Block:
+    """The rows of one organisation under one policy: one per timeout (``timeouts``), or one (None)."""
+
+    setting: _Setting
+    policy: str
+    sleep_transistors: bool
+    area_mm2: float
+    cycles: int
+    timeouts: np.ndarray | None
+    energy: EnergyBreakdown
+
+
 def _rows(
     profile: IdleProfile,
     policy: GatingPolicy,
@@ -254,70 +365,75 @@ def _rows(
     costs: BankCosts,
     sleep_transistors: bool,
     setting: _Setting,
-) -> list[ConfigResult]:
-    """One :class:`ConfigResult` per timeout (or one, for policies without a timeout)."""
-    energy = evaluate_energy(
-        profile, policy.name, costs, setting.counts, setting.clock_ghz, timeouts if policy.takes_timeouts else None
-    )
-    total = energy.total_pj
-    baseline = setting.baseline_pj
-    gated_fraction = energy.gated_bank_cycles / max(setting.banks * profile.cycles, 1)
-    columns = zip(
-        timeouts.tolist() if policy.takes_timeouts else [None],
-        energy.dynamic_pj.tolist(),
-        energy.leakage_on_pj.tolist(),
-        energy.gated_residual_pj.tolist(),
-        energy.network_pj.tolist(),
-        energy.wake_pj.tolist(),
-        energy.stall_pj.tolist(),
-        total.tolist(),
-        energy.penalty_cycles.tolist(),
-        energy.wakes.tolist(),
-        gated_fraction.tolist(),
-        (1.0 - total / baseline if baseline > 0 else np.zeros_like(total)).tolist(),
-        strict=True,
-    )
-    return [
-        ConfigResult(
-            setting.capacity,
-            setting.banks,
-            policy.name,
-            tau,
-            setting.flavour,
-            setting.mode,
-            sleep_transistors,
-            dyn,
-            on,
-            res,
-            net,
-            wake,
-            stall,
-            tot,
-            costs.area_mm2,
-            pen,
-            profile.cycles + pen,
-            n,
-            frac,
-            baseline,
-            save,
-        )
-        for tau, dyn, on, res, net, wake, stall, tot, pen, n, frac, save in columns
-    ]
+) -> _Block:
+    """One row per timeout (or one, for policies without a timeout)."""
+    taken = timeouts if policy.takes_timeouts else None
+    energy = evaluate_energy(profile, policy.name, costs, setting.counts, setting.clock_ghz, taken)
+    return _Block(setting, policy.name, sleep_transistors, costs.area_mm2, profile.cycles, taken, energy)
 
 
 def _cheaper_built_either_way(
     profile: IdleProfile, policy: GatingPolicy, plain: BankCosts, gated: BankCosts, setting: _Setting
-) -> ConfigResult:
+) -> _Block:
     """A policy that knows the trace (the offline optimum): its gating of the macro with sleep transistors, or the
     macro without them left always on, whichever costs less (the sleep transistors' dearer accesses can outweigh
     what gating saves)."""
     no_timeouts = np.empty(0, dtype=np.int64)
-    (with_gating,) = _rows(profile, policy, no_timeouts, gated, True, setting)
-    (without,) = _rows(profile, GATING_POLICIES["always_on"], no_timeouts, plain, False, setting)
-    return with_gating if with_gating.total_pj <= without.total_pj else replace(without, policy=policy.name)
+    with_gating = _rows(profile, policy, no_timeouts, gated, True, setting)
+    without = _rows(profile, GATING_POLICIES["always_on"], no_timeouts, plain, False, setting)
+    if with_gating.energy.total_pj[0] <= without.energy.total_pj[0]:
+        return with_gating
+    return replace(without, policy=policy.name)
 
 
-def pareto_front(objectives: np.ndarray, chunk: int = 256) -> np.ndarray:
+def _table(blocks: Sequence[_Block]) -> ConfigTable:
+    """The rows of ``blocks``, one after the other, as columns: one numpy call per column, not per row or block."""
+    rows = np.array([len(block.energy.total_pj) for block in blocks])
+
+    def each(value: Callable[[_Block], object], dtype: type = object) -> np.ndarray:
+        return np.repeat(np.array([value(block) for block in blocks], dtype=dtype), rows)
+
+    def joined(value: Callable[[_Block], np.ndarray]) -> np.ndarray:
+        # Every array of a block has one entry per row (a policy's outcome has one per timeout, or one).
+        column = np.concatenate([value(block) for block in blocks])
+        if len(column) != len(total):
+            raise ValueError(f"a block's column has {len(column)} entries in all, expected {len(total)}")
+        return column
+
+    total = np.concatenate([block.energy.total_pj for block in blocks])
+    penalty = joined(lambda b: b.energy.penalty_cycles).astype(np.int64)
+    baseline = each(lambda b: b.setting.baseline_pj, np.float64)
+    saving = np.zeros_like(total)
+    np.divide(total, baseline, out=saving, where=baseline > 0)
+    return ConfigTable(
+        {
+            "capacity_bytes": each(lambda b: b.setting.capacity, np.int64),
+            "bank_count": each(lambda b: b.setting.banks, np.int64),
+            "policy": each(lambda b: b.policy),
+            "timeout_cycles": joined(lambda b: np.array([None]) if b.timeouts is None else b.timeouts.astype(object)),
+            "flavour": each(lambda b: b.setting.flavour),
+            "gating_mode": each(lambda b: b.setting.mode),
+            "sleep_transistors": each(lambda b: b.sleep_transistors, np.bool_),
+            "dynamic_pj": joined(lambda b: b.energy.dynamic_pj),
+            "leakage_on_pj": joined(lambda b: b.energy.leakage_on_pj),
+            "gated_residual_pj": joined(lambda b: b.energy.gated_residual_pj),
+            "network_pj": joined(lambda b: b.energy.network_pj),
+            "wake_pj": joined(lambda b: b.energy.wake_pj),
+            "stall_pj": joined(lambda b: b.energy.stall_pj),
+            "total_pj": total,
+            "area_mm2": each(lambda b: b.area_mm2, np.float64),
+            "penalty_cycles": penalty,
+            "latency_cycles": each(lambda b: b.cycles, np.int64) + penalty,
+            "wakes": joined(lambda b: b.energy.wakes).astype(np.int64),
+            "gated_fraction": joined(lambda b: b.energy.gated_bank_cycles)
+            / each(lambda b: max(b.setting.banks * b.cycles, 1), np.int64),
+            "baseline_pj": baseline,
+            "saving": np.where(baseline > 0, 1.0 - saving, 0.0),
+        }
+    )
+
+
+def pareto_front(objectives: np.ndarray, chunk: int = 128) -> np.ndarray:
     """Indices of the rows of ``objectives`` (N, D; all minimised) that no other row dominates, ascending.
 
     Exact duplicates do not dominate each other, so all of them stay on the front.
@@ -329,10 +445,15 @@ def pareto_front(objectives: np.ndarray, chunk: int = 256) -> np.ndarray:
     front = np.empty(0, dtype=np.int64)
     for first in range(0, len(order), chunk):
         block = order[first : first + chunk]
-        rivals = values[np.concatenate([front, block])][None, :, :]
-        mine = values[block][:, None, :]
-        dominated = np.any(np.all(rivals <= mine, axis=2) & np.any(rivals < mine, axis=2), axis=1)
-        front = np.concatenate([front, block[~dominated]])
+        rivals = np.concatenate([front, block])
+        # One objective at a time: (chunk, rivals) planes, not a (chunk, rivals, D) cube reduced over its short axis.
+        no_worse = np.ones((len(block), len(rivals)), dtype=bool)
+        better = np.zeros((len(block), len(rivals)), dtype=bool)
+        for column in values.T:
+            mine, theirs = column[block][:, None], column[rivals][None, :]
+            no_worse &= theirs <= mine
+            better |= theirs < mine
+        front = np.concatenate([front, block[~np.any(no_worse & better, axis=1)]])
     return np.sort(front)
 
 
@@ -343,14 +464,13 @@ def _lexmin(table: np.ndarray, order: tuple[int, ...]) -> int:
 
 def _heatmap(
     config: ConfigResult,
-    activity: Callable[[int, int], BankActivity],
+    idle_intervals: Callable[[int, int], IdleIntervals],
     costs: Callable[[int, int, str, str, bool], BankCosts],
     clock_ghz: float,
     bins: int,
 ) -> Heatmap:
     """Busy and powered fractions per bank and time bin for ``config``."""
-    bank_activity = activity(config.capacity_bytes, config.bank_count)
-    intervals = bank_activity.idle_intervals()
+    intervals = idle_intervals(config.capacity_bytes, config.bank_count)
     bank_costs = costs(
         config.capacity_bytes, config.bank_count, config.flavour, config.gating_mode, config.sleep_transistors
     )
@@ -359,10 +479,10 @@ def _heatmap(
     spans = gated_spans(
         intervals, policy, config.timeout_cycles, bank_costs.wake_cycles, bank_costs.break_even_cycles(clock_ghz)
     )
-    edges = np.unique(np.linspace(0, bank_activity.cycles, bins + 1).round().astype(np.int64))
+    edges = np.unique(np.linspace(0, intervals.cycles, bins + 1).round().astype(np.int64))
     width = np.diff(edges)
-    idle = _coverage((intervals.bank, intervals.start, intervals.end), config.bank_count, edges, bank_activity.cycles)
-    gated = _coverage(spans, config.bank_count, edges, bank_activity.cycles)
+    idle = _coverage((intervals.bank, intervals.start, intervals.end), config.bank_count, edges, intervals.cycles)
+    gated = _coverage(spans, config.bank_count, edges, intervals.cycles)
     timeout = f", τ={config.timeout_cycles}" if config.timeout_cycles is not None else ""
     label = (
         f"{config.capacity_bytes / 1024:g} KiB, {config.bank_count} banks, {config.policy}{timeout}, "

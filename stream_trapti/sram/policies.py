@@ -43,12 +43,15 @@ never stalls. (:mod:`~stream_trapti.sram.explore` also lets it omit the sleep tr
 
 Everything is evaluated from sorted interval lengths and prefix sums (:class:`IdleProfile`), so a policy costs a few
 binary searches however long the trace, and is vectorised over any number of timeouts. Pricing the stalls needs one
-sorted entry per (wake event, other used bank idle across it), listed once per bank organisation.
+sorted entry per (wake event, other used bank idle across it), listed once per bank organisation; when banks nest
+(the compacting allocator: a bank is busy only when every lower one is) those entries all carry their event's key, so
+each event is listed once with how many banks sit out its stall.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,9 +73,8 @@ class SortedLengths:
     prefix: np.ndarray
 
     @classmethod
-    def of(cls, lengths: np.ndarray) -> SortedLengths:
-        """Sort ``lengths`` and precompute their prefix sums."""
-        ordered = np.sort(np.asarray(lengths, dtype=np.int64))
+    def of_sorted(cls, ordered: np.ndarray) -> SortedLengths:
+        """Lengths already sorted ascending, with their prefix sums."""
         return cls(ordered, np.concatenate([[0], np.cumsum(ordered)]))
 
     @property
@@ -88,18 +90,25 @@ class SortedLengths:
 
 @dataclass(frozen=True, eq=False)
 class SortedKeys:
-    """Values sorted ascending, to count those above any threshold (no sums: the values may be _ALWAYS_GATED)."""
+    """Values sorted ascending, each counted ``weight`` times (once by default), to count those above any threshold
+    (no sums: the values may be _ALWAYS_GATED). ``counted`` holds the running count, 0 first."""
 
     values: np.ndarray
+    counted: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray) -> SortedKeys:
-        """Sort ``values``."""
-        return cls(np.sort(np.asarray(values, dtype=np.int64)))
+    def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> SortedKeys:
+        """Sort ``values``, each counted ``weights`` times (non-negative counts) or once."""
+        values = np.asarray(values, dtype=np.int64)
+        # Stable sorts: numpy's default (introsort) takes ~40x longer on keys repeating as a replicated trace's do.
+        if weights is None:
+            return cls(np.sort(values, kind="stable"), np.arange(len(values) + 1, dtype=np.int64))
+        order = np.argsort(values, kind="stable")
+        return cls(values[order], np.concatenate([[0], np.cumsum(np.asarray(weights, dtype=np.int64)[order])]))
 
     def count_above(self, threshold: np.ndarray) -> np.ndarray:
         """For each threshold: how many values exceed it."""
-        return len(self.values) - np.searchsorted(self.values, threshold, side="right")
+        return self.counted[-1] - self.counted[np.searchsorted(self.values, threshold, side="right")]
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,23 +146,80 @@ class IdleProfile:
 
 def idle_profile(intervals: IdleIntervals) -> IdleProfile:
     """Sort one organisation's idle intervals into the classes the policies treat differently."""
-    length, leading, wakes = intervals.length, intervals.leading, intervals.wakes
+    return idle_profiles(intervals, (intervals.bank_count,))[intervals.bank_count]
+
+
+def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[int, IdleProfile]:
+    """:func:`idle_profile` of ``intervals.coarser(count)`` for each of ``bank_counts`` (``intervals``' own count
+    giving ``intervals`` themselves), sorting ``intervals`` only once: a coarser organisation's intervals are a subset
+    of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted."""
+    ratios = {count: intervals.coarser_ratio(count) for count in sorted(set(bank_counts), reverse=True)}
+    length = intervals.length
+    by_length = np.argsort(length, kind="stable")
+    # Wake events: the intervals that end in a wake-up, grouped by the cycle they end at.
+    wake_ends = np.flatnonzero(intervals.wakes)
+    by_end = wake_ends[np.argsort(intervals.end[wake_ends], kind="stable")]
+    # Each organisation's intervals, from the finest to the coarsest: (bank, length, leading, wakes) sorted by length
+    # and (bank, end, leading, length) of those that wake sorted by end, each set filtered from the last one that
+    # holds it (every bank kept is a multiple of the ratio kept before).
+    full = (
+        (intervals.bank[by_length], length[by_length], intervals.leading[by_length], intervals.wakes[by_length]),
+        (intervals.bank[by_end], intervals.end[by_end], intervals.leading[by_end], length[by_end]),
+    )
+    last_ratio, last = 1, full
+    profiles = {}
+    for count, ratio in ratios.items():
+        source = last if ratio % last_ratio == 0 else full
+        last_ratio, last = ratio, tuple(_banks_divisible(columns, ratio) for columns in source)
+        profiles[count] = _profile(intervals, count, ratio, *last)
+    return profiles
+
+
+def _banks_divisible(columns: tuple[np.ndarray, ...], ratio: int) -> tuple[np.ndarray, ...]:
+    """The rows of ``columns`` (the first being the bank) whose bank is a multiple of ``ratio``."""
+    if ratio == 1:
+        return columns
+    # A power of two divides a bank number when the bits below it are clear (cheaper than a division); one index
+    # array taken from every column beats a boolean mask applied to each when the kept rows alternate.
+    low_bits = columns[0] & (ratio - 1) if ratio & (ratio - 1) == 0 else columns[0] % ratio
+    keep = np.flatnonzero(low_bits == 0)
+    return tuple(column.take(keep) for column in columns)
+
+
+def _profile(
+    intervals: IdleIntervals,
+    count: int,
+    ratio: int,
+    by_length: tuple[np.ndarray, ...],
+    by_end: tuple[np.ndarray, ...],
+) -> IdleProfile:
+    """The profile of the organisation of ``count`` banks whose intervals, taken from ``intervals`` (every
+    ``ratio``-th bank), are ``by_length`` (bank, length, leading, wakes; sorted by length) and ``by_end`` (bank, end,
+    leading, length of those that wake; sorted by end)."""
+    _, ordered, leading, wakes = by_length
+    bank, ends, event_leading, event_length = by_end
+    first = np.flatnonzero(np.diff(ends, prepend=-1))
     # The stall a wake event causes depends on whether any bank woken at that cycle was gated, i.e. on the
     # longest idle interval ending there.
-    key = np.where(leading, _ALWAYS_GATED, length)[wakes]
-    ends = intervals.end[wakes]
-    order = np.argsort(ends, kind="stable")
-    first = np.flatnonzero(np.diff(ends[order], prepend=-1))
-    event_key = np.maximum.reduceat(key[order], first) if len(order) else key
+    key = np.where(event_leading, _ALWAYS_GATED, event_length)
+    event_key = np.maximum.reduceat(key, first) if len(ends) else key
+    unused_banks = int(np.count_nonzero(leading & ~wakes))
+    if intervals.nested:
+        # The banks woken at an event are the lowest idle ones, [a, b); the used banks idle across it are
+        # [b, used), each idle at least as long as bank b - 1 (nested), so each pair's value is the event's key.
+        highest_woken = np.maximum.reduceat(bank // ratio, first) if len(ends) else key
+        bystanders = SortedKeys.of(event_key, count - unused_banks - 1 - highest_woken)
+    else:
+        bystanders = SortedKeys.of(_bystanders(intervals, ends[first], event_key))
     return IdleProfile(
         cycles=intervals.cycles,
-        bank_count=intervals.bank_count,
-        leading_wake=SortedLengths.of(length[leading & wakes]),
-        interior=SortedLengths.of(length[~leading & wakes]),
-        trailing=SortedLengths.of(length[~leading & ~wakes]),
-        unused_banks=int(np.count_nonzero(leading & ~wakes)),
+        bank_count=count,
+        leading_wake=SortedLengths.of_sorted(ordered[leading & wakes]),
+        interior=SortedLengths.of_sorted(ordered[~leading & wakes]),
+        trailing=SortedLengths.of_sorted(ordered[~leading & ~wakes]),
+        unused_banks=unused_banks,
         wake_events=SortedKeys.of(event_key),
-        bystanders=SortedKeys.of(_bystanders(intervals, ends[order][first], event_key)),
+        bystanders=bystanders,
     )
 
 
