@@ -27,8 +27,8 @@ writes in the shared SRAM: those are read off the solver's inputs and the cost m
   would take at full use of its PEs and the cycles ZigZag gives them, and the MACs of the matmul/conv family
   (``stream.workload.utils.is_mac_operator_type``), checked against the ``total_mac_ops`` of Stream's report;
 * ``Accelerator.ports`` (``stream.hardware.ports.PortRegistry``): every top-level memory port, its rate and the
-  directions it serves, which the ``memory_ports`` family bounds each iteration by; its report
-  (``solution.performance["memory_ports"]``), the bits per iteration each port carries, checked against;
+  directions it serves, which the ``memory_ports`` family bounds each iteration by; and that family's report
+  (``solution.performance["memory_ports"]``): the bits per iteration each port carries, the roofline's port bounds;
 * ``CapacityTiler._node_sizes`` (``stream.mapping.capacity_tiler``): a node's per-core loop extents under a tiling,
   which :mod:`stream_trapti.mappings` uses to re-check the tiler's plans the way the allocator counts them.
 
@@ -72,20 +72,20 @@ if TYPE_CHECKING:
     from zigzag.hardware.architecture.memory_instance import MemoryInstance
 
 __all__ = [
+    "CoreWork",
     "DecisionSpace",
+    "MemoryPort",
     "NodeSramAccess",
     "StreamSramEnergy",
     "active_iterations",
-    "CoreWork",
-    "MemoryPort",
     "check_close",
     "core_work",
     "decision_space",
     "drain_cycles",
     "is_state_operand",
+    "memory_ports",
     "moves_data",
     "node_sram_accesses",
-    "memory_ports",
     "slot_latencies",
     "stream_energy_report",
     "stream_occupancy_report",
@@ -383,7 +383,8 @@ def core_work(allocation: Allocation, group: str) -> tuple[CoreWork, ...]:
             continue
         runs = active_fraction(node, ssis) * iterations
         # The steady-state node's loops span all its cores; an inter-core split gives each core an equal share.
-        macs = prod(workload.get_dimension_size(d) for d in workload.get_dims(node)) if _is_mac(node) else 0
+        mac = is_mac_operator_type(node.type)
+        macs = prod(workload.get_dimension_size(d) for d in workload.get_dims(node)) if mac else 0
         for core in cores:
             entry = problem.cost_lut.get_cost(node, core)
             row = totals.setdefault(core.id, [0.0, 0.0, 0.0])
@@ -403,10 +404,6 @@ def core_work(allocation: Allocation, group: str) -> tuple[CoreWork, ...]:
             "tiled or how often they fire"
         )
     return work
-
-
-def _is_mac(node: ComputationNode) -> bool:
-    return is_mac_operator_type(node.type)
 
 
 @dataclass(frozen=True)
