@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,18 @@ def test_short_name_keeps_the_step_and_the_ends_of_a_fused_group() -> None:
     assert short_name("prefill_L16/layer*.a+layer*.b") == "prefill_L16/layer*.a + layer*.b"
     assert short_name("lm_head") == "lm_head"
     assert short_name("x" * 60, width=10) == "…" + "x" * 9
+
+
+def test_decode_steps_fold_into_one_row_per_group(traced) -> None:
+    # Two decode steps made from the solved prefill's groups: their rows fold as the layers' do, figures summed.
+    steps = [replace(g, name=g.name.replace("prefill_L16/", f"decode_P{p}/")) for p in (16, 17) for g in traced.groups]
+    once, twice = roofline_figures(traced.groups), roofline_figures(steps)
+    assert [r.group.replace("prefill_L16/", "decode_P*/") for r in once.rows] == [r.group for r in twice.rows]
+    for a, b in zip(once.rows, twice.rows, strict=True):
+        assert (b.count, b.macs, b.stream_cycles, b.dram_cycles) == (
+            2 * a.count,
+            2 * a.macs,
+            2 * a.stream_cycles,
+            2 * a.dram_cycles,
+        )
+        assert b.bound == a.bound and b.slack == pytest.approx(a.slack)

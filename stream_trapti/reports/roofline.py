@@ -12,14 +12,16 @@ A group cannot take fewer cycles than any of three bounds:
 
 The port bits are those of Stream's ``memory_ports`` report, whose family makes each steady-state iteration long
 enough for them: they bound Stream's own schedule. The largest bound is the one nearest Stream's cycles and names
-what binds the group. A whole inference repeats one solved layer: the groups of every layer are one row
-(``layer*.``), their figures summed.
+what binds the group. A whole inference repeats one solved layer per step: the same group of every layer and every
+decode step is one row (``decode_P*/layer*.``), its figures summed, so the table has a row per group of the solved
+layer (and of the LM head) per phase, however long the run.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,16 +42,20 @@ BOUNDS: tuple[Bound, ...] = ("compute", "sram_port", "dram")
 BOUND_LABELS = {"compute": "compute", "sram_port": "SRAM port", "dram": "DRAM"}
 BOUND_COLOURS = {"compute": "#4c72b0", "sram_port": "#dd8452", "dram": "#55a868"}
 
+_DECODE_STEP = re.compile(r"^decode_P\d+/")
+"""A decode step's prefix of a group's name (:attr:`stream_trapti.inference.Step.label`)."""
+
 _SUMMED = ("macs", "compute_cycles", "zigzag_cycles", "sram_port_cycles", "dram_bytes", "dram_cycles", "stream_cycles")
 
 
 def roofline_figures(groups: Sequence[GroupOccupancy]) -> RooflineFigures:
-    """The roofline of ``groups`` run back to back: a row per group, the same group of every decoder layer in one."""
+    """The roofline of ``groups`` run back to back: a row per group, the same group of every decoder layer and every
+    decode step in one."""
     rows: dict[str, dict] = {}
     peak: dict[int, int] = {}
     for g in groups:
         row = rows.setdefault(
-            LAYER_PREFIX.sub("layer*.", g.name),
+            _DECODE_STEP.sub("decode_P*/", LAYER_PREFIX.sub("layer*.", g.name)),
             {
                 "count": 0,
                 "nodes": len(g.name.rpartition("/")[2].split("+")),
