@@ -139,8 +139,9 @@ def roofline_csv(figures: RooflineFigures) -> bytes:
 
 
 def plot_roofline(figures: RooflineFigures, path: str | Path) -> Path:
-    """Per group, Stream's cycles as a bar coloured by the bound nearest them, with the three bounds as markers (log
-    scale): the gap between a bar and its furthest-right marker is what no bound explains."""
+    """Per group, Stream's cycles as a bar coloured by the bound nearest them, with the three bounds and ZigZag's cycles
+    of the busiest core as markers (log scale): the gap between a bar and its furthest-right bound is what no bound
+    explains, and a ZigZag marker far right of the compute bound is time the core itself loses."""
     rows = figures.rows
     figure = Figure(figsize=(11, 1.2 + 0.28 * max(len(rows), 1)))
     axis = figure.subplots()
@@ -152,22 +153,13 @@ def plot_roofline(figures: RooflineFigures, path: str | Path) -> Path:
         alpha=0.45,
         label="Stream's cycles (colour: nearest bound)",
     )
-    for bound, marker, key in (
-        ("compute", "|", "compute_cycles"),
-        ("sram_port", "x", "sram_port_cycles"),
-        ("dram", "o", "dram_cycles"),
+    for label, colour, marker, key in (
+        *((f"{BOUND_LABELS[b]} bound", BOUND_COLOURS[b], m, f"{b}_cycles") for b, m in zip(BOUNDS, "|xo", strict=True)),
+        ("ZigZag, busiest core", "grey", "d", "zigzag_cycles"),
     ):
         values = np.array([getattr(r, key) for r in rows], dtype=float)
         keep = values > 0
-        axis.scatter(
-            values[keep],
-            y[keep],
-            marker=marker,
-            color=BOUND_COLOURS[bound],
-            s=30,
-            zorder=3,
-            label=f"{BOUND_LABELS[bound]} bound",
-        )
+        axis.scatter(values[keep], y[keep], marker=marker, color=colour, s=30, zorder=3, label=label)
     axis.set_yticks(y, [f"{short_name(r.group)}{f' ×{r.count}' if r.count > 1 else ''}" for r in rows], fontsize=7)
     axis.set_xscale("log")
     axis.set_xlabel("cycles (summed over the repeats of a group)")
