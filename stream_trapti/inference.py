@@ -27,8 +27,8 @@ from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.provenance import hardware_identity
 from stream_trapti.residency import DEFAULT_KV_BUDGET, KvResidency, ResidencyPlan, check_single_sram, keep_cache_on_chip
 from stream_trapti.scratch import scratch_directory, scratch_root
-from stream_trapti.trace import MemoryInfo
-from stream_trapti.tracker.compose import LAYER_PREFIX, ResidentCache, compose
+from stream_trapti.trace import LAYER_PREFIX, MemoryInfo
+from stream_trapti.tracker.compose import ResidentCache, compose
 from stream_trapti.tracker.estimate import StreamEstimate
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.inputs import hardware_memories

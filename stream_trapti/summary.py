@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stream_trapti.errors import InputFileError
 from stream_trapti.sram.explore import ConfigResult
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of ``summary.json``'s layout; bump it when a field changes meaning or name."""
 
 
@@ -68,10 +68,54 @@ class MemoryFigures(_Figures):
     stream_sram_energy_pj: dict[str, float] | None
 
 
+Bound = Literal["compute", "sram_port", "dram"]
+"""The three lower bounds of a group's cycles, in the order the roofline lists them."""
+
+
+class RooflineRow(_Figures):
+    """One fused group of the run, or the same group of every layer (``layer*.``, ``count`` of them), its figures
+    summed over them: its nodes and the cores they run on, the MACs of its matmul/conv nodes, and its cycles against
+    three lower bounds. ``compute_cycles``: its nodes on the busiest core at full use of that core's PEs (ZigZag's
+    ideal cycles, every op of the vector core included); ``sram_port_cycles``: the bits through the busiest on-chip
+    memory port over its rate; ``dram_cycles``: the bits through the off-chip memory's port over its rate (the bounds
+    Stream's ``memory_ports`` family puts on each iteration). ``zigzag_cycles`` is what ZigZag gives the busiest
+    core's nodes, each core alone at its memories' ports; ``bound`` the largest of the three bounds (the one nearest
+    ``stream_cycles``) and ``slack`` Stream's cycles over it."""
+
+    group: str
+    count: int
+    nodes: int
+    cores: tuple[int, ...]
+    macs: int
+    compute_cycles: int
+    zigzag_cycles: int
+    sram_port_cycles: int
+    dram_bytes: int
+    dram_cycles: int
+    stream_cycles: int
+    bound: Bound
+    slack: float | None
+
+
+class RooflineFigures(_Figures):
+    """The roofline of a run, one row per group (:class:`RooflineRow`, in run order), and the whole run's: its MACs,
+    cycles, the peak MACs per cycle of the cores that ran MACs, the utilisation ``macs / (cycles · peak)``, the
+    cycles if every group ran at its nearest bound (``bound_cycles``) and how many of Stream's cycles each bound
+    explains (``cycles_by_bound``: Stream's cycles of the groups it bounds)."""
+
+    rows: tuple[RooflineRow, ...]
+    macs: int
+    cycles: int
+    peak_macs_per_cycle: int
+    utilisation: float | None
+    bound_cycles: int
+    cycles_by_bound: dict[str, int]
+
+
 class TraceFigures(_Figures):
     """The headline figures of a trace (a trace's own ``summary.json``): cycles, Stream's cycles and energy, the
     bytes moved across the off-chip interface (in total and, both directions, by tensor class), the number of fused
-    groups, the trace's metadata and its on-chip memories."""
+    groups, the trace's metadata, its on-chip memories and its roofline per group."""
 
     cycles: int
     stream_cycles: int
@@ -82,6 +126,7 @@ class TraceFigures(_Figures):
     groups: int
     metadata: dict[str, str]
     memories: tuple[MemoryFigures, ...]
+    roofline: RooflineFigures
 
     def to_json(self) -> str:
         """The trace's ``summary.json``."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,13 @@ CLASSES: tuple[str, ...] = ("weight", "activation", "kv_cache")
 ACCESS_SOURCES: tuple[str, ...] = ("transfer", "compute")
 """Who accesses a memory: Stream's DMA transfers into and out of it, or the computation of the nodes on its cores
 (operand reads and partial-sum writes, as ZigZag's cost model counts them for Stream)."""
+
+OFFCHIP = -1
+"""The memory index that stands for the off-chip memory where on-chip memories are numbered (a group's ports)."""
+
+LAYER_PREFIX = re.compile(r"layer(\d+)\.")
+"""The prefix naming the decoder layer a tensor or group belongs to, as stream_trapti.workloads names them."""
+
 FORMAT_VERSION = 2
 SRAM_METADATA_KEY = "stream_sram_pj"
 """Trace metadata key holding Stream's own energy per on-chip memory and access source (JSON), recorded by the

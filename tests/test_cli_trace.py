@@ -25,6 +25,8 @@ def test_trace_command_writes_every_output(mha_onnx: Path, tmp_path: Path, capsy
     assert sorted(p.name for p in out.iterdir()) == [
         OUTPUT_MARKER,
         "occupancy.png",
+        "roofline.csv",
+        "roofline.png",
         "summary.json",
         "trace.csv",
         "trace.npz",

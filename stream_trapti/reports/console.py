@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stream_trapti.reports.roofline import BOUND_LABELS, BOUNDS
 from stream_trapti.summary import ExperimentSummary
 
 MIB = 2**20
@@ -19,6 +20,16 @@ def print_summary(summary: ExperimentSummary) -> None:
                 f"  {memory.name}: peak reserved {reserved / MIB:.3f} MiB, peak needed {needed / MIB:.3f} MiB "
                 f"(needed/reserved {needed / reserved:.2f}) of {memory.capacity_bytes / MIB:.0f} MiB; "
                 f"needed peaks in {memory.peak_needed_group}"
+            )
+        roofline = w.trace.roofline
+        if roofline.utilisation is not None and roofline.cycles:
+            shares = ", ".join(
+                f"{BOUND_LABELS[b]} {roofline.cycles_by_bound.get(b, 0) / roofline.cycles:.0%}" for b in BOUNDS
+            )
+            print(
+                f"  roofline: {roofline.macs:,} MACs at {roofline.utilisation:.2%} of {roofline.peak_macs_per_cycle:,}"
+                f" MACs/cycle; {roofline.bound_cycles:,} cycles at every group's nearest bound; Stream's cycles by "
+                f"nearest bound: {shares}"
             )
         best = w.sram.best_energy
         timeout = f", timeout {best.timeout_cycles:,} cycles" if best.timeout_cycles is not None else ""

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from stream_trapti.atomic import atomic_write
 from stream_trapti.errors import InputFileError
+from stream_trapti.reports.roofline import BOUND_LABELS, BOUNDS, short_name
 from stream_trapti.sram.explore import ConfigResult
-from stream_trapti.summary import ExperimentRecord, ExperimentSummary, WorkloadSummary
+from stream_trapti.summary import ExperimentRecord, ExperimentSummary, RooflineFigures, WorkloadSummary
 from stream_trapti.trace import CLASSES
 
 MIB = 2**20
@@ -98,6 +99,7 @@ def _workload_section(name: str, w: WorkloadSummary) -> list[str]:
         "",
         f"![occupancy of {name}]({name}/trace/occupancy.png)",
         "",
+        *_roofline_section(name, w.trace.roofline),
         f"### Banked, power-gated SRAM ({sram.configurations} configurations, {sram.pareto_size} on the Pareto front)",
         "",
         "| objective | configuration | energy (µJ) | saving vs always-on | area (mm²) | latency penalty (cycles) |",
@@ -121,6 +123,39 @@ def _workload_section(name: str, w: WorkloadSummary) -> list[str]:
         f"![Pareto front of {name}]({name}/sram/pareto.png)",
     ]
     return lines
+
+
+def _roofline_section(name: str, roofline: RooflineFigures) -> list[str]:
+    """The roofline table: per group its cycles against its compute, SRAM-port and DRAM bounds, and which binds."""
+    cycles = roofline.cycles
+    utilisation = f"{roofline.utilisation:.2%}" if roofline.utilisation is not None else "n/a"
+    shares = ", ".join(
+        f"{BOUND_LABELS[b]} {roofline.cycles_by_bound.get(b, 0) / cycles:.1%}" if cycles else BOUND_LABELS[b]
+        for b in BOUNDS
+    )
+    return [
+        "### Roofline per group",
+        "",
+        f"{cycles:,} cycles for {roofline.macs:,} MACs on {roofline.peak_macs_per_cycle:,} MACs per cycle: MAC "
+        f"utilisation {utilisation}. At its nearest bound every group would take {roofline.bound_cycles:,} cycles "
+        f"({_ratio(cycles, roofline.bound_cycles)}× fewer). Stream's cycles by the bound nearest them: {shares}. "
+        "Compute: the busiest core at full use of its PEs; ZigZag: what ZigZag gives that core's nodes, the core alone "
+        "at its memory ports; SRAM port and DRAM: the bits through the busiest port over its rate (README, Roofline).",
+        "",
+        "| group | × | nodes | cores | MACs (M) | compute | ZigZag | SRAM port | DRAM (MiB) | DRAM | Stream "
+        "| nearest bound | Stream / bound |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        *(
+            f"| `{short_name(r.group)}` | {r.count} | {r.nodes} | {' '.join(map(str, r.cores))} "
+            f"| {r.macs / 1e6:,.1f} | {r.compute_cycles:,} | {r.zigzag_cycles:,} | {r.sram_port_cycles:,} "
+            f"| {r.dram_bytes / MIB:,.2f} | {r.dram_cycles:,} | {r.stream_cycles:,} | {BOUND_LABELS[r.bound]} "
+            f"| {f'{r.slack:.2f}' if r.slack is not None else 'n/a'} |"
+            for r in roofline.rows
+        ),
+        "",
+        f"![roofline of {name}]({name}/trace/roofline.png)",
+        "",
+    ]
 
 
 def _config(c: ConfigResult) -> str:

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory
+from stream_trapti.reports.roofline import roofline_figures, write_roofline
 from stream_trapti.summary import AccessFigures, MemoryFigures, TensorFigures, TraceFigures
 from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OccupancyTrace, stream_sram_pj
 
@@ -30,23 +31,26 @@ CLASS_COLOURS = {"weight": "#4c72b0", "activation": "#dd8452", "kv_cache": "#55a
 
 
 def write_trace_outputs(result: TraceResult, out_dir: str | Path, inputs: Iterable[str | Path] = ()) -> list[Path]:
-    """Write ``trace.npz``, ``trace.csv``, ``trace.perfetto.json``, ``occupancy.png`` and ``summary.json`` into
-    ``out_dir``, which is replaced whole and only once everything is written (and never when it holds one of the
-    run's ``inputs``: see :func:`stream_trapti.atomic.atomic_directory`)."""
+    """Write ``trace.npz``, ``trace.csv``, ``trace.perfetto.json``, ``occupancy.png``, ``roofline.csv``,
+    ``roofline.png`` and ``summary.json`` into ``out_dir``, which is replaced whole and only once everything is
+    written (and never when it holds one of the run's ``inputs``: see :func:`stream_trapti.atomic.atomic_directory`)."""
     out_dir = Path(out_dir)
     with atomic_directory(out_dir, inputs) as staging:
         result.trace.save(staging / "trace.npz")
         result.trace.to_csv(staging / "trace.csv")
         (staging / "trace.perfetto.json").write_text(json.dumps(perfetto_json(result.trace)))
         plot_occupancy(result.trace, staging / "occupancy.png")
-        (staging / "summary.json").write_text(trace_summary(result).to_json())
+        summary = trace_summary(result)
+        write_roofline(summary.roofline, staging)
+        (staging / "summary.json").write_text(summary.to_json())
     return sorted(p for p in out_dir.iterdir() if p.name != OUTPUT_MARKER)
 
 
 def trace_summary(result: TraceResult) -> TraceFigures:
     """The headline figures of a trace: cycles, Stream's energy, off-chip bytes, and per memory the peaks of each view
     and class, when they happen and which tensors are largest, and the accesses by source (``transfer``,
-    ``compute``) beside Stream's own energy for them."""
+    ``compute``) beside Stream's own energy for them; and the roofline of its groups
+    (:func:`~stream_trapti.reports.roofline.roofline_figures`)."""
     trace = result.trace
     return TraceFigures(
         cycles=trace.cycles,
@@ -58,6 +62,7 @@ def trace_summary(result: TraceResult) -> TraceFigures:
         groups=len(trace.groups),
         metadata=dict(trace.metadata),
         memories=tuple(_memory_figures(trace, m) for m in range(len(trace.memories))),
+        roofline=roofline_figures(result.groups),
     )
 
 

@@ -22,7 +22,7 @@ from stream_trapti.provenance import hardware_files
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import ARRAY_FIELDS, GroupOccupancy
 
-CACHE_FORMAT = 12
+CACHE_FORMAT = 13
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 
@@ -75,6 +75,7 @@ def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
             energy_pj=g["energy_pj"],
             stream_sram_pj=tuple(tuple(e) for e in g["stream_sram_pj"]),
             offchip_pj=np.array(g["offchip_pj"], dtype=float),
+            ports=tuple((str(n), int(m), float(r), float(b)) for n, m, r, b in g["ports"]),
             memories=memories,
             reserved_tensors=tuple(tuple(r) for r in g["reserved_tensors"]),
             stream_reserved=tuple(g["stream_reserved"]),
@@ -97,6 +98,7 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy], kind: 
                 "stream_sram_pj": [list(e) for e in g.stream_sram_pj],
                 # Energies are floats: the archive's arrays are int64, so they go in the metadata.
                 "offchip_pj": g.offchip_pj.tolist(),
+                "ports": [list(p) for p in g.ports],
                 "reserved_tensors": [list(r) for r in g.reserved_tensors],
                 "stream_reserved": list(g.stream_reserved),
                 "tensor_names": list(g.tensor_names),

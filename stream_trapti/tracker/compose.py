@@ -7,17 +7,13 @@ composes a whole inference from groups solved once and reused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from stream_trapti.trace import ACCESS_SOURCES, CLASSES, VIEWS, GroupSpan, OccupancyTrace, TensorPeak
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, LAYER_PREFIX, VIEWS, GroupSpan, OccupancyTrace, TensorPeak
 from stream_trapti.tracker.group import GroupOccupancy
-
-LAYER_PREFIX = re.compile(r"layer(\d+)\.")
-"""The prefix naming the decoder layer a tensor or group belongs to, as stream_trapti.workloads names them."""
 
 DEFAULT_WINDOWS = 4096
 """Access statistics default to this many windows over the whole trace."""

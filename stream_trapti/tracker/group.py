@@ -27,14 +27,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from math import ceil
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stream_trapti.errors import StreamContractError
-from stream_trapti.trace import ACCESS_SOURCES, CLASSES, MemoryInfo
+from stream_trapti.trace import ACCESS_SOURCES, CLASSES, OFFCHIP, MemoryInfo
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.stream_internals import DecisionSpace, NodeSramAccess
 
@@ -62,7 +62,11 @@ class GroupOccupancy:
     and ``stream_sram_pj`` the part of it Stream charges each memory, per access source (pJ).
     ``dram_bytes`` (class, read/write) is what the group's transfers read from and write to the off-chip memory;
     ``offchip_pj`` (class, 1 + memory) is Stream's energy of those transfers: column 0 all of it (every port and
-    link), column ``1 + m`` the part memory ``m``'s ports take."""
+    link), column ``1 + m`` the part memory ``m``'s ports take.
+    ``core_work`` (core, 5) is, per core the group's nodes run on, its id, PEs, MACs, ideal cycles and ZigZag cycles
+    (:class:`~stream_trapti.tracker.stream_internals.CoreWork`); ``ports`` each top-level memory port of the
+    accelerator as (name, memory index or :data:`OFFCHIP` for the off-chip memory, bits per cycle, bits the group moves
+    through it) (:func:`_port_bits`). Together they are the group's roofline."""
 
     name: str
     cycles: int
@@ -87,6 +91,8 @@ class GroupOccupancy:
     access_tensor: np.ndarray
     dram_bytes: np.ndarray
     offchip_pj: np.ndarray
+    core_work: np.ndarray
+    ports: tuple[tuple[str, int, float, float], ...]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The integer array fields by name, for serialisation (``offchip_pj``, in pJ, is not one)."""
@@ -120,6 +126,7 @@ ARRAY_FIELDS = (  # the integer arrays of a group, each with one row per entry (
     "access_bytes",
     "access_tensor",
     "dram_bytes",
+    "core_work",
 )
 
 
@@ -244,7 +251,13 @@ def record_group(
         access_tensor=events[:, 5],
         dram_bytes=_dram_bytes(accelerator, accesses, class_index),
         offchip_pj=offchip_pj,
+        core_work=np.array(
+            [astuple(w) for w in internals.core_work(allocation, name)],
+            dtype=np.int64,
+        ).reshape(-1, 5),
+        ports=(),
     )
+    group = replace(group, ports=_port_bits(group, allocation, index_of))
     check_group(group, allocation, accesses, transfers.handovers, energy, memory_index)
     return group
 
@@ -299,6 +312,26 @@ def check_group(
         internals.check_close(
             group.name, f"compute-side energy of {memory.name} (pJ)", priced, group.stream_sram_pj[m][1]
         )
+
+
+def _port_bits(
+    group: GroupOccupancy, allocation: Allocation, index_of: dict[int, int]
+) -> tuple[tuple[str, int, float, float], ...]:
+    """Each top-level memory port of the accelerator: its name, memory index (:data:`OFFCHIP` for the off-chip
+    memory's), rate (bits per cycle) and the bits the group moves through it, as Stream's ``memory_ports`` report
+    counts them (the bits that bound Stream's schedule). Without that report, the tracker's own count: the DRAM bytes,
+    or an on-chip memory's accesses of both sources, in the directions the port carries (they differ from Stream's
+    where ``memory_accesses`` rounds a transfer up to whole port words)."""
+    accelerator = allocation.problem.accelerator
+    reported = internals.stream_port_bits(allocation)
+    moved = _totals(group, ACCESS_SOURCES.index("transfer")) + _totals(group, ACCESS_SOURCES.index("compute"))
+    found = []
+    for port in internals.memory_ports(accelerator):
+        m = OFFCHIP if port.owner_id == accelerator.offchip_core_id else index_of[port.owner_id]
+        both = group.dram_bytes.sum(axis=0) if m == OFFCHIP else moved[m]
+        own = 8 * int(both[0] * port.reads + both[1] * port.writes)
+        found.append((port.name, m, port.bits_per_cycle, reported.get(port.name, float(own))))
+    return tuple(found)
 
 
 def _totals(group: GroupOccupancy, source: int) -> np.ndarray:

@@ -23,6 +23,12 @@ writes in the shared SRAM: those are read off the solver's inputs and the cost m
   operand and memory level, the counts and energy Stream's node energy is made of, and ``operand_role`` (memory
   operand ``I<k>`` is the node's k-th input, ``O`` its output);
 * ``solution.performance["energy"]`` and ``["memory_occupancy"]``: Stream's reports, checked against;
+* ``CoreCostEntry.ideal_cycle`` and ``latency_total`` and the workload's loop sizes: per core, the cycles its nodes
+  would take at full use of its PEs and the cycles ZigZag gives them, and the MACs of the matmul/conv family
+  (``stream.workload.utils.is_mac_operator_type``), checked against the ``total_mac_ops`` of Stream's report;
+* ``Accelerator.ports`` (``stream.hardware.ports.PortRegistry``): every top-level memory port, its rate and the
+  directions it serves, which the ``memory_ports`` family bounds each iteration by; and that family's report
+  (``solution.performance["memory_ports"]``): the bits per iteration each port carries, the roofline's port bounds;
 * ``CapacityTiler._node_sizes`` (``stream.mapping.capacity_tiler``): a node's per-core loop extents under a tiling,
   which :mod:`stream_trapti.mappings` uses to re-check the tiler's plans the way the allocator counts them.
 
@@ -47,6 +53,7 @@ from stream.opt.allocation.constraint_optimization.space import DecisionSpace
 from stream.opt.allocation.constraint_optimization.utils import active_fraction
 from stream.workload.iterator_type import is_state_operand
 from stream.workload.steady_state.iteration_space import LoopEffect, Reuse
+from stream.workload.utils import is_mac_operator_type
 from zigzag.datatypes import MemoryOperand
 from zigzag.hardware.architecture.memory_port import DataDirection
 
@@ -56,6 +63,7 @@ if TYPE_CHECKING:
     from stream.allocation.allocation import Allocation
     from stream.allocation.problem import AllocationProblem
     from stream.datatypes import LayerDim
+    from stream.hardware.architecture.accelerator import Accelerator
     from stream.hardware.architecture.core import Core
     from stream.mapping.capacity_tiler import CapacityTiler
     from stream.workload.node import TransferNode
@@ -64,19 +72,24 @@ if TYPE_CHECKING:
     from zigzag.hardware.architecture.memory_instance import MemoryInstance
 
 __all__ = [
+    "CoreWork",
     "DecisionSpace",
+    "MemoryPort",
     "NodeSramAccess",
     "StreamSramEnergy",
     "active_iterations",
     "check_close",
+    "core_work",
     "decision_space",
     "drain_cycles",
     "is_state_operand",
+    "memory_ports",
     "moves_data",
     "node_sram_accesses",
     "slot_latencies",
     "stream_energy_report",
     "stream_occupancy_report",
+    "stream_port_bits",
     "stream_sram_energy",
     "tile_of_iteration",
     "tiler_node_sizes",
@@ -339,6 +352,98 @@ def stream_sram_energy(allocation: Allocation, space: DecisionSpace, nodes: list
         {t: e * scale for t, e in offchip.items()},
         {k: e * scale for k, e in offchip_sram.items()},
     )
+
+
+@dataclass(frozen=True)
+class CoreWork:
+    """What one core does over a group: its PEs (the units of its operational array), the MACs of the matmul/conv
+    nodes it runs, the cycles its nodes would take at full use of its PEs (ZigZag's ``ideal_cycle``) and the cycles
+    ZigZag gives them (``latency_total``: spatial under-use, stalls on its memories' ports, on- and off-loading),
+    each node's per-firing figures times the iterations it is active in (Stream's ``active_fraction``)."""
+
+    core_id: int
+    units: int
+    macs: int
+    ideal_cycles: int
+    zigzag_cycles: int
+
+
+def core_work(allocation: Allocation, group: str) -> tuple[CoreWork, ...]:
+    """Per core a group's nodes run on (off-chip core excluded), its :class:`CoreWork`, by core id. The MACs add up to
+    the ``total_mac_ops`` of Stream's report (checked when it has one)."""
+    problem = allocation.problem
+    workload, iterations = problem.workload, int(problem.iterations)
+    ssis = allocation.ssis
+    totals: dict[int, list[float]] = {}
+    units: dict[int, int] = {}
+    for node in workload.get_computation_nodes():
+        cores = [c for c in problem.cost_lut.get_cores(node) if c in _placed_cores(problem, node)]
+        cores = [c for c in cores if c.id != problem.accelerator.offchip_core_id]
+        if not cores:
+            continue
+        runs = active_fraction(node, ssis) * iterations
+        # The steady-state node's loops span all its cores; an inter-core split gives each core an equal share.
+        mac = is_mac_operator_type(node.type)
+        macs = prod(workload.get_dimension_size(d) for d in workload.get_dims(node)) if mac else 0
+        for core in cores:
+            entry = problem.cost_lut.get_cost(node, core)
+            row = totals.setdefault(core.id, [0.0, 0.0, 0.0])
+            row[0] += macs / len(cores) * runs
+            row[1] += float(entry.ideal_cycle) * runs
+            row[2] += float(entry.latency_total) * runs
+            array = getattr(core, "operational_array", None)
+            units[core.id] = int(getattr(array, "total_unit_count", 0) or 0)
+    work = tuple(
+        CoreWork(core_id, units[core_id], round(m), round(i), round(z)) for core_id, (m, i, z) in sorted(totals.items())
+    )
+    reported = ((allocation.solution.performance or {}).get("aggregate") or {}).get("total_mac_ops")
+    if reported is not None and sum(w.macs for w in work) != round(float(reported)):
+        raise StreamContractError(
+            f"group {group!r}: the tracker counts {sum(w.macs for w in work):,} MACs over the steady-state "
+            f"iterations, Stream's report {float(reported):,.0f}; a Stream upgrade probably changed how nodes are "
+            "tiled or how often they fire"
+        )
+    return work
+
+
+@dataclass(frozen=True)
+class MemoryPort:
+    """One top-level memory port of the accelerator: its name (``memory.port``), the owning core of its memory (the
+    off-chip core for the DRAM), whether it carries reads and writes, and its rate in bits per cycle, reads and writes
+    together (Stream's ``Port.bits_per_cycle``). Stream's ``memory_ports`` family makes every steady-state iteration
+    long enough for the bits each port carries, so a group takes at least its bits over this rate."""
+
+    name: str
+    owner_id: int
+    reads: bool
+    writes: bool
+    bits_per_cycle: float
+
+
+def memory_ports(accelerator: Accelerator) -> tuple[MemoryPort, ...]:
+    """Every top-level memory port of ``accelerator`` (``accelerator.ports``), by name."""
+    return tuple(
+        MemoryPort(
+            f"{port.key.memory}.{port.key.port}",
+            accelerator.memory_of(accelerator.get_core(port.core_ids[0])).id,
+            any(direction.startswith("read") for _, direction in port.serves),
+            any(direction.startswith("write") for _, direction in port.serves),
+            float(port.bits_per_cycle),
+        )
+        for port in sorted(accelerator.ports, key=lambda p: p.key)
+    )
+
+
+def stream_port_bits(allocation: Allocation) -> dict[str, float]:
+    """The bits the group moves through each memory port (``memory.port``) by Stream's ``memory_ports`` report: the
+    transfers' and the nodes' own, per iteration times the iterations; empty when the solve has no such report."""
+    rows = (allocation.solution.performance or {}).get("memory_ports") or ()
+    iterations = int(allocation.problem.iterations)
+    return {
+        str(row["resource"]): float(row["bits_per_iteration"]) * iterations
+        for row in rows
+        if row.get("kind") == "memory_port"
+    }
 
 
 def stream_energy_report(allocation: Allocation) -> dict[str, float]:
