@@ -8,6 +8,7 @@ sweep without loading them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Strict,
 from pydantic_core import ErrorDetails
 
 from stream_trapti.errors import ConfigError, InputFileError, check_file, one_line
+from stream_trapti.workloads.config import PRESETS
 
 FORBID_UNKNOWN_KEYS = ConfigDict(extra="forbid")
 """The configuration of our pydantic dataclasses, which take ``frozen=True`` from their decorator."""
@@ -50,6 +52,25 @@ UniqueTuple = Annotated[tuple[T, ...], AfterValidator(_unique)]
 """A list in YAML, each entry at most once."""
 NonEmptyTuple = Annotated[tuple[T, ...], AfterValidator(_non_empty), AfterValidator(_unique)]
 """A non-empty list in YAML, each entry once."""
+
+
+def _plain_name(name: str) -> str:
+    # The name is a directory under an output directory: a path separator or '..' would write elsewhere.
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+        raise ValueError("expected a plain name of letters, digits, '_', '.' and '-' (not '.' or '..')")
+    return name
+
+
+def _known_preset(name: str) -> str:
+    if name not in PRESETS:
+        raise ValueError(f"expected a model preset, one of {list(PRESETS)}")
+    return name
+
+
+PlainName = Annotated[str, AfterValidator(_plain_name)]
+"""The name of an output directory (an experiment's or a sweep's id): letters, digits, '_', '.' and '-'."""
+PresetName = Annotated[str, AfterValidator(_known_preset)]
+"""The name of a model preset (:data:`stream_trapti.workloads.config.PRESETS`)."""
 
 
 # pydantic's own wording for a few error types, said in a YAML user's terms.

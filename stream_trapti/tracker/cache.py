@@ -72,6 +72,17 @@ def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
 
 def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Path:
     """Write a solve's groups to the cache, atomically."""
+    return store_encoded(directory, key, encode_groups(groups))
+
+
+def store_encoded(directory: Path, key: str, payload: bytes) -> Path:
+    """Write a solve's groups, encoded by :func:`encode_groups` (e.g. in a worker process that has no access to this
+    cache), to the cache, atomically."""
+    return cache_entry.store(_entry_path(directory, key), payload, ENTRY_SCHEMA)
+
+
+def encode_groups(groups: list[GroupOccupancy]) -> bytes:
+    """A solve's groups as the payload of a cache entry."""
     meta = {
         "memories": [asdict(m) for m in groups[0].memories] if groups else [],
         "groups": [
@@ -91,7 +102,7 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy]) -> Pat
         ],
     }
     arrays = {f"{i}.{name}": array for i, g in enumerate(groups) for name, array in g.arrays().items()}
-    return cache_entry.store(_entry_path(directory, key), archive.pack(arrays, meta), ENTRY_SCHEMA)
+    return archive.pack(arrays, meta)
 
 
 def _entry_path(directory: Path, key: str) -> Path:
