@@ -105,5 +105,5 @@ def _client(cluster: Cluster) -> Iterator:
 
 
 def _announce(client, what: str) -> None:
-    link = client.dashboard_link if client.dashboard_link else "no dashboard"
-    print(f"solving on {what}; dashboard: {link}", flush=True)
+    served = "dashboard" in client.scheduler_info(n_workers=0).get("services", {})
+    print(f"solving on {what}; dashboard: {client.dashboard_link if served else 'none'}", flush=True)

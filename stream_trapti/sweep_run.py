@@ -74,14 +74,16 @@ class PlannedPoint:
 @dataclass(frozen=True)
 class SweepStats:
     """How a run went (never written to its outputs, which must not depend on it): points and distinct solves, how
-    many of each the cache held before, the seconds each solve took where it ran, the seconds the client spent on
-    each point it composed, the planning and the whole run."""
+    many of each the cache held before, the seconds each solve took where it ran (by key, in the order the tasks
+    were submitted), the solves each point composed waited for, the seconds the client spent on each point it
+    composed, the planning and the whole run."""
 
     points: int
     cached_points: int
     solves: int
     cached_solves: int
     solve_seconds: dict[str, float]
+    point_solves: dict[int, tuple[str, ...]]
     compose_seconds: dict[int, float]
     plan_seconds: float
     wall_seconds: float
@@ -118,11 +120,17 @@ def run_sweep(
         todo = [p for p in planned if p.index not in rows]
         tasks = list({t.key: t for p in todo for t in p.tasks if not cache.has_groups(cache_dir, t.key)}.values())
         solves = {t.key for p in planned for t in p.tasks}
-        stats = SweepStats(len(planned), cached_points, len(solves), len(solves) - len(tasks), {}, {}, 0, 0)
+        order = {t.key: i for i, t in enumerate(tasks)}
+        point_solves = {p.index: tuple(t.key for t in p.tasks if t.key in order) for p in todo}
+        cached_solves = len(solves) - len(tasks)
+        stats = SweepStats(len(planned), cached_points, len(solves), cached_solves, {}, point_solves, {}, 0, 0)
         _solve_and_compose(todo, tasks, cluster, options, spec, rows, stats, progress)
     ordered = tuple(rows[i] for i in range(len(planned)))
     write_sweep_outputs(sweep, ordered, _inputs(sweep))
-    stats = replace(stats, plan_seconds=plan_seconds, wall_seconds=time.perf_counter() - start)
+    solve_seconds = dict(sorted(stats.solve_seconds.items(), key=lambda item: order[item[0]]))
+    stats = replace(
+        stats, solve_seconds=solve_seconds, plan_seconds=plan_seconds, wall_seconds=time.perf_counter() - start
+    )
     return SweepResult(ordered, stats)
 
 
@@ -231,7 +239,7 @@ def _solve_and_compose(
 ) -> None:
     """Solve ``tasks`` on ``cluster`` and compose each point of ``todo`` into ``rows`` once its solves are in."""
     cache_dir = _cache_dir(options)
-    waiting = {p.index: {t.key for t in p.tasks} & {t.key for t in tasks} for p in todo}
+    waiting = {p.index: set(stats.point_solves[p.index]) for p in todo}
     failed: dict[str, str] = {}
 
     def finish(p: PlannedPoint) -> None:
