@@ -9,7 +9,7 @@ sweep without loading them.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -31,6 +31,7 @@ class ConfigModel(BaseModel):
 
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def _unique(values: tuple[T, ...]) -> tuple[T, ...]:
@@ -96,6 +97,15 @@ def config_error(error: ValidationError, source: str, keys: Collection[str]) -> 
     else:
         message, rest = _describe(details[0]), len(details) - 1
     return ConfigError(f"{source}: {message}" + (f" (and {rest} more)" if rest else ""))
+
+
+def parse_config(model: type[M], data: Any, source: str) -> M:
+    """``model`` validated from ``data``, a mapping of its keys; a bad key or value is a :class:`ConfigError` naming
+    ``source`` (the file) and the key."""
+    try:
+        return model.model_validate(dict(data) if isinstance(data, Mapping) else data)
+    except ValidationError as error:
+        raise config_error(error, source, model.model_fields) from None
 
 
 def _describe(detail: ErrorDetails) -> str:

@@ -37,9 +37,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from stream_trapti.config_model import ConfigModel, Int, NonEmptyTuple, PlainName, PresetName, config_error, load_yaml
+from stream_trapti.config_model import ConfigModel, Int, NonEmptyTuple, PlainName, PresetName, load_yaml, parse_config
 from stream_trapti.residency import DEFAULT_KV_BUDGET, KvResidency
 from stream_trapti.workloads.spec import PRECISIONS
 
@@ -188,7 +188,4 @@ def load_design_sweep(path: str | Path) -> DesignSweep:
 def parse_design_sweep(data: Mapping[str, Any], source: str = "design sweep") -> DesignSweep:
     """A :class:`DesignSweep` from a mapping of its keys; a bad key or value is a :class:`ConfigError` naming
     ``source`` and the key."""
-    try:
-        return DesignSweep.model_validate(dict(data) if isinstance(data, Mapping) else data)
-    except ValidationError as error:
-        raise config_error(error, source, DesignSweep.model_fields) from None
+    return parse_config(DesignSweep, data, source)

@@ -28,11 +28,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from stream_trapti.api import TraceOptions, TraceResult, explore_result, trace_workload
 from stream_trapti.atomic import atomic_directory
-from stream_trapti.config_model import ConfigModel, Int, PlainName, PresetName, UniqueTuple, config_error, load_yaml
+from stream_trapti.config_model import ConfigModel, Int, PlainName, PresetName, UniqueTuple, load_yaml, parse_config
 from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.provenance import file_identity, hardware_identity
@@ -113,10 +113,7 @@ def load_experiment(path: str | Path) -> Experiment:
 def parse_experiment(data: Mapping[str, Any], source: str = "experiment") -> Experiment:
     """An :class:`Experiment` from a mapping of its keys; a bad key or value is a :class:`ConfigError` naming
     ``source`` and the key."""
-    try:
-        return Experiment.model_validate(dict(data) if isinstance(data, Mapping) else data)
-    except ValidationError as error:
-        raise config_error(error, source, Experiment.model_fields) from None
+    return parse_config(Experiment, data, source)
 
 
 def check_experiment(experiment: Experiment) -> SweepSpec:
