@@ -91,7 +91,7 @@ def _client(cluster: Cluster) -> Iterator:
             dashboard_address=":8787" if cluster.dashboard else None,
         )
         with local, Client(local) as client:
-            _announce(client, f"a local Dask cluster of {count} workers")
+            _announce(client, f"a local Dask cluster of {count} workers", cluster.dashboard)
             yield client
         return
     try:
@@ -104,6 +104,5 @@ def _client(cluster: Cluster) -> Iterator:
         yield client
 
 
-def _announce(client, what: str) -> None:
-    served = "dashboard" in client.scheduler_info(n_workers=0).get("services", {})
-    print(f"solving on {what}; dashboard: {client.dashboard_link if served else 'none'}", flush=True)
+def _announce(client, what: str, dashboard: bool = True) -> None:
+    print(f"solving on {what}; dashboard: {client.dashboard_link if dashboard else 'off'}", flush=True)

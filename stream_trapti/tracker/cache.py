@@ -26,11 +26,15 @@ CACHE_FORMAT = 11
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 
+def package_versions() -> tuple[str, ...]:
+    """The packages whose code decides a solve, with their versions, as ``"name version"``."""
+    return tuple(f"{name} {version(name)}" for name in ("stream-trapti", "stream-dse", "zigzag-dse"))
+
+
 def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_options: str) -> str:
     """The hash of everything a solve's result depends on."""
     digest = hashlib.sha256()
-    packages = ("stream-trapti", "stream-dse", "zigzag-dse")
-    for part in (f"format {CACHE_FORMAT}", *(f"{name} {version(name)}" for name in packages)):
+    for part in (f"format {CACHE_FORMAT}", *package_versions()):
         digest.update(part.encode())
     digest.update(workload.read_bytes())
     for path in hardware_files(hardware):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stream.api import SolveOptions
 
-from stream_trapti.errors import TraptiError, one_line
+from stream_trapti.errors import ConfigError, TraptiError, one_line
 from stream_trapti.provenance import hardware_files
 from stream_trapti.scratch import scratch_directory, scratch_root
 from stream_trapti.tracker import cache
@@ -30,13 +30,15 @@ from stream_trapti.tracker.solve import options_key, solve_groups
 class SolveTask:
     """A solve and its inputs: ``hardware`` holds the accelerator YAML (first) and the core YAMLs it names, by path
     relative to the directory that holds them all, with their bytes; ``workload`` the ONNX file's name and bytes.
-    ``key`` is the solve's cache key, ``label`` says which solve it is (for the dashboard and errors)."""
+    ``key`` is the solve's cache key, ``label`` says which solve it is (for the dashboard and errors), ``versions``
+    the client's packages, which the key covers and so the worker must run."""
 
     key: str
     label: str
     hardware: tuple[tuple[str, bytes], ...]
     workload: tuple[str, bytes]
     solve: SolveOptions
+    versions: tuple[str, ...]
 
     @classmethod
     def of(cls, job: SolveJob, solve: SolveOptions, label: str) -> SolveTask:
@@ -46,7 +48,8 @@ class SolveTask:
         root = Path(os.path.commonpath([path.parent for path in files]))
         hardware = tuple((str(path.relative_to(root)), path.read_bytes()) for path in files)
         key = cache.solve_key(job.hardware, job.workload, None, options_key(solve))
-        return cls(key, label, hardware, (job.workload.name, job.workload.read_bytes()), solve)
+        workload = (job.workload.name, job.workload.read_bytes())
+        return cls(key, label, hardware, workload, solve, cache.package_versions())
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,11 @@ class SolveOutcome:
 
 def run_task(task: SolveTask) -> SolveOutcome:
     """Solve ``task`` in a scratch directory of this process (under its cache root) and encode the groups. Paths in
-    an error are given relative to that directory, so the reason reads the same wherever the task ran."""
+    an error are given relative to that directory, so the reason reads the same wherever the task ran. A worker
+    whose packages differ from the client's is a :class:`ConfigError` (raised, so the client stops on it): its result
+    would be stored under a key that promises the client's."""
+    if (here := cache.package_versions()) != task.versions:
+        raise ConfigError(f"a Dask worker runs {', '.join(here)}; this client {', '.join(task.versions)}")
     start = time.perf_counter()
     with scratch_directory(scratch_root(), "solve-task") as root:
         for name, content in (*task.hardware, task.workload):
