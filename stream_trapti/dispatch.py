@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from stream_trapti.errors import ConfigError
+from stream_trapti.errors import ConfigError, SolveError
 from stream_trapti.sram.cacti_build import available_cpus
 from stream_trapti.tracker.solve_task import SolveOutcome, SolveTask, run_task
 
@@ -72,9 +72,22 @@ def outcomes(tasks: Sequence[SolveTask], cluster: Cluster) -> Iterator[Iterator[
             for task in tasks
         ]
         try:
-            yield (future.result() for future in as_completed(futures))
+            yield (_result(future) for future in as_completed(futures))
         finally:
             client.cancel(futures)
+
+
+def _result(future) -> SolveOutcome:
+    """A finished task's outcome; a task that took its worker down every time it ran is a :class:`SolveError`."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as error:
+        raise SolveError(
+            f"solve {future.key} ended its worker's process each time it ran ({error}); the solves done so far are "
+            "cached: give the workers more memory and run the sweep again"
+        ) from error
 
 
 @contextmanager
