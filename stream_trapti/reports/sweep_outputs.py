@@ -169,9 +169,12 @@ def _plot_against(rows: Sequence[dict[str, Any]], axis: str, path: Path) -> str:
             ys = [value(r) for r in points]
             panel.plot(xs, ys, marker="o", label=model)
             top = max([top, *ys])
-        if numeric and all(r[axis] > 0 for points in lines.values() for r in points):
-            panel.set_xscale("log", base=2)
-        if not numeric:
+        if numeric:
+            values = sorted({r[axis] for points in lines.values() for r in points})
+            if values and values[0] > 0:
+                panel.set_xscale("log", base=2)
+            panel.set_xticks(values, [_shown(v) for v in values])  # the swept values, as the table writes them
+        else:
             panel.set_xticks(range(len(categories)), categories, rotation=15, fontsize=7)
         panel.set_ylim(0, 1.1 * top or 1)
         panel.set_xlabel(axis)
