@@ -60,8 +60,8 @@ class Cluster:
 def outcomes(tasks: Sequence[SolveTask], cluster: Cluster) -> Iterator[Iterator[SolveOutcome]]:
     """Start ``tasks`` on ``cluster`` and yield an iterator of their outcomes, in the order they finish. On Dask every
     task is submitted before the iterator is handed out, so the client can work while the workers solve; serially
-    each task runs when the iterator is advanced."""
-    if cluster.serial:
+    each task runs when the iterator is advanced. With nothing to solve no cluster is started."""
+    if cluster.serial or not tasks:
         yield (run_task(task) for task in tasks)
         return
     from distributed import as_completed
