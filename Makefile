@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint study paper-ratio bench workloads mappings hardware clean
+.PHONY: demo test test-quick lint study sweep paper-ratio bench workloads mappings hardware clean
 
 $(PY):
 	@python=$$(scripts/find_python.sh) && echo "creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -31,12 +31,16 @@ lint: $(STAMP)
 study: $(STAMP)
 	$(PY) scripts/main_compare_mha_gqa.py
 
+sweep: $(STAMP)
+	$(VENV)/bin/stream-trapti sweep inputs/design_sweep_default.yaml
+
 paper-ratio: $(STAMP)
 	$(PY) scripts/main_paper_ratio.py
 
 bench: $(STAMP)
 	$(PY) scripts/bench_trace.py
 	$(PY) scripts/bench_explore.py
+	$(PY) scripts/bench_sweep.py
 
 workloads: $(STAMP)
 	$(PY) scripts/make_workloads.py

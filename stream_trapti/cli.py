@@ -9,6 +9,8 @@ Examples::
     stream-trapti explore --trace outputs/gpt2/trace.npz --sweep inputs/sweep_default.yaml --out outputs/gpt2_sram
     stream-trapti run inputs/experiments/default.yaml
     stream-trapti report outputs/default
+    stream-trapti sweep inputs/design_sweep_default.yaml --dry-run
+    stream-trapti sweep inputs/design_sweep_default.yaml --scheduler tcp://127.0.0.1:8786
 """
 
 from __future__ import annotations
@@ -126,6 +128,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory", type=Path, help="an experiment's output directory, e.g. outputs/default")
     report.set_defaults(run=_report)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="a design-space sweep: every point of a design sweep YAML, solved on Dask (or serially), one table",
+        epilog="examples:" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("design", type=Path, help="design sweep YAML (see inputs/design_sweep_default.yaml)")
+    sweep.add_argument(
+        "--scheduler",
+        help="none (serial, in this process), local (a Dask LocalCluster) or a Dask scheduler's address, "
+        "tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else local)",
+    )
+    sweep.add_argument("--workers", type=_positive, help="workers of the local cluster (default: one per CPU)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the points and their cached solves; solve nothing")
+    sweep.set_defaults(run=_sweep)
     return parser
 
 
@@ -223,6 +241,28 @@ def _report(args: argparse.Namespace) -> None:
     from stream_trapti.reports.report_md import rewrite_report
 
     print(f"wrote {rewrite_report(args.directory)}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    # Imported here, not at the top: keeps --help fast.
+    from stream_trapti.design_sweep import load_design_sweep
+    from stream_trapti.dispatch import Cluster
+    from stream_trapti.sweep_run import dry_run, run_sweep
+
+    if not args.verbose:  # importing Dask's distributed sets its loggers to log every worker's start and stop
+        import distributed  # noqa: F401
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+    sweep = load_design_sweep(args.design)
+    cluster = Cluster.from_environment(args.scheduler, args.workers)
+    if args.dry_run:
+        print(dry_run(sweep))
+        return
+    stats = run_sweep(sweep, cluster).stats
+    print(
+        f"{stats.points} points ({stats.cached_points} cached), {stats.solves} distinct solves ({stats.cached_solves} "
+        f"cached), {stats.wall_seconds:.0f} s\nreport: {sweep.directory / 'report.md'}"
+    )
 
 
 def _summary(result) -> str:

@@ -8,7 +8,8 @@ sweep without loading them.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Strict,
 from pydantic_core import ErrorDetails
 
 from stream_trapti.errors import ConfigError, InputFileError, check_file, one_line
+from stream_trapti.workloads.config import PRESETS
 
 FORBID_UNKNOWN_KEYS = ConfigDict(extra="forbid")
 """The configuration of our pydantic dataclasses, which take ``frozen=True`` from their decorator."""
@@ -29,6 +31,7 @@ class ConfigModel(BaseModel):
 
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def _unique(values: tuple[T, ...]) -> tuple[T, ...]:
@@ -50,6 +53,25 @@ UniqueTuple = Annotated[tuple[T, ...], AfterValidator(_unique)]
 """A list in YAML, each entry at most once."""
 NonEmptyTuple = Annotated[tuple[T, ...], AfterValidator(_non_empty), AfterValidator(_unique)]
 """A non-empty list in YAML, each entry once."""
+
+
+def _plain_name(name: str) -> str:
+    # The name is a directory under an output directory: a path separator or '..' would write elsewhere.
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+        raise ValueError("expected a plain name of letters, digits, '_', '.' and '-' (not '.' or '..')")
+    return name
+
+
+def _known_preset(name: str) -> str:
+    if name not in PRESETS:
+        raise ValueError(f"expected a model preset, one of {list(PRESETS)}")
+    return name
+
+
+PlainName = Annotated[str, AfterValidator(_plain_name)]
+"""The name of an output directory (an experiment's or a sweep's id): letters, digits, '_', '.' and '-'."""
+PresetName = Annotated[str, AfterValidator(_known_preset)]
+"""The name of a model preset (:data:`stream_trapti.workloads.config.PRESETS`)."""
 
 
 # pydantic's own wording for a few error types, said in a YAML user's terms.
@@ -75,6 +97,15 @@ def config_error(error: ValidationError, source: str, keys: Collection[str]) -> 
     else:
         message, rest = _describe(details[0]), len(details) - 1
     return ConfigError(f"{source}: {message}" + (f" (and {rest} more)" if rest else ""))
+
+
+def parse_config(model: type[M], data: Any, source: str) -> M:
+    """``model`` validated from ``data``, a mapping of its keys; a bad key or value is a :class:`ConfigError` naming
+    ``source`` (the file) and the key."""
+    try:
+        return model.model_validate(dict(data) if isinstance(data, Mapping) else data)
+    except ValidationError as error:
+        raise config_error(error, source, model.model_fields) from None
 
 
 def _describe(detail: ErrorDetails) -> str:

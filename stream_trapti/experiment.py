@@ -23,17 +23,16 @@ CACTI runs are cached, so re-running the same experiment recomputes nothing expe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from stream_trapti.api import TraceOptions, TraceResult, explore_result, trace_workload
 from stream_trapti.atomic import atomic_directory
-from stream_trapti.config_model import ConfigModel, Int, UniqueTuple, config_error, load_yaml
+from stream_trapti.config_model import ConfigModel, Int, PlainName, PresetName, UniqueTuple, load_yaml, parse_config
 from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.provenance import file_identity, hardware_identity
@@ -52,28 +51,15 @@ _PRESET_KEYS = ("prefill", "decode_steps", "layers", "precision_bits", "kv_resid
 """The keys that shape preset workloads; an ``onnx`` workload is solved as given, so they do not apply to it."""
 
 
-def _plain_name(name: str) -> str:
-    # The id names a directory under output_dir: a path separator or '..' would write elsewhere.
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
-        raise ValueError("expected a plain name of letters, digits, '_', '.' and '-' (not '.' or '..')")
-    return name
-
-
-def _known_preset(name: str) -> str:
-    if name not in PRESETS:
-        raise ValueError(f"expected a model preset, one of {list(PRESETS)}")
-    return name
-
-
 class Experiment(ConfigModel):
     """What to run; see the module docstring. Exactly one of ``models`` (presets) and ``onnx`` (one workload) is
     given; ``prefill``, ``decode_steps``, ``layers`` and ``precision_bits`` shape preset workloads and are errors
     with ``onnx``, ``mapping`` is one without it. Constructing an Experiment validates it (a
     :class:`pydantic.ValidationError`); :func:`parse_experiment` reports the same as a ConfigError naming the file."""
 
-    experiment_id: Annotated[str, AfterValidator(_plain_name)]
+    experiment_id: PlainName
     hardware: Path
-    models: UniqueTuple[Annotated[str, AfterValidator(_known_preset)]] = ()
+    models: UniqueTuple[PresetName] = ()
     onnx: Path | None = None
     mapping: Path | None = None
     prefill: Annotated[Int, Field(ge=1)] = 1024
@@ -127,10 +113,7 @@ def load_experiment(path: str | Path) -> Experiment:
 def parse_experiment(data: Mapping[str, Any], source: str = "experiment") -> Experiment:
     """An :class:`Experiment` from a mapping of its keys; a bad key or value is a :class:`ConfigError` naming
     ``source`` and the key."""
-    try:
-        return Experiment.model_validate(dict(data) if isinstance(data, Mapping) else data)
-    except ValidationError as error:
-        raise config_error(error, source, Experiment.model_fields) from None
+    return parse_config(Experiment, data, source)
 
 
 def check_experiment(experiment: Experiment) -> SweepSpec:

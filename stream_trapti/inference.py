@@ -40,7 +40,7 @@ from stream_trapti.workloads.config import DecoderConfig, preset
 from stream_trapti.workloads.spec import WorkloadSpec
 from stream_trapti.workloads.tensors import classify_tensor
 
-__all__ = ["Phases", "Step", "trace_inference"]
+__all__ = ["InferencePlan", "Phases", "Step", "plan_inference", "trace_inference", "trace_planned"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,71 @@ class Step:
         return self.length if self.phase == "prefill" else 1
 
 
+@dataclass(frozen=True)
+class InferencePlan:
+    """An inference made ready to solve: its steps, the one-layer solve of each (``jobs``, inputs written), what the
+    resident cache leaves Stream in each (``free``), and what composing the solved steps needs."""
+
+    hardware: Path
+    config: DecoderConfig
+    depth: int
+    precision_bits: int
+    embedding: bool
+    memories: tuple[MemoryInfo, ...]
+    residency: ResidencyPlan
+    steps: tuple[Step, ...]
+    free: tuple[int, ...]
+    jobs: tuple[SolveJob, ...]
+
+
+def plan_inference(
+    hardware: str | Path,
+    model: str | DecoderConfig,
+    phases: Phases,
+    root: Path,
+    *,
+    layers: int | None = None,
+    precision_bits: int = 8,
+    gqa: str = "broadcast",
+    embedding: bool = False,
+    kv_residency: KvResidency = "streamed",
+    kv_budget: float = DEFAULT_KV_BUDGET,
+) -> InferencePlan:
+    """Everything :func:`trace_inference` checks and prepares before its first solve: every step checked against the
+    model, the cache's residency planned (a cache that cannot fit fails here), each step's hardware variant made and
+    its one-layer workload written under ``root``. Arguments as for :func:`trace_inference`."""
+    config = preset(model) if isinstance(model, str) else model
+    depth = config.layers if layers is None else layers
+    if not 1 <= depth <= config.layers:
+        raise ConfigError(f"layers must be from 1 to {config.name}'s depth {config.layers}, got {depth}")
+    steps = phases.steps()
+    specs = [
+        WorkloadSpec(s.phase, s.length, 1, precision_bits, embedding=embedding, lm_head="last", gqa=gqa) for s in steps
+    ]
+    for spec in specs:  # every step is checked before the first is solved
+        spec.check_against(config)
+    memories = hardware_memories(hardware)
+    check_single_sram(len(memories), kv_residency)
+    plan = ResidencyPlan(
+        kv_residency,
+        depth,
+        kv_cache_bytes(config, 1, precision_bits),
+        memories[0].capacity_bytes,
+        steps[-1].cache_tokens,
+        kv_budget,
+    )
+    free = tuple(plan.free_capacity(s.label, s.cache_tokens) for s in steps)  # a cache that cannot fit fails first
+    jobs = tuple(
+        SolveJob(
+            _step_hardware(hardware, plan, capacity),
+            write_workload(config, spec, root / f"{config.name}_{step.label}.onnx"),
+            root / step.label,
+        )
+        for step, spec, capacity in zip(steps, specs, free, strict=True)
+    )
+    return InferencePlan(Path(hardware), config, depth, precision_bits, embedding, memories, plan, steps, free, jobs)
+
+
 def trace_inference(
     hardware: str | Path,
     model: str | DecoderConfig,
@@ -113,75 +178,63 @@ def trace_inference(
     (:mod:`stream_trapti.residency`; ``kv_budget`` is the SRAM share ``fit`` gives it); the hardware variants it
     solves on are cached under the cache root. Stream's outputs and the generated ONNX go under ``work_dir``
     (default: a scratch directory under the cache root)."""
+    with _work_dir(work_dir) as root:
+        planned = plan_inference(
+            hardware,
+            model,
+            phases,
+            root,
+            layers=layers,
+            precision_bits=precision_bits,
+            gqa=gqa,
+            embedding=embedding,
+            kv_residency=kv_residency,
+            kv_budget=kv_budget,
+        )
+        return trace_planned(planned, options)
+
+
+def trace_planned(planned: InferencePlan, options: TraceOptions | None = None) -> TraceResult:
+    """The trace of a planned inference: its steps solved (those the cache does not hold side by side first, see
+    :func:`~stream_trapti.tracker.parallel.presolve`), their layers repeated and the whole composed in order."""
     options = options or TraceOptions()
-    config = preset(model) if isinstance(model, str) else model
-    depth = config.layers if layers is None else layers
-    if not 1 <= depth <= config.layers:
-        raise ConfigError(f"layers must be from 1 to {config.name}'s depth {config.layers}, got {depth}")
-    steps = phases.steps()
-    specs = [
-        WorkloadSpec(s.phase, s.length, 1, precision_bits, embedding=embedding, lm_head="last", gqa=gqa) for s in steps
-    ]
-    for spec in specs:  # every step is checked before the first is solved
-        spec.check_against(config)
-    memories = hardware_memories(hardware)
-    check_single_sram(len(memories), kv_residency)
-    plan = ResidencyPlan(
-        kv_residency,
-        depth,
-        kv_cache_bytes(config, 1, precision_bits),
-        memories[0].capacity_bytes,
-        steps[-1].cache_tokens,
-        kv_budget,
-    )
-    free = [plan.free_capacity(s.label, s.cache_tokens) for s in steps]  # a cache that cannot fit fails first
+    plan, memories, depth, steps, jobs = planned.residency, planned.memories, planned.depth, planned.steps, planned.jobs
     composed: list[GroupOccupancy] = []
     added: list[int] = []
-    with _work_dir(work_dir) as root:
-        jobs = [
-            SolveJob(
-                _step_hardware(hardware, plan, capacity),
-                write_workload(config, spec, root / f"{config.name}_{step.label}.onnx"),
-                root / step.label,
-            )
-            for step, spec, capacity in zip(steps, specs, free, strict=True)
-        ]
-        if (cache_dir := options.cache()) is not None:
-            presolve(jobs, options.solve, cache_dir, options.solve_workers(), options.progress)
-        bar = tqdm(
-            zip(steps, jobs, free, strict=True),
-            total=len(steps),
-            desc=f"tracing {config.name}",
-            unit="step",
-            disable=not options.progress,
-        )
-        for step, job, capacity in bar:
-            bar.set_postfix_str(step.label)
-            try:
-                groups = solve_groups_cached(
-                    job.hardware, job.workload, job.output_path, None, options.solve, cache_dir
-                )
-            except SolveError as error:
-                if capacity == plan.capacity_bytes:
-                    raise
-                raise SolveError(
-                    f"step {step.label}: with {plan.resident_bytes(step.cache_tokens):,} B of KV cache resident, the "
-                    f"{capacity:,} B of SRAM left do not hold the step's tiles ({error.__cause__ or error})"
-                ) from error
-            solved = [_on_memories(g, memories) for g in groups]
-            layers_of_step = _step_groups(solved, depth, plan.resident_layers, f"{step.label}/")
-            composed += layers_of_step
-            added += _appended(layers_of_step, plan, step)
+    if (cache_dir := options.cache()) is not None:
+        presolve(jobs, options.solve, cache_dir, options.solve_workers(), options.progress)
+    bar = tqdm(
+        zip(steps, jobs, planned.free, strict=True),
+        total=len(steps),
+        desc=f"tracing {planned.config.name}",
+        unit="step",
+        disable=not options.progress,
+    )
+    for step, job, capacity in bar:
+        bar.set_postfix_str(step.label)
+        try:
+            groups = solve_groups_cached(job.hardware, job.workload, job.output_path, None, options.solve, cache_dir)
+        except SolveError as error:
+            if capacity == plan.capacity_bytes:
+                raise
+            raise SolveError(
+                f"step {step.label}: with {plan.resident_bytes(step.cache_tokens):,} B of KV cache resident, the "
+                f"{capacity:,} B of SRAM left do not hold the step's tiles ({error.__cause__ or error})"
+            ) from error
+        solved = [_on_memories(g, memories) for g in groups]
+        layers_of_step = _step_groups(solved, depth, plan.resident_layers, f"{step.label}/")
+        composed += layers_of_step
+        added += _appended(layers_of_step, plan, step)
     stream = StreamEstimate.of(composed)
     meta = {
         **stream.metadata(),
-        "hardware": hardware_identity(hardware),
-        "model": config.name,
+        "hardware": hardware_identity(planned.hardware),
+        "model": planned.config.name,
         "layers": str(depth),
-        "precision_bits": str(precision_bits),
-        "embedding": str(embedding),
+        "precision_bits": str(planned.precision_bits),
+        "embedding": str(planned.embedding),
         "steps": ",".join(s.label for s in steps),
-        "kv_residency": kv_residency,
+        "kv_residency": plan.policy,
         "kv_resident_layers": str(plan.resident_layers),
     }
     first = steps[0]

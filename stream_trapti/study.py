@@ -224,14 +224,19 @@ def _trace_growth(study: Study, options: TraceOptions) -> TraceResult:
 def measure(base: Case, result: TraceResult, sweep: SweepSpec) -> Case:
     """A case's figures from its trace and an exploration of the sweep's memory, the memory all its figures are
     of."""
+    return replace(base, **measured_figures(result, sweep))
+
+
+def measured_figures(result: TraceResult, sweep: SweepSpec) -> dict[str, Any]:
+    """The figures of a :class:`Case` (its fields from ``memory`` on) of a traced inference: Stream's, the peaks of
+    the sweep's memory, and the best organisation of an exploration of that memory."""
     trace = result.trace
     m = trace.memory_index(sweep.memory)
     explored = explore(trace, sweep, cacti_costs, stream_estimate_pj=stream_sram_energy_pj(trace, m))
     best = explored.configs[explored.best["energy"]]
     timeout = f" τ={best.timeout_cycles}" if best.timeout_cycles is not None else ""
     stream = explored.stream_estimate_pj
-    return replace(
-        base,
+    return dict(
         memory=explored.memory,
         cycles=trace.cycles,
         stream_energy_pj=result.stream.energy_pj,

@@ -26,6 +26,11 @@ CACHE_FORMAT = 13
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 
+def package_versions() -> tuple[str, ...]:
+    """The packages whose code decides a solve, with their versions, as ``"name version"``."""
+    return tuple(f"{name} {version(name)}" for name in ("stream-trapti", "stream-dse", "zigzag-dse"))
+
+
 def solve_key(hardware: Path, workload: Path, mapping: Path | None, solve_options: str) -> str:
     """The hash of everything a solve's result depends on."""
     digest = hashlib.sha256(context_key(hardware, solve_options).encode())
@@ -38,8 +43,7 @@ def context_key(hardware: Path, solve_options: str) -> str:
     """The hash of what every group of a solve depends on besides its own sub-workload and mapping: the cache format,
     the package versions, the hardware files and the solve options."""
     digest = hashlib.sha256()
-    packages = ("stream-trapti", "stream-dse", "zigzag-dse")
-    for part in (f"format {CACHE_FORMAT}", *(f"{name} {version(name)}" for name in packages)):
+    for part in (f"format {CACHE_FORMAT}", *package_versions()):
         digest.update(part.encode())
     for path in hardware_files(hardware):
         digest.update(path.name.encode() + path.read_bytes())
@@ -88,6 +92,17 @@ def _decode_groups(payload: bytes) -> list[GroupOccupancy]:
 
 def store_groups(directory: Path, key: str, groups: list[GroupOccupancy], kind: str = SOLVES) -> Path:
     """Write a solve's groups (or one fused group's, ``kind`` :data:`FUSED_GROUPS`) to the cache, atomically."""
+    return store_encoded(directory, key, encode_groups(groups), kind)
+
+
+def store_encoded(directory: Path, key: str, payload: bytes, kind: str = SOLVES) -> Path:
+    """Write a solve's groups, encoded by :func:`encode_groups` (e.g. in a worker process that has no access to this
+    cache), to the cache, atomically."""
+    return cache_entry.store(_entry_path(directory, key, kind), payload, ENTRY_SCHEMA)
+
+
+def encode_groups(groups: list[GroupOccupancy]) -> bytes:
+    """A solve's groups as the payload of a cache entry."""
     meta = {
         "memories": [asdict(m) for m in groups[0].memories] if groups else [],
         "groups": [
@@ -109,7 +124,7 @@ def store_groups(directory: Path, key: str, groups: list[GroupOccupancy], kind: 
         "rows": {name: [len(getattr(g, name)) for g in groups] for name in ARRAY_FIELDS},
     }
     arrays = {name: np.concatenate([getattr(g, name) for g in groups]) for name in ARRAY_FIELDS}
-    return cache_entry.store(_entry_path(directory, key, kind), archive.pack(arrays, meta), ENTRY_SCHEMA)
+    return archive.pack(arrays, meta)
 
 
 def _entry_path(directory: Path, key: str, kind: str) -> Path:
