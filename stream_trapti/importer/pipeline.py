@@ -1,0 +1,155 @@
+"""``import_export``: a Hugging Face ONNX export (torch.onnx legacy or dynamo, optimum) in, a shape-only graph that
+Stream 2.1.1 parses out, for one prefill or decode step.
+
+Steps: fix the inputs for the step (:mod:`.inputs`); fold constants and infer shapes with onnxscript's optimizer
+(:mod:`.fold`); rewrite what Stream cannot parse (:mod:`.rewrites`, :mod:`.embeddings`, :mod:`.kv_cache`); name the
+K/V cache, the weights and the constants as :mod:`stream_trapti.workloads.tensors` classes them; set the element
+type; strip the weight data; check every operator has a Stream parser.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+from onnx_ir.passes.common import RemoveUnusedNodesPass, ShapeInferencePass
+
+from stream_trapti.atomic import atomic_write
+from stream_trapti.errors import InputFileError, check_file, one_line
+from stream_trapti.importer import embeddings, kv_cache, rewrites
+from stream_trapti.importer.fold import fold, is_parameter
+from stream_trapti.importer.graph_edit import LAYOUT, Editor
+from stream_trapti.importer.inputs import Step, fix_inputs
+from stream_trapti.importer.precision import set_precision, strip_data
+from stream_trapti.workloads.tensors import KV_METADATA_KEY
+
+IMPORT_METADATA_KEY = "trapti.import"
+"""Model metadata key: JSON of the step the graph was imported for and the rewrite log."""
+
+_OPSET = 20  # Gelu, as the builder's graphs
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """An imported graph, the K/V cache tensors it names and what the import rewrote, one line per node."""
+
+    model: onnx.ModelProto
+    kv_tensors: tuple[str, ...]
+    log: tuple[str, ...]
+
+
+def import_model(model: onnx.ModelProto, step: Step, precision_bits: int = 8, source: str = "export") -> ImportResult:
+    """Rewrite the export ``model`` (modified in place) for ``step``; ``source`` names it in errors."""
+    if not model.graph.node:
+        raise InputFileError(f"{source}: the graph has no nodes")
+    parameters = {init.name for init in model.graph.initializer if is_parameter(init)}
+    roles = fix_inputs(model, step, source)
+    try:
+        ir_model = fold(model)
+    except Exception as error:  # onnx shape inference and onnxscript raise many types for malformed graphs
+        raise InputFileError(f"{source}: constant folding failed ({one_line(error)})") from error
+    ed = Editor(ir_model.graph, source)
+    passes = (
+        rewrites.gemm_to_matmul,
+        rewrites.split_to_slices,
+        lambda e: rewrites.drop_masks(e, parameters),
+        rewrites.rsqrt_to_pow,
+        rewrites.self_products,
+        rewrites.rotate_half,
+        rewrites.neg_to_mul,
+        rewrites.repeat_kv,
+        rewrites.erf_gelu,
+        lambda e: kv_cache.kv_append(e, roles),
+        embeddings.flat_gathers,
+        lambda e: embeddings.narrow_ids(e, roles),
+    )
+    for rewrite in passes:
+        rewrite(ed)
+        RemoveUnusedNodesPass()(ir_model)  # what a rewrite replaced goes before the next looks for its patterns
+    kv = kv_cache.name_kv(ed)
+    _name_constants(ir_model.graph, parameters)
+    _name_nodes(ir_model.graph)
+    ShapeInferencePass()(ir_model)  # types for the rewrites' new tensors, which set_precision reads
+    set_precision(ed, precision_bits)
+    RemoveUnusedNodesPass()(ir_model)
+    _check_operators(ed)
+
+    proto = ir.serde.serialize_model(ir_model)
+    strip_data(proto, precision_bits)
+    proto.opset_import[0].version = max(proto.opset_import[0].version, _OPSET)
+    del proto.graph.value_info[:]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    except Exception as error:
+        raise InputFileError(f"{source}: the rewritten graph fails ONNX shape inference ({one_line(error)})") from error
+    for output, shaped in zip(proto.graph.output, inferred.graph.output, strict=True):
+        output.CopyFrom(shaped)
+    props = {
+        KV_METADATA_KEY: json.dumps(kv),
+        IMPORT_METADATA_KEY: json.dumps({"seq": step.seq, "past": step.past, "rewrites": ed.log}),
+    }
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    proto.producer_name = "stream-trapti import"
+    return ImportResult(proto, tuple(kv), tuple(ed.log))
+
+
+def import_export(
+    export: str | Path, out: str | Path, seq: int, past: int = 0, precision_bits: int = 8
+) -> ImportResult:
+    """Import the ONNX export at ``export`` for a step of ``seq`` new tokens after ``past`` cached ones (0: prefill)
+    and write the shape-only graph to ``out`` atomically. Weights stay external and unread."""
+    path = check_file(export, "ONNX export")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:
+        raise InputFileError(f"ONNX export {path}: not a readable ONNX model ({one_line(error)})") from error
+    result = import_model(model, Step(seq, past), precision_bits, source=f"ONNX export {path}")
+    atomic_write(out, result.model.SerializeToString())
+    return result
+
+
+def _name_constants(graph: ir.Graph, parameters: set[str]) -> None:
+    """Parameters end in ``.weight``/``.bias``, every other initializer starts ``const.``: the naming rule
+    :func:`stream_trapti.workloads.tensors.classify_tensor` reads."""
+    for name, value in list(graph.initializers.items()):
+        if name in parameters:
+            new = name if name.endswith((".weight", ".bias")) else f"{name}.weight"
+        else:
+            new = name if name.startswith("const.") else f"const.{name}"
+        if new != name:
+            graph.initializers.pop(name)
+            value.name = new
+            graph.register_initializer(value)
+
+
+def _name_nodes(graph: ir.Graph) -> None:
+    """Every node named, uniquely: Stream names its layers after them."""
+    seen: set[str] = set()
+    for index, node in enumerate(graph):
+        name = node.name or f"{node.op_type}_{index}"
+        while name in seen:
+            name = f"{name}_{index}"
+        node.name = name
+        seen.add(name)
+
+
+def _check_operators(ed: Editor) -> None:
+    from stream.parser.onnx.model import onnx_parser_for  # Stream is slow to import; only the check needs it
+
+    for node in ed.graph:
+        if node.op_type not in LAYOUT and onnx_parser_for(node.op_type) is None:
+            raise ed.fail(node, _EXPECTED.get(node.op_type, "an operator Stream 2.1.1 parses after folding constants"))
+
+
+_EXPECTED = {
+    "Where": "a constant attention mask before a Softmax (Where(mask, scores, -inf)), folded once the mask is constant",
+    "Cos": "RoPE's cos table, computed from the positions alone (it folds once they are constant)",
+    "Sin": "RoPE's sin table, computed from the positions alone (it folds once they are constant)",
+    "Concat": "the KV-cache append or RoPE's rotate_half",
+    "Range": "shape arithmetic that folds once every dimension is fixed",
+    "Shape": "shape arithmetic that folds once every dimension is fixed",
+}
