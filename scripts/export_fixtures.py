@@ -43,37 +43,77 @@ FAMILIES: dict[str, dict[str, dict]] = {
     },
     "llama": {
         "tiny": dict(
-            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=176,
-            vocab_size=512, max_position_embeddings=2048, rms_norm_eps=1e-6,
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=176,
+            vocab_size=512,
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-6,
         ),
         # TinyLlama-1.1B: 2048 wide, 32 query heads on 4 K/V heads, SwiGLU 5632, vocabulary 32 000.
         "full": dict(
-            num_hidden_layers=1, hidden_size=2048, num_attention_heads=32, num_key_value_heads=4,
-            intermediate_size=5632, vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-5,
+            num_hidden_layers=1,
+            hidden_size=2048,
+            num_attention_heads=32,
+            num_key_value_heads=4,
+            intermediate_size=5632,
+            vocab_size=32000,
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-5,
         ),
     },
     "qwen2": {
         "tiny": dict(
-            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=176,
-            vocab_size=512, max_position_embeddings=2048, rms_norm_eps=1e-6, tie_word_embeddings=False,
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=176,
+            vocab_size=512,
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=False,
         ),
         # Qwen2-0.5B: 896 wide, 14 query heads on 2 K/V heads, q/k/v biases, vocabulary 151 936, tied head.
         "full": dict(
-            num_hidden_layers=1, hidden_size=896, num_attention_heads=14, num_key_value_heads=2,
-            intermediate_size=4864, vocab_size=151936, max_position_embeddings=32768, rms_norm_eps=1e-6,
-            rope_theta=1000000.0, tie_word_embeddings=True,
+            num_hidden_layers=1,
+            hidden_size=896,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            intermediate_size=4864,
+            vocab_size=151936,
+            max_position_embeddings=32768,
+            rms_norm_eps=1e-6,
+            rope_theta=1000000.0,
+            tie_word_embeddings=True,
         ),
     },
     "mistral": {
         "tiny": dict(
-            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=1, intermediate_size=160,
-            vocab_size=512, max_position_embeddings=2048, rms_norm_eps=1e-5, sliding_window=None,
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            intermediate_size=160,
+            vocab_size=512,
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-5,
+            sliding_window=None,
         ),
         # Mistral-7B's attention and MLP widths with its 32 000 vocabulary: 4096 wide, 32 heads on 8, SwiGLU 14 336.
         "full": dict(
-            num_hidden_layers=1, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
-            intermediate_size=14336, vocab_size=32000, max_position_embeddings=32768, rms_norm_eps=1e-5,
-            rope_theta=1000000.0, sliding_window=None,
+            num_hidden_layers=1,
+            hidden_size=4096,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            intermediate_size=14336,
+            vocab_size=32000,
+            max_position_embeddings=32768,
+            rms_norm_eps=1e-5,
+            rope_theta=1000000.0,
+            sliding_window=None,
         ),
     },
 }
@@ -116,20 +156,39 @@ def decoder_config(family: str, hf) -> dict:
     if family == "gpt2":
         hidden = hf.n_embd
         return dict(
-            layers=hf.n_layer, hidden=hidden, heads=hf.n_head, kv_heads=hf.n_head, head_dim=hidden // hf.n_head,
-            intermediate=hf.n_inner or 4 * hidden, mlp="gelu", norm="layernorm", norm_eps=hf.layer_norm_epsilon,
-            position="learned", max_positions=hf.n_positions, vocab=hf.vocab_size,
-            biases=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"], tied_lm_head=True,
+            layers=hf.n_layer,
+            hidden=hidden,
+            heads=hf.n_head,
+            kv_heads=hf.n_head,
+            head_dim=hidden // hf.n_head,
+            intermediate=hf.n_inner or 4 * hidden,
+            mlp="gelu",
+            norm="layernorm",
+            norm_eps=hf.layer_norm_epsilon,
+            position="learned",
+            max_positions=hf.n_positions,
+            vocab=hf.vocab_size,
+            biases=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"],
+            tied_lm_head=True,
             fused_qkv=True,
         )
     rope = getattr(hf, "rope_parameters", None) or {}
     return dict(
-        layers=hf.num_hidden_layers, hidden=hf.hidden_size, heads=hf.num_attention_heads,
-        kv_heads=hf.num_key_value_heads, head_dim=hf.hidden_size // hf.num_attention_heads,
-        intermediate=hf.intermediate_size, mlp="swiglu", norm="rmsnorm", norm_eps=hf.rms_norm_eps, position="rope",
+        layers=hf.num_hidden_layers,
+        hidden=hf.hidden_size,
+        heads=hf.num_attention_heads,
+        kv_heads=hf.num_key_value_heads,
+        head_dim=hf.hidden_size // hf.num_attention_heads,
+        intermediate=hf.intermediate_size,
+        mlp="swiglu",
+        norm="rmsnorm",
+        norm_eps=hf.rms_norm_eps,
+        position="rope",
         rope_theta=float(rope.get("rope_theta", getattr(hf, "rope_theta", 10000.0))),
-        max_positions=hf.max_position_embeddings, vocab=hf.vocab_size,
-        biases=["q_proj", "k_proj", "v_proj"] if family == "qwen2" else [], tied_lm_head=hf.tie_word_embeddings,
+        max_positions=hf.max_position_embeddings,
+        vocab=hf.vocab_size,
+        biases=["q_proj", "k_proj", "v_proj"] if family == "qwen2" else [],
+        tied_lm_head=hf.tie_word_embeddings,
     )
 
 
@@ -164,17 +223,32 @@ def export(family: str, size: str, phase: str, exporter: str, out_dir: Path) -> 
             dynamic |= {n: {0: "batch", 2: "past"} for n in past_names}
             dynamic |= {n: {0: "batch", 2: "total"} for n in output_names[1:]}
             torch.onnx.export(
-                wrapper, tuple(args), str(path), input_names=input_names, output_names=output_names,
-                dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+                wrapper,
+                tuple(args),
+                str(path),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
             )
             onnx_model = onnx.load(str(path))
         else:
             sequence, total = torch.export.Dim.DYNAMIC, torch.export.Dim.DYNAMIC
             # The trailing *past arguments form one tuple in torch.export's view of the signature.
-            shapes = ({1: sequence}, {1: total}, {1: sequence}, tuple({2: torch.export.Dim.DYNAMIC} for _ in past_names))
+            shapes = ({1: sequence}, {1: total}, {1: sequence})
+            if past_names:
+                shapes += (tuple({2: torch.export.Dim.DYNAMIC} for _ in past_names),)
             program = torch.onnx.export(
-                wrapper, tuple(args), input_names=input_names, output_names=output_names,
-                dynamic_shapes=shapes, opset_version=OPSET, dynamo=True, optimize=True, verbose=False,
+                wrapper,
+                tuple(args),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_shapes=shapes,
+                opset_version=OPSET,
+                dynamo=True,
+                optimize=True,
+                verbose=False,
             )
             onnx_model = program.model_proto
     strip_parameters(onnx_model, {n for n, _ in model.named_parameters()})
@@ -185,7 +259,8 @@ def export(family: str, size: str, phase: str, exporter: str, out_dir: Path) -> 
 
 
 def strip_parameters(model: onnx.ModelProto, parameters: set[str]) -> None:
-    """Drop the data of every float initializer but the small buffers (RoPE ``inv_freq``), keeping dims and type.
+    """Drop the data of every float initializer but the small buffers (RoPE ``inv_freq``), keeping dims and type,
+    and the provenance the dynamo exporter attaches to every node (stack traces, module paths: most of the file).
 
     The exporters rename some parameters (the legacy one gives transposed weights ``onnx::MatMul_…`` names), so a
     parameter is told by its name or by its size: any float initializer of two or more dims is a weight."""
@@ -194,6 +269,9 @@ def strip_parameters(model: onnx.ModelProto, parameters: set[str]) -> None:
         if floating and (init.name in parameters or len(init.dims) >= 2 or init.name.endswith((".weight", ".bias"))):
             stripped = onnx.TensorProto(name=init.name, data_type=init.data_type, dims=init.dims)
             init.CopyFrom(stripped)
+    for node in model.graph.node:
+        node.doc_string = ""
+        del node.metadata_props[:]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ Examples::
     stream-trapti explore --trace outputs/gpt2/trace.npz --sweep inputs/sweep_default.yaml --out outputs/gpt2_sram
     stream-trapti run inputs/experiments/default.yaml
     stream-trapti report outputs/default
+    stream-trapti import exports/llama.onnx --seq 128 -o inputs/llama_prefill_L128.onnx
 """
 
 from __future__ import annotations
@@ -126,6 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory", type=Path, help="an experiment's output directory, e.g. outputs/default")
     report.set_defaults(run=_report)
+
+    from stream_trapti.importer.command import add_import_command  # here: the importer's module imports this one
+
+    add_import_command(commands)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from stream_trapti.importer.graph_edit import Editor, attribute, dims, nodes_of, values_of
+from stream_trapti.importer.graph_edit import Editor, attribute, dims, nodes_of, through_layouts, values_of
 
 
 def narrow_ids(ed: Editor, roles: dict[str, str]) -> None:
@@ -36,12 +36,13 @@ def flat_gathers(ed: Editor) -> None:
         values = values_of(index)
         if values is not None:
             flat = ed.ints("positions", values.reshape(-1).tolist())
-        elif index.is_graph_input():
-            flat = index  # narrow_ids made it 1-D already
+        elif (source := through_layouts(index)).is_graph_input():
+            flat = source  # the token ids (GPT-2 views them as [-1, L] first), which narrow_ids makes 1-D
         else:
             flat = ed.add_before(node, "Reshape", [index, ed.ints("shape", [shape[-1]])], f"{node.name}.flat_index")
         out = node.outputs[0]
         looked_up = ed.add_before(node, "Gather", [table, flat], f"{node.name}.lookup", axis=0)
-        ed.replace(out, ed.add_before(node, "Reshape", [looked_up, ed.ints("shape", list(dims(out)))], f"{node.name}.view"))
+        ed.replace(
+            out, ed.add_before(node, "Reshape", [looked_up, ed.ints("shape", list(dims(out)))], f"{node.name}.view")
+        )
         ed.note(node, f"Gather with index [{shape[-1]}] and a Reshape to {list(dims(out))}")
-

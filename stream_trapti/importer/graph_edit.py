@@ -97,6 +97,11 @@ def only_reader(value: ir.Value) -> ir.Node | None:
     return next(iter(readers))
 
 
+def live(node: ir.Node) -> bool:
+    """Whether some node or the graph's outputs still read ``node``'s results (a rewrite may have replaced them)."""
+    return any(output.uses() or output.is_graph_output() for output in node.outputs)
+
+
 def nodes_of(graph: ir.Graph, *op_types: str) -> Iterator[ir.Node]:
     """The nodes of ``op_types``, a snapshot (so rewrites may add and remove nodes meanwhile)."""
     return iter([node for node in graph if node.op_type in op_types])

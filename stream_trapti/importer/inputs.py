@@ -64,7 +64,9 @@ def fix_inputs(model: onnx.ModelProto, step: Step, source: str) -> dict[str, str
             shape = [1] * (len(dims) - 1) + [length]
             data = np.ones(shape, np.int64) if kind == "mask" else np.arange(step.past, step.total).reshape(shape)
             elem = value.type.tensor_type.elem_type
-            graph.initializer.append(numpy_helper.from_array(data.astype(helper.tensor_dtype_to_np_dtype(elem)), value.name))
+            graph.initializer.append(
+                numpy_helper.from_array(data.astype(helper.tensor_dtype_to_np_dtype(elem)), value.name)
+            )
             continue
         if kind == "past" and step.past == 0:
             raise ConfigError(

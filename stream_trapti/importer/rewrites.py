@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from stream_trapti.importer.graph_edit import Editor, attribute, dims, nodes_of, only_reader, values_of
+from stream_trapti.importer.graph_edit import Editor, attribute, dims, live, nodes_of, only_reader, values_of
 
 MASK_FLOOR = -1e4
 """An additive mask holds 0 where a query may attend and a large negative number (−inf, the dtype's minimum, or
@@ -111,13 +111,15 @@ def rsqrt_to_pow(ed: Editor) -> None:
             _pow(ed, node, v, 0.5)
             ed.note(node, "Pow(v, 0.5)")
     for node in nodes_of(ed.graph, "Reciprocal"):
-        if node.graph is not None:
+        if live(node):  # not one the Sqrt loop replaced
             _pow(ed, node, node.inputs[0], -1.0)
             ed.note(node, "Pow(v, -1)")
 
 
 def _pow(ed: Editor, node: ir.Node, base: ir.Value, exponent: float, replace: bool = True) -> ir.Value:
-    out = ed.add_before(node, "Pow", [base, ed.constant("exponent", np.array(exponent, np.float32))], f"{node.name}.pow")
+    out = ed.add_before(
+        node, "Pow", [base, ed.constant("exponent", np.array(exponent, np.float32))], f"{node.name}.pow"
+    )
     if replace:
         ed.replace(node.outputs[0], out)
     return out
@@ -193,7 +195,7 @@ def _slice_range(node: ir.Node, rank: int, size: int) -> tuple[int, int] | None:
 def neg_to_mul(ed: Editor) -> None:
     """A ``Neg`` outside rotate_half as ``Mul(x, −1)``."""
     for node in nodes_of(ed.graph, "Neg"):
-        if node.graph is None or not node.outputs[0].uses():
+        if not live(node):
             continue
         minus = ed.constant("minus_one", np.array(-1.0, np.float32))
         ed.replace(node.outputs[0], ed.add_before(node, "Mul", [node.inputs[0], minus], f"{node.name}.mul"))
@@ -236,7 +238,9 @@ def repeat_kv(ed: Editor) -> None:
         copies = ed.add_before(node, "Gather", [kv, index], f"{node.name}.repeat_kv", axis=head_axis)
         gathered = ed.add_before(node, "Reshape", [copies, ed.ints("shape", list(merged))], f"{node.name}.view")
         ed.replace(reshape.outputs[0], gathered)
-        ed.note(node, f"repeat_kv: Gather of {before[axis - 1]} K/V heads to {merged[axis - 1]} (with the Reshape after it)")
+        ed.note(
+            node, f"repeat_kv: Gather of {before[axis - 1]} K/V heads to {merged[axis - 1]} (with the Reshape after it)"
+        )
 
 
 _EXPAND = (
