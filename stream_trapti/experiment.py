@@ -36,7 +36,8 @@ from stream_trapti.api import TraceOptions, TraceResult, explore_result, trace_w
 from stream_trapti.atomic import atomic_directory
 from stream_trapti.config_model import ConfigModel, Int, UniqueTuple, config_error, load_yaml
 from stream_trapti.hardware_variants import sram_capacity_variant
-from stream_trapti.importer.cached import import_cached, is_export
+from stream_trapti.importer.cached import is_export
+from stream_trapti.importer.compose import trace_export
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.reports.report_md import write_report
@@ -98,6 +99,8 @@ class Experiment(ConfigModel):
             raise ValueError(f"give exactly one of 'models' or 'onnx' (presets, or one ONNX workload), got {given}")
         allowed = _EXPORT_KEYS if self.onnx is not None and self.onnx.is_file() and is_export(self.onnx) else ()
         given = [key for key in _PRESET_KEYS if key in self.model_fields_set and key not in allowed]
+        if allowed and "mapping" in self.model_fields_set:
+            raise ValueError("key 'mapping': a Hugging Face export is imported and mapped by Stream's generic mapper")
         if self.onnx is not None and given:
             raise ValueError(
                 f"key '{given[0]}': applies to model presets only (and prefill, precision_bits to a Hugging Face "
@@ -216,11 +219,12 @@ def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterat
     for suffix, hardware in _hardware(experiment):
         if experiment.onnx is not None:
             name = experiment.onnx.stem + suffix
-            workload = experiment.onnx
-            if is_export(workload):
-                imported = work / f"{name}.imported.onnx"
-                workload = import_cached(workload, imported, experiment.prefill, experiment.precision_bits)
-            yield name, trace_workload(hardware, workload, work / name, experiment.mapping, options)
+            if is_export(experiment.onnx):
+                # One decoder layer imported and solved, then repeated, as presets are.
+                args = (experiment.prefill, experiment.precision_bits, options, work / name)
+                yield name, trace_export(hardware, experiment.onnx, *args)
+                continue
+            yield name, trace_workload(hardware, experiment.onnx, work / name, experiment.mapping, options)
             continue
         phases = Phases(experiment.prefill, experiment.decode_steps)
         for model in experiment.models:

@@ -18,7 +18,8 @@ from stream_trapti.cache_dir import cache_root
 from stream_trapti.cli import main
 from stream_trapti.errors import ConfigError, InputFileError
 from stream_trapti.experiment import parse_experiment, run_experiment
-from stream_trapti.importer.cached import import_cached, is_decode_export, is_export
+from stream_trapti.importer.cached import import_cached, imported_depth, is_decode_export, is_export
+from stream_trapti.importer.compose import trace_export
 from stream_trapti.importer.inputs import Step
 from stream_trapti.importer.pipeline import IMPORT_METADATA_KEY, import_export, import_model
 from stream_trapti.tracker.inputs import check_onnx_workload
@@ -225,3 +226,41 @@ def test_an_experiment_runs_an_export(tmp_path: Path) -> None:
     assert name == export.stem
     assert summary.experiment.prefill == 16
     assert summary.workloads[name].trace.cycles > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_repeated_layer_is_found_and_one_is_kept(family: str, tmp_path: Path) -> None:
+    export = fixture(family, "tiny", "decode", "legacy")
+    config = config_of(export)
+    whole = import_export(export, tmp_path / "whole.onnx", 1, 16)
+    one = import_export(export, tmp_path / "one.onnx", 1, 16, first_layer_only=True)
+    assert whole.depth == one.depth == config.layers == 2
+    assert imported_depth(tmp_path / "one.onnx") == 2
+    one_spec = WorkloadSpec("decode", 16, 1, embedding=True, lm_head="all")
+    assert graph_mac_count(one.model) == mac_count(config, one_spec)
+    assert one.kv_tensors == tuple(n for n in whole.kv_tensors if n.startswith("layer0."))
+    # Every node of a layer is named after it; the rest is the embedding and the head, the same in both graphs.
+    for result in (whole, one):
+        names = [node.name for node in result.model.graph.node]
+        assert {n.split(".")[0] for n in names if n.startswith("layer")} == {
+            f"layer{i}" for i in range(config.layers if result is whole else 1)
+        }
+    outside = [n.name for n in whole.model.graph.node if not n.name.startswith("layer")]
+    assert outside == [n.name for n in one.model.graph.node if not n.name.startswith("layer")]
+    layer = sorted(n.op_type for n in whole.model.graph.node if n.name.startswith("layer1."))
+    assert layer == sorted(n.op_type for n in one.model.graph.node if n.name.startswith("layer0."))
+
+
+@pytest.mark.slow
+def test_one_layer_repeated_traces_as_the_whole_export(tmp_path: Path) -> None:
+    from stream_trapti.api import trace_workload
+
+    export = fixture("qwen2", "tiny", "prefill", "dynamo")
+    options = TraceOptions(progress=False)
+    composed = trace_export(DEFAULT_HARDWARE, export, 16, options=options, work_dir=tmp_path / "composed")
+    import_export(export, tmp_path / "whole.onnx", 16)
+    whole = trace_workload(DEFAULT_HARDWARE, tmp_path / "whole.onnx", tmp_path / "stream", None, options)
+    # One fused group per layer, each through DRAM: the layers solve alike, so repeating one is exact.
+    assert composed.trace.cycles == whole.trace.cycles
+    assert [g.name.split(".")[0] for g in composed.groups] == [g.name.split(".")[0] for g in whole.groups]
+    assert composed.trace.metadata["layers"] == "2"

@@ -7,6 +7,7 @@ under ``<cache root>/imports/``.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import onnx
@@ -16,6 +17,7 @@ from stream_trapti.cache_dir import cache_root
 from stream_trapti.cache_entry import load, store
 from stream_trapti.errors import InputFileError, check_file, one_line
 from stream_trapti.importer.inputs import role
+from stream_trapti.importer.pipeline import IMPORT_METADATA_KEY, import_export
 
 SCHEMA = "import-v1"
 """Bump when the importer's output for the same export changes."""
@@ -38,21 +40,28 @@ def is_decode_export(path: str | Path) -> bool:
     return any(role(value) == "past" for value in _graph_only(path).graph.input)
 
 
-def import_cached(export: str | Path, out: str | Path, length: int, precision_bits: int = 8) -> Path:
+def import_cached(
+    export: str | Path, out: str | Path, length: int, precision_bits: int = 8, first_layer_only: bool = False
+) -> Path:
     """Import ``export`` to ``out`` for a prefill of ``length`` tokens, or, for a decode export, a decode step after
-    ``length`` cached ones; reuses an earlier import of the same bytes for the same step."""
-    from stream_trapti.importer.pipeline import import_export  # heavy (onnxscript): only on a miss
-
+    ``length`` cached ones (see :func:`~stream_trapti.importer.pipeline.import_model`); reuses an earlier import of
+    the same bytes for the same step."""
     data = check_file(export, "ONNX export").read_bytes()
     seq, past = (1, length) if is_decode_export(export) else (length, 0)
-    key = hashlib.sha256(data + f"\0{seq},{past},{precision_bits}".encode()).hexdigest()
+    key = hashlib.sha256(data + f"\0{seq},{past},{precision_bits},{first_layer_only}".encode()).hexdigest()
     entry = cache_root() / "imports" / f"{key}.onnx.entry"
     payload = load(entry, SCHEMA, lambda raw: raw)
     if payload is not None:
         return atomic_write(out, payload)
-    result = import_export(export, out, seq, past, precision_bits)
+    result = import_export(export, out, seq, past, precision_bits, first_layer_only)
     store(entry, result.model.SerializeToString(), SCHEMA)
     return Path(out)
+
+
+def imported_depth(path: str | Path) -> int:
+    """The decoder layers of the export the graph at ``path`` was imported from (it may hold only the first)."""
+    props = {p.key: p.value for p in _graph_only(path).metadata_props}
+    return int(json.loads(props[IMPORT_METADATA_KEY])["layers"])
 
 
 def _graph_only(path: str | Path) -> onnx.ModelProto:

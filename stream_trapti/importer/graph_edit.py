@@ -13,6 +13,8 @@ from stream_trapti.errors import InputFileError
 
 LAYOUT = frozenset({"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 """Layout-only operators (Stream's ``LAYOUT_OPS``): they view a tensor, never compute on it."""
+APPENDED = "trapti.appended"
+"""Value metadata marking the cache after a decode step's append (:func:`.kv_cache.kv_append`)."""
 
 
 @dataclass

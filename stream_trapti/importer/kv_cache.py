@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from stream_trapti.importer.graph_edit import LAYOUT, Editor, dims, nodes_of, values_of
+from stream_trapti.importer.graph_edit import APPENDED, LAYOUT, Editor, dims, nodes_of, values_of
 from stream_trapti.workloads.tensors import kv_appended_name, kv_cache_name, kv_new_name
 
 _SCALINGS = frozenset({"Mul", "Div", "Cast"})
@@ -32,7 +32,7 @@ def kv_append(ed: Editor, roles: dict[str, str]) -> None:
             raise ed.fail(node, "a decode step of one token (--seq 1) appending to the cache")
         cache.shape = ir.Shape(after)
         out = ed.add_before(node, "Add", [cache, new], f"{node.name}.append")
-        out.meta["trapti.appended"] = True
+        out.meta[APPENDED] = True
         ed.replace(node.outputs[0], out)
         ed.note(node, f"KV append: Add of the new entry into the cache input {cache.name!r}, now {list(after)}")
 
@@ -62,7 +62,7 @@ def name_kv(ed: Editor) -> list[str]:
 
 def _name(ed: Editor, layer: int, kind: str, tensor: ir.Value) -> list[str]:
     producer = tensor.producer()
-    if producer is not None and tensor.meta.get("trapti.appended"):
+    if producer is not None and tensor.meta.get(APPENDED):
         cache, new = producer.inputs
         cache.name, new.name = kv_cache_name(layer, kind), kv_new_name(layer, kind)
         tensor.name = kv_appended_name(layer, kind)
@@ -85,7 +85,7 @@ def _producer_through(value: ir.Value, op_type: str) -> ir.Node | None:
 def _cache_tensor(value: ir.Value) -> ir.Value:
     """The tensor a K or V operand of attention views: back through layouts, ``repeat_kv`` and constant scalings, to
     an appended cache, a graph output (a prefill's present K/V) or the first computed tensor."""
-    while not value.is_graph_output() and not value.meta.get("trapti.appended"):
+    while not value.is_graph_output() and not value.meta.get(APPENDED):
         node = value.producer()
         if node is None:
             break

@@ -23,26 +23,38 @@ from stream_trapti.importer import embeddings, kv_cache, rewrites
 from stream_trapti.importer.fold import fold, is_parameter
 from stream_trapti.importer.graph_edit import LAYOUT, Editor
 from stream_trapti.importer.inputs import Step, fix_inputs
+from stream_trapti.importer.layers import find_layers, keep_first_layer, name_layers, remove_unread_inputs
 from stream_trapti.importer.precision import set_precision, strip_data
 from stream_trapti.workloads.tensors import KV_METADATA_KEY
 
 IMPORT_METADATA_KEY = "trapti.import"
-"""Model metadata key: JSON of the step the graph was imported for and the rewrite log."""
+"""Model metadata key: JSON of the step the graph was imported for, the export's decoder layers and the rewrite
+log."""
 
 _OPSET = 20  # Gelu, as the builder's graphs
 
 
 @dataclass(frozen=True)
 class ImportResult:
-    """An imported graph, the K/V cache tensors it names and what the import rewrote, one line per node."""
+    """An imported graph, the K/V cache tensors it names, what the import rewrote (one line per node) and the
+    export's number of decoder layers."""
 
     model: onnx.ModelProto
     kv_tensors: tuple[str, ...]
     log: tuple[str, ...]
+    depth: int
 
 
-def import_model(model: onnx.ModelProto, step: Step, precision_bits: int = 8, source: str = "export") -> ImportResult:
-    """Rewrite the export ``model`` (modified in place) for ``step``; ``source`` names it in errors."""
+def import_model(
+    model: onnx.ModelProto,
+    step: Step,
+    precision_bits: int = 8,
+    source: str = "export",
+    first_layer_only: bool = False,
+) -> ImportResult:
+    """Rewrite the export ``model`` (modified in place) for ``step``; ``source`` names it in errors.
+    ``first_layer_only`` keeps the embedding, the first decoder layer and the head: what a whole-inference
+    composition solves before repeating the layer."""
     if not model.graph.node:
         raise InputFileError(f"{source}: the graph has no nodes")
     parameters = {init.name for init in model.graph.initializer if is_parameter(init)}
@@ -69,7 +81,15 @@ def import_model(model: onnx.ModelProto, step: Step, precision_bits: int = 8, so
     for rewrite in passes:
         rewrite(ed)
         RemoveUnusedNodesPass()(ir_model)  # what a rewrite replaced goes before the next looks for its patterns
+    layers = find_layers(ed)
+    depth = len(layers.nodes)
+    if first_layer_only:
+        keep_first_layer(ed, layers)
+        RemoveUnusedNodesPass()(ir_model)
+        remove_unread_inputs(ir_model.graph)
+        layers = find_layers(ed)
     kv = kv_cache.name_kv(ed)
+    name_layers(layers)
     _name_constants(ir_model.graph, parameters)
     _name_nodes(ir_model.graph)
     ShapeInferencePass()(ir_model)  # types for the rewrites' new tensors, which set_precision reads
@@ -89,25 +109,31 @@ def import_model(model: onnx.ModelProto, step: Step, precision_bits: int = 8, so
         output.CopyFrom(shaped)
     props = {
         KV_METADATA_KEY: json.dumps(kv),
-        IMPORT_METADATA_KEY: json.dumps({"seq": step.seq, "past": step.past, "rewrites": ed.log}),
+        IMPORT_METADATA_KEY: json.dumps({"seq": step.seq, "past": step.past, "layers": depth, "rewrites": ed.log}),
     }
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
     proto.producer_name = "stream-trapti import"
-    return ImportResult(proto, tuple(kv), tuple(ed.log))
+    return ImportResult(proto, tuple(kv), tuple(ed.log), depth)
 
 
 def import_export(
-    export: str | Path, out: str | Path, seq: int, past: int = 0, precision_bits: int = 8
+    export: str | Path,
+    out: str | Path,
+    seq: int,
+    past: int = 0,
+    precision_bits: int = 8,
+    first_layer_only: bool = False,
 ) -> ImportResult:
     """Import the ONNX export at ``export`` for a step of ``seq`` new tokens after ``past`` cached ones (0: prefill)
-    and write the shape-only graph to ``out`` atomically. Weights stay external and unread."""
+    and write the shape-only graph to ``out`` atomically (see :func:`import_model`). Weights stay external and
+    unread."""
     path = check_file(export, "ONNX export")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise InputFileError(f"ONNX export {path}: not a readable ONNX model ({one_line(error)})") from error
-    result = import_model(model, Step(seq, past), precision_bits, source=f"ONNX export {path}")
+    result = import_model(model, Step(seq, past), precision_bits, f"ONNX export {path}", first_layer_only)
     atomic_write(out, result.model.SerializeToString())
     return result
 
