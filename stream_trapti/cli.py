@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream_trapti.errors import ConfigError, TraptiError
+from stream_trapti.importer.command import add_import_command
 from stream_trapti.residency import DEFAULT_KV_BUDGET, KV_RESIDENCIES
 
 EPILOG = __doc__.split("Examples::", 1)[1]
@@ -127,9 +128,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory", type=Path, help="an experiment's output directory, e.g. outputs/default")
     report.set_defaults(run=_report)
-
-    from stream_trapti.importer.command import add_import_command  # here: the importer's module imports this one
-
     add_import_command(commands)
     return parser
 

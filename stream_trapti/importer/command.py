@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from stream_trapti.cli import _positive
 from stream_trapti.errors import OutputError
 from stream_trapti.workloads.spec import PRECISIONS
 
@@ -19,8 +19,8 @@ def add_import_command(commands: argparse._SubParsersAction) -> None:
         "decode step of --seq 1 token after --past cached ones. Prints what it rewrote, node by node.",
     )
     parser.add_argument("export", type=Path, help="the ONNX export (weights may be external or absent)")
-    parser.add_argument("--seq", required=True, type=_positive, help="new tokens in the step (L; 1 for decode)")
-    parser.add_argument("--past", type=_non_negative, default=0, help="cached tokens before the step (P; default 0)")
+    parser.add_argument("--seq", required=True, type=_at_least(1), help="new tokens in the step (L; 1 for decode)")
+    parser.add_argument("--past", type=_at_least(0), default=0, help="cached tokens before the step (P; default 0)")
     parser.add_argument(
         "--precision-bits", type=int, choices=PRECISIONS, default=8, help="element width in bits (default 8)"
     )
@@ -44,7 +44,12 @@ def _run(args: argparse.Namespace) -> None:
     )
 
 
-def _non_negative(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
-    return int(text)
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
