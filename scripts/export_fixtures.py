@@ -192,10 +192,11 @@ def decoder_config(family: str, hf) -> dict:
     )
 
 
-def export(family: str, size: str, phase: str, exporter: str, out_dir: Path) -> Path:
-    """Export one fixture, strip its weights and write it with its config JSON; returns the ONNX path."""
+def export(family: str, size: str, phase: str, exporter: str, out_dir: Path, attention: str = "eager") -> Path:
+    """Export one fixture, strip its weights and write it with its config JSON; returns the ONNX path.
+    ``attention`` is transformers' attention implementation (``eager``, or ``sdpa``, its default)."""
     config_class, model_class = CLASSES[family]
-    hf = config_class(**FAMILIES[family][size], attn_implementation="eager")
+    hf = config_class(**FAMILIES[family][size], attn_implementation=attention)
     torch.manual_seed(0)
     model = model_class(hf).eval()
     layers = model.config.num_hidden_layers
@@ -212,7 +213,7 @@ def export(family: str, size: str, phase: str, exporter: str, out_dir: Path) -> 
     args += [torch.randn(1, kv_heads, past_len, head_dim) for _ in past_names]
     input_names = ["input_ids", "attention_mask", "position_ids", *past_names]
     output_names = ["logits", *(f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value"))]
-    name = f"{family}_{size}_{phase}_{exporter}"
+    name = f"{family}_{size}_{phase}_{exporter}" + ("" if attention == "eager" else f"_{attention}")
     path = out_dir / f"{name}.onnx"
     wrapper = FlatDecoder(model, layers, past)
     with torch.no_grad(), warnings.catch_warnings():
@@ -280,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("tiny", "full"), action="append")
     parser.add_argument("--phase", choices=("prefill", "decode"), action="append")
     parser.add_argument("--exporter", choices=("legacy", "dynamo"), action="append")
+    parser.add_argument("--attention", choices=("eager", "sdpa"), default="eager", help="attention implementation")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "tests/fixtures/hf")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.size or ("tiny", "full"):
             for phase in args.phase or ("prefill", "decode"):
                 for exporter in args.exporter or ("legacy", "dynamo"):
-                    path = export(family, size, phase, exporter, args.out)
+                    path = export(family, size, phase, exporter, args.out, args.attention)
                     print(f"wrote {path} ({path.stat().st_size:,} B)")
     return 0
 

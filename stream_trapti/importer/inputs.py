@@ -52,7 +52,8 @@ def role(value: onnx.ValueInfoProto) -> str:
 
 def fix_inputs(model: onnx.ModelProto, step: Step, source: str) -> dict[str, str]:
     """Give every graph input static dims for ``step`` and replace the mask and position inputs by constants (all
-    ones; ``past … past+seq−1``). Returns each remaining input's role. ``source`` names the file in errors."""
+    ones; ``past … past+seq−1``). Returns each remaining input's role. ``source`` names the file in errors. A past
+    key/value input of a prefill (``past`` 0, as optimum's with-past exports run one) is empty."""
     graph = model.graph
     roles: dict[str, str] = {}
     kept = []
@@ -68,10 +69,6 @@ def fix_inputs(model: onnx.ModelProto, step: Step, source: str) -> dict[str, str
                 numpy_helper.from_array(data.astype(helper.tensor_dtype_to_np_dtype(elem)), value.name)
             )
             continue
-        if kind == "past" and step.past == 0:
-            raise ConfigError(
-                f"{source}: input {value.name!r} is a past key/value cache, so this is a decode export; give --past P"
-            )
         wanted = _dims(kind, len(dims), step)
         for axis, dim in enumerate(dims):
             if wanted[axis] is None:

@@ -19,7 +19,8 @@ _SCALINGS = frozenset({"Mul", "Div", "Cast"})
 def kv_append(ed: Editor, roles: dict[str, str]) -> None:
     """Decode's ``Concat(past, new)`` along the past axis as the builder writes it: the past input becomes the cache
     buffer after the append ([…, P+1, …], a graph input) and the append an ``Add`` broadcasting the new entry over it
-    (no MACs), whose result the attention reads."""
+    (no MACs), whose result the attention reads. A prefill's empty past is folded away before (the
+    optimizer drops empty Concat inputs)."""
     for node in nodes_of(ed.graph, "Concat"):
         past = [v for v in node.inputs if v.is_graph_input() and roles.get(v.name) == "past"]
         if not past:

@@ -68,6 +68,7 @@ def import_model(
         rewrites.gemm_to_matmul,
         rewrites.split_to_slices,
         lambda e: rewrites.drop_masks(e, parameters),
+        rewrites.nan_guards,
         rewrites.rsqrt_to_pow,
         rewrites.self_products,
         rewrites.rotate_half,
@@ -81,6 +82,7 @@ def import_model(
     for rewrite in passes:
         rewrite(ed)
         RemoveUnusedNodesPass()(ir_model)  # what a rewrite replaced goes before the next looks for its patterns
+    remove_unread_inputs(ir_model.graph)  # a prefill's empty past
     layers = find_layers(ed)
     depth = len(layers.nodes)
     if first_layer_only:

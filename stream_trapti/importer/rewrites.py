@@ -278,3 +278,17 @@ def _gelu_factor(node: ir.Node, x: ir.Value, previous: ir.Node) -> bool:
         return True
     producer = other.producer()  # Mul(x, 0.5) computed on the side
     return producer is not None and producer.op_type == "Mul" and x in producer.inputs
+
+
+def nan_guards(ed: Editor) -> None:
+    """``Where(IsNaN(x), c, x)``, the guard torch's scaled-dot-product attention puts after its Softmax (a fully
+    masked row): it changes no value of a finite ``x`` and does no MACs, so ``x`` replaces it."""
+    for node in nodes_of(ed.graph, "Where"):
+        condition, a, b = node.inputs
+        test = condition.producer()
+        if test is None or test.op_type != "IsNaN":
+            continue
+        x = test.inputs[0]
+        if (a is x and b.const_value is not None) or (b is x and a.const_value is not None):
+            ed.replace(node.outputs[0], x)
+            ed.note(node, f"NaN guard on {x.name!r} dropped (no MACs)")
