@@ -7,6 +7,7 @@ parses, and must solve in Stream."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import onnx
@@ -40,6 +41,10 @@ LENGTH = {"tiny": 16, "full": 128}
 
 def fixture(family: str, size: str, phase: str, exporter: str) -> Path:
     return FIXTURES / f"{family}_{size}_{phase}_{exporter}.onnx"
+
+
+def dims_of(value: onnx.ValueInfoProto) -> list[int]:
+    return [d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
 def config_of(path: Path) -> DecoderConfig:
@@ -99,6 +104,22 @@ def test_import_matches_the_closed_form_and_the_builder(name: str, tmp_path: Pat
     assert rewrites["seq"] == seq and rewrites["past"] == past and rewrites["rewrites"] == list(result.log)
 
 
+def test_the_embedding_is_an_input_unless_kept(tmp_path: Path) -> None:
+    export = fixture("gpt2", "tiny", "prefill", "dynamo")
+    default = import_export(export, tmp_path / "a.onnx", 16).model
+    kept = import_export(export, tmp_path / "b.onnx", 16, embedding=True).model
+    assert [(i.name, i.type.tensor_type.elem_type, dims_of(i)) for i in default.graph.input] == [
+        ("hidden_states", TensorProto.INT8, [1, 16, 64])
+    ]
+    assert [(i.name, i.type.tensor_type.elem_type, dims_of(i)) for i in kept.graph.input] == [
+        ("input_ids", TensorProto.INT32, [16])
+    ]
+    # The token and the position lookups (each a Gather and its view) and their Add are all the difference.
+    extra = Counter(n.op_type for n in kept.graph.node) - Counter(n.op_type for n in default.graph.node)
+    assert extra == Counter({"Gather": 2, "Reshape": 2, "Add": 1})
+    assert graph_mac_count(default) == graph_mac_count(kept)
+
+
 def test_precision_bits_set_every_data_tensor(tmp_path: Path) -> None:
     result = import_export(fixture("llama", "tiny", "prefill", "legacy"), tmp_path / "a.onnx", 16, precision_bits=16)
     graph = result.model.graph
@@ -149,7 +170,7 @@ def test_a_decode_export_runs_a_prefill_with_an_empty_past(tmp_path: Path) -> No
     config = config_of(export)
     assert graph_mac_count(result.model) == mac_count(config, spec_of(config, "prefill", 16))
     assert result.kv_tensors == tuple(f"layer{i}.attn.{kv}_cache" for i in range(2) for kv in "kv")
-    assert [i.name for i in result.model.graph.input] == ["input_ids"]
+    assert [i.name for i in result.model.graph.input] == ["hidden_states"]
     assert not any("KV append" in line for line in result.log)
     with pytest.raises(ConfigError, match="no past key/value inputs"):
         import_export(fixture("gpt2", "tiny", "prefill", "legacy"), tmp_path / "a.onnx", 1, past=16)

@@ -24,6 +24,11 @@ def add_import_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--precision-bits", type=int, choices=PRECISIONS, default=8, help="element width in bits (default 8)"
     )
+    parser.add_argument(
+        "--embedding",
+        action="store_true",
+        help="keep the token lookup (default: the hidden states enter as an input, as for presets)",
+    )
     parser.add_argument("-o", "--out", required=True, type=Path, help="the ONNX workload to write")
     parser.set_defaults(run=_run)
 
@@ -35,7 +40,7 @@ def _run(args: argparse.Namespace) -> None:
 
     if args.out.resolve() == args.export.resolve():
         raise OutputError(f"{args.out}: is the export itself; give another path to write the workload to")
-    result = import_export(args.export, args.out, args.seq, args.past, args.precision_bits)
+    result = import_export(args.export, args.out, args.seq, args.past, args.precision_bits, embedding=args.embedding)
     for line in result.log:
         print(line)
     print(

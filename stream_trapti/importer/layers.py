@@ -60,6 +60,19 @@ def keep_first_layer(ed: Editor, layers: Layers) -> None:
     ed.log.append(f"kept the first of {len(layers.nodes)} decoder layers (the others repeat it)")
 
 
+def hidden_states_input(ed: Editor, layers: Layers) -> None:
+    """The embedding (token and position lookups) replaced by a ``hidden_states`` graph input: the residual stream
+    entering the first layer, as the builder's graphs without ``embedding``. Stream 2.1.1 prices a Gather as a pass
+    over its whole table and keeps the table on chip, which a real vocabulary does not fit; the lookups do no MACs."""
+    stream = layers.streams[0]
+    if stream.is_graph_input():
+        return
+    hidden = ir.Value(name="hidden_states", shape=stream.shape, type=stream.type)
+    ed.graph.inputs.append(hidden)
+    stream.replace_all_uses_with(hidden)
+    ed.log.append(f"embedding {stream.name!r} {list(stream.shape)}: a hidden_states input (lookups do no MACs)")
+
+
 def remove_unread_inputs(graph: ir.Graph) -> None:
     """Graph inputs no node reads any more (a dropped layer's K/V cache)."""
     for value in [v for v in graph.inputs if not v.uses()]:

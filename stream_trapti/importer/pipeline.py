@@ -23,7 +23,13 @@ from stream_trapti.importer import embeddings, kv_cache, rewrites
 from stream_trapti.importer.fold import fold, is_parameter
 from stream_trapti.importer.graph_edit import LAYOUT, Editor
 from stream_trapti.importer.inputs import Step, fix_inputs
-from stream_trapti.importer.layers import find_layers, keep_first_layer, name_layers, remove_unread_inputs
+from stream_trapti.importer.layers import (
+    find_layers,
+    hidden_states_input,
+    keep_first_layer,
+    name_layers,
+    remove_unread_inputs,
+)
 from stream_trapti.importer.precision import set_precision, strip_data
 from stream_trapti.workloads.tensors import KV_METADATA_KEY
 
@@ -51,10 +57,12 @@ def import_model(
     precision_bits: int = 8,
     source: str = "export",
     first_layer_only: bool = False,
+    embedding: bool = False,
 ) -> ImportResult:
     """Rewrite the export ``model`` (modified in place) for ``step``; ``source`` names it in errors.
-    ``first_layer_only`` keeps the embedding, the first decoder layer and the head: what a whole-inference
-    composition solves before repeating the layer."""
+    ``first_layer_only`` keeps the first decoder layer and the head: what a whole-inference composition solves
+    before repeating the layer. ``embedding`` keeps the token lookup; without it (the default, as for presets) the
+    hidden states enter as a graph input."""
     if not model.graph.node:
         raise InputFileError(f"{source}: the graph has no nodes")
     parameters = {init.name for init in model.graph.initializer if is_parameter(init)}
@@ -82,9 +90,13 @@ def import_model(
     for rewrite in passes:
         rewrite(ed)
         RemoveUnusedNodesPass()(ir_model)  # what a rewrite replaced goes before the next looks for its patterns
-    remove_unread_inputs(ir_model.graph)  # a prefill's empty past
+    ShapeInferencePass()(ir_model)  # shapes and types of the rewrites' new tensors
     layers = find_layers(ed)
     depth = len(layers.nodes)
+    if not embedding:
+        hidden_states_input(ed, layers)
+        RemoveUnusedNodesPass()(ir_model)
+    remove_unread_inputs(ir_model.graph)  # the token ids without the embedding, a prefill's empty past
     if first_layer_only:
         keep_first_layer(ed, layers)
         RemoveUnusedNodesPass()(ir_model)
@@ -94,7 +106,6 @@ def import_model(
     name_layers(layers)
     _name_constants(ir_model.graph, parameters)
     _name_nodes(ir_model.graph)
-    ShapeInferencePass()(ir_model)  # types for the rewrites' new tensors, which set_precision reads
     set_precision(ed, precision_bits)
     RemoveUnusedNodesPass()(ir_model)
     _check_operators(ed)
@@ -126,6 +137,7 @@ def import_export(
     past: int = 0,
     precision_bits: int = 8,
     first_layer_only: bool = False,
+    embedding: bool = False,
 ) -> ImportResult:
     """Import the ONNX export at ``export`` for a step of ``seq`` new tokens after ``past`` cached ones (0: prefill)
     and write the shape-only graph to ``out`` atomically (see :func:`import_model`). Weights stay external and
@@ -135,7 +147,7 @@ def import_export(
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise InputFileError(f"ONNX export {path}: not a readable ONNX model ({one_line(error)})") from error
-    result = import_model(model, Step(seq, past), precision_bits, f"ONNX export {path}", first_layer_only)
+    result = import_model(model, Step(seq, past), precision_bits, f"ONNX export {path}", first_layer_only, embedding)
     atomic_write(out, result.model.SerializeToString())
     return result
 

@@ -230,6 +230,20 @@ def repeat_kv(ed: Editor) -> None:
         expected = (*after[: axis - 1], after[axis - 1] * groups, *after[axis + 1 :])
         if merged != expected:
             raise ed.fail(node, _EXPAND)
+        if before[axis - 1] == 1:
+            # One K/V head (multi-query attention): Stream cannot size a Gather's source axis of extent 1, so the
+            # copies are a broadcasting Mul by ones, as large as the Gather's and as free of MACs.
+            ones = ed.constant(
+                "repeat_kv_ones", np.ones([groups if i == axis else 1 for i in range(len(after))], np.float32)
+            )
+            copies = ed.add_before(node, "Mul", [source, ones], f"{node.name}.repeat_kv")
+            gathered = ed.add_before(node, "Reshape", [copies, ed.ints("shape", list(merged))], f"{node.name}.view")
+            ed.replace(reshape.outputs[0], gathered)
+            ed.note(
+                node,
+                f"repeat_kv: Mul by ones copying the one K/V head to {merged[axis - 1]} (with the Reshape after it)",
+            )
+            continue
         # Without size-1 axes, as rotate_half's view: [kv_heads, …] gathered to [heads, …], then the merged view.
         heads = [d for i, d in enumerate(before) if i != axis and (d != 1 or i == axis - 1)]
         head_axis = len([d for d in before[: axis - 1] if d != 1])
