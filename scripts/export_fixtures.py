@@ -13,6 +13,9 @@ comes with ``<name>.json``, the architecture as a :class:`stream_trapti.workload
 tests compare the imported graph with.
 
     python scripts/export_fixtures.py                       # all into tests/fixtures/hf
+    python scripts/export_fixtures.py --family gpt2 --family qwen2 --size tiny --attention sdpa --exporter legacy
+    python scripts/export_fixtures.py --family gpt2 --family qwen2 --size tiny --attention sdpa --exporter dynamo \
+        --phase prefill   # the dynamo exporter fails on SDPA decode (is_causal must be bool, not SymBool)
     python scripts/export_fixtures.py --family llama --size tiny --exporter legacy --out /tmp/x
 """
 
