@@ -120,6 +120,16 @@ def test_the_embedding_is_an_input_unless_kept(tmp_path: Path) -> None:
     assert graph_mac_count(default) == graph_mac_count(kept)
 
 
+@pytest.mark.parametrize("name", ["gpt2_full_prefill_legacy", "qwen2_full_prefill_dynamo", "llama_tiny_prefill_legacy"])
+def test_last_logits_project_one_position(name: str, tmp_path: Path) -> None:
+    export = FIXTURES / f"{name}.onnx"
+    config, length = config_of(export), LENGTH[name.split("_")[1]]
+    result = import_export(export, tmp_path / "a.onnx", length, last_logits=True)
+    last = WorkloadSpec("prefill", length, config.layers, lm_head="last")
+    assert graph_mac_count(result.model) == mac_count(config, last) == graph_mac_count(build_model(config, last))
+    assert dims_of(result.model.graph.output[0]) == [1, 1, config.vocab]
+
+
 def test_precision_bits_set_every_data_tensor(tmp_path: Path) -> None:
     result = import_export(fixture("llama", "tiny", "prefill", "legacy"), tmp_path / "a.onnx", 16, precision_bits=16)
     graph = result.model.graph

@@ -41,19 +41,25 @@ def is_decode_export(path: str | Path) -> bool:
 
 
 def import_cached(
-    export: str | Path, out: str | Path, length: int, precision_bits: int = 8, first_layer_only: bool = False
+    export: str | Path,
+    out: str | Path,
+    length: int,
+    precision_bits: int = 8,
+    first_layer_only: bool = False,
+    last_logits: bool = False,
 ) -> Path:
     """Import ``export`` to ``out`` for a prefill of ``length`` tokens, or, for a decode export, a decode step after
     ``length`` cached ones (see :func:`~stream_trapti.importer.pipeline.import_model`); reuses an earlier import of
     the same bytes for the same step."""
     data = check_file(export, "ONNX export").read_bytes()
     seq, past = (1, length) if is_decode_export(export) else (length, 0)
-    key = hashlib.sha256(data + f"\0{seq},{past},{precision_bits},{first_layer_only}".encode()).hexdigest()
+    step = f"\0{seq},{past},{precision_bits},{first_layer_only},{last_logits}"
+    key = hashlib.sha256(data + step.encode()).hexdigest()
     entry = cache_root() / "imports" / f"{key}.onnx.entry"
     payload = load(entry, SCHEMA, lambda raw: raw)
     if payload is not None:
         return atomic_write(out, payload)
-    result = import_export(export, out, seq, past, precision_bits, first_layer_only)
+    result = import_export(export, out, seq, past, precision_bits, first_layer_only, last_logits=last_logits)
     store(entry, result.model.SerializeToString(), SCHEMA)
     return Path(out)
 

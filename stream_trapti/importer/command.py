@@ -29,6 +29,11 @@ def add_import_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep the token lookup (default: the hidden states enter as an input, as for presets)",
     )
+    parser.add_argument(
+        "--last-logits",
+        action="store_true",
+        help="the LM head over the last position only, as generation runs it (default: every position, as exported)",
+    )
     parser.add_argument("-o", "--out", required=True, type=Path, help="the ONNX workload to write")
     parser.set_defaults(run=_run)
 
@@ -40,7 +45,15 @@ def _run(args: argparse.Namespace) -> None:
 
     if args.out.resolve() == args.export.resolve():
         raise OutputError(f"{args.out}: is the export itself; give another path to write the workload to")
-    result = import_export(args.export, args.out, args.seq, args.past, args.precision_bits, embedding=args.embedding)
+    result = import_export(
+        args.export,
+        args.out,
+        args.seq,
+        args.past,
+        args.precision_bits,
+        embedding=args.embedding,
+        last_logits=args.last_logits,
+    )
     for line in result.log:
         print(line)
     print(

@@ -25,12 +25,15 @@ def trace_export(
     work_dir: str | Path | None = None,
 ) -> TraceResult:
     """The trace on ``hardware`` of the Hugging Face export ``export`` run for a prefill of ``length`` tokens (a
-    decode export: one decode step after ``length`` cached ones), every decoder layer included. Stream's outputs and
+    decode export: one decode step after ``length`` cached ones), every decoder layer included, the LM head over the
+    last position. Stream's outputs and
     the imported graph go under ``work_dir`` (default: a scratch directory under the cache root)."""
     options = options or TraceOptions()
     with scratch_directory(scratch_root(), "import") as scratch:
         root = Path(work_dir) if work_dir is not None else scratch
-        one_layer = import_cached(export, root / f"{Path(export).stem}_one_layer.onnx", length, precision_bits, True)
+        one_layer = root / f"{Path(export).stem}_one_layer.onnx"
+        # One layer, the LM head over the last position (as generation runs it), as trace_inference builds presets.
+        import_cached(export, one_layer, length, precision_bits, first_layer_only=True, last_logits=True)
         groups = solve_groups_cached(hardware, one_layer, root / "stream", None, options.solve, options.cache())
         depth = imported_depth(one_layer)
     composed = repeat_layers(groups, depth)

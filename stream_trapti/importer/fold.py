@@ -15,20 +15,23 @@ from onnx import TensorProto, helper
 from onnx_ir.passes.common import LiftConstantsToInitializersPass, RemoveUnusedNodesPass
 
 _ITERATIONS = 4  # folding reveals shapes, which reveal more to fold; exports settle in two or three passes
-_FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
+FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
 
 
 def is_parameter(init: onnx.TensorProto) -> bool:
-    """A weight, not a constant the export computes with: a float tensor of two or more dims, or one without data
-    (stripped). RoPE's 1-D ``inv_freq`` and the scalars of norms and scalings stay constants."""
-    stripped = not (init.raw_data or init.float_data or init.int32_data or init.double_data or init.data_location)
-    return init.data_type in _FLOATS and (len(init.dims) >= 2 or (stripped and len(init.dims) >= 1))
+    """A weight, not a constant the export computes with: a float tensor of two or more dims, or one without inline
+    data (stripped, or stored externally). RoPE's 1-D ``inv_freq`` and the scalars of norms and scalings stay
+    constants."""
+    # Stripped or external data is not read: only inline data can be folded.
+    inline = init.raw_data or init.float_data or init.int32_data or init.double_data
+    return init.data_type in FLOATS and (len(init.dims) >= 2 or (not inline and len(init.dims) >= 1))
 
 
 def fold(model: onnx.ModelProto) -> ir.Model:
     """``model`` with its constant subgraphs folded, shapes inferred and Constant nodes lifted to initializers, as an
     onnx_ir model."""
     graph = model.graph
+    _bypass_initializer_identities(graph)
     hidden = [init for init in graph.initializer if is_parameter(init)]
     names = {init.name for init in hidden}
     kept = [init for init in graph.initializer if init.name not in names]
@@ -53,3 +56,23 @@ def fold(model: onnx.ModelProto) -> ir.Model:
         value.const_value = ir.serde.deserialize_tensor(init)
         ir_model.graph.register_initializer(value)
     return ir_model
+
+
+def _bypass_initializer_identities(graph: onnx.GraphProto) -> None:
+    """Readers of ``Identity(initializer)`` read the initializer: the legacy exporter shares equal weights (say every
+    layer's zero biases) through such nodes, which would otherwise fold into new constants when the weights carry
+    data, and stay when they are stripped."""
+    initializers = {init.name for init in graph.initializer}
+    outputs = {output.name for output in graph.output}
+    aliases = {
+        node.output[0]: node.input[0]
+        for node in graph.node
+        if node.op_type == "Identity" and node.input[0] in initializers and node.output[0] not in outputs
+    }
+    if not aliases:
+        return
+    kept = [node for node in graph.node if not (node.op_type == "Identity" and node.output[0] in aliases)]
+    for node in kept:
+        node.input[:] = [aliases.get(name, name) for name in node.input]
+    del graph.node[:]
+    graph.node.extend(kept)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import onnx_ir as ir
 
-from stream_trapti.importer.graph_edit import APPENDED, Editor, nodes_of
+from stream_trapti.importer.graph_edit import APPENDED, Editor, dims, nodes_of
 from stream_trapti.tracker.compose import LAYER_PREFIX
+from stream_trapti.workloads.builder import INT64_MAX
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,22 @@ def _is_residual_add(node: ir.Node) -> bool:
         and all(v is not None and v.const_value is None for v in node.inputs)
         and not node.outputs[0].meta.get(APPENDED)
     )
+
+
+def last_position_logits(ed: Editor) -> None:
+    """The LM head over the last position only, as generation runs it (transformers' ``logits_to_keep=1``) and as
+    the builder's ``lm_head="last"``: the head's input is sliced to its last position."""
+    logits = ed.graph.outputs[0]
+    head = logits.producer()
+    if head is None or head.op_type != "MatMul":
+        raise ed.fail(head or next(iter(ed.graph)), "the logits (the first graph output) computed by a MatMul")
+    hidden = head.inputs[0]
+    shape = dims(hidden)
+    if len(shape) < 2 or shape[-2] == 1:
+        return
+    axis = len(shape) - 2
+    starts, ends, axes = ed.ints("slice", [-1]), ed.ints("slice", [INT64_MAX]), ed.ints("slice", [axis])
+    last = ed.add_before(head, "Slice", [hidden, starts, ends, axes], "lm_head.last_position")
+    head.replace_input_with(0, last)
+    logits.shape = None  # one position now: inferred again
+    ed.log.append(f"LM head over the last of {shape[axis]} positions (Slice of {hidden.name!r})")

@@ -20,13 +20,14 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass, ShapeInferencePass
 from stream_trapti.atomic import atomic_write
 from stream_trapti.errors import InputFileError, check_file, one_line
 from stream_trapti.importer import embeddings, kv_cache, rewrites
-from stream_trapti.importer.fold import fold, is_parameter
+from stream_trapti.importer.fold import FLOATS, fold
 from stream_trapti.importer.graph_edit import LAYOUT, Editor
 from stream_trapti.importer.inputs import Step, fix_inputs
 from stream_trapti.importer.layers import (
     find_layers,
     hidden_states_input,
     keep_first_layer,
+    last_position_logits,
     name_layers,
     remove_unread_inputs,
 )
@@ -58,14 +59,16 @@ def import_model(
     source: str = "export",
     first_layer_only: bool = False,
     embedding: bool = False,
+    last_logits: bool = False,
 ) -> ImportResult:
     """Rewrite the export ``model`` (modified in place) for ``step``; ``source`` names it in errors.
     ``first_layer_only`` keeps the first decoder layer and the head: what a whole-inference composition solves
     before repeating the layer. ``embedding`` keeps the token lookup; without it (the default, as for presets) the
-    hidden states enter as a graph input."""
+    hidden states enter as a graph input. ``last_logits`` runs the LM head over the last position only."""
     if not model.graph.node:
         raise InputFileError(f"{source}: the graph has no nodes")
-    parameters = {init.name for init in model.graph.initializer if is_parameter(init)}
+    # Named as parameters: the export's weights, biases and norm scales, stripped or not (scalars are constants).
+    parameters = {init.name for init in model.graph.initializer if init.data_type in FLOATS and init.dims}
     roles = fix_inputs(model, step, source)
     try:
         ir_model = fold(model)
@@ -102,6 +105,9 @@ def import_model(
         RemoveUnusedNodesPass()(ir_model)
         remove_unread_inputs(ir_model.graph)
         layers = find_layers(ed)
+    if last_logits:
+        last_position_logits(ed)
+        ShapeInferencePass()(ir_model)
     kv = kv_cache.name_kv(ed)
     name_layers(layers)
     _name_constants(ir_model.graph, parameters)
@@ -112,6 +118,13 @@ def import_model(
 
     proto = ir.serde.serialize_model(ir_model)
     strip_data(proto, precision_bits)
+    # In name order: with weights stripped or not, the same export gives the same bytes.
+    initializers = sorted(proto.graph.initializer, key=lambda init: init.name)
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(initializers)
+    for node in proto.graph.node:  # exporters' provenance (stack traces, module paths): not shapes
+        node.doc_string = ""
+        del node.metadata_props[:]
     proto.opset_import[0].version = max(proto.opset_import[0].version, _OPSET)
     del proto.graph.value_info[:]
     try:
@@ -138,6 +151,7 @@ def import_export(
     precision_bits: int = 8,
     first_layer_only: bool = False,
     embedding: bool = False,
+    last_logits: bool = False,
 ) -> ImportResult:
     """Import the ONNX export at ``export`` for a step of ``seq`` new tokens after ``past`` cached ones (0: prefill)
     and write the shape-only graph to ``out`` atomically (see :func:`import_model`). Weights stay external and
@@ -147,7 +161,9 @@ def import_export(
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise InputFileError(f"ONNX export {path}: not a readable ONNX model ({one_line(error)})") from error
-    result = import_model(model, Step(seq, past), precision_bits, f"ONNX export {path}", first_layer_only, embedding)
+    result = import_model(
+        model, Step(seq, past), precision_bits, f"ONNX export {path}", first_layer_only, embedding, last_logits
+    )
     atomic_write(out, result.model.SerializeToString())
     return result
 

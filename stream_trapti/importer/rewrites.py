@@ -184,9 +184,11 @@ def _slice_range(node: ir.Node, rank: int, size: int) -> tuple[int, int] | None:
     """``(start, end)`` of a step-1 Slice of the last axis (clamped to ``size``), else None."""
     args = [values_of(v) if v is not None else None for v in node.inputs[1:]]
     starts, ends = args[0], args[1]
-    axes = args[2] if len(args) > 2 and args[2] is not None else np.arange(len(starts))
-    steps = args[3] if len(args) > 3 and args[3] is not None else np.ones(len(starts), np.int64)
-    if starts is None or ends is None or len(starts) != 1 or int(steps[0]) != 1 or int(axes[0]) % rank != rank - 1:
+    if starts is None or ends is None or len(starts) != 1:
+        return None
+    axes = args[2] if len(args) > 2 and args[2] is not None else np.zeros(1, np.int64)
+    steps = args[3] if len(args) > 3 and args[3] is not None else np.ones(1, np.int64)
+    if int(steps[0]) != 1 or int(axes[0]) % rank != rank - 1:
         return None
     start, end = (int(v) + size if int(v) < 0 else int(v) for v in (starts[0], ends[0]))
     return min(start, size), min(end, size)
