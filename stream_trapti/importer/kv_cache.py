@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from stream_trapti.importer.graph_edit import APPENDED, LAYOUT, Editor, dims, nodes_of, values_of
+from stream_trapti.importer.graph_edit import APPENDED, LAYOUT, Editor, dims, nodes_of, through_layouts, values_of
 from stream_trapti.workloads.tensors import kv_appended_name, kv_cache_name, kv_new_name
 
 _SCALINGS = frozenset({"Mul", "Div", "Cast"})
@@ -62,12 +62,15 @@ def name_kv(ed: Editor) -> list[str]:
 
 
 def _name(ed: Editor, layer: int, kind: str, tensor: ir.Value) -> list[str]:
+    """Name the K or V tensors of ``layer``. A view (the exports' head transpose) names nothing Stream keeps: it
+    folds views into their readers, so the name goes to the computed tensor the view shows, as the builder's."""
     producer = tensor.producer()
     if producer is not None and tensor.meta.get(APPENDED):
-        cache, new = producer.inputs
+        cache, new = producer.inputs[0], through_layouts(producer.inputs[1])
         cache.name, new.name = kv_cache_name(layer, kind), kv_new_name(layer, kind)
         tensor.name = kv_appended_name(layer, kind)
         return [cache.name, new.name, tensor.name]
+    tensor = through_layouts(tensor)
     tensor.name = kv_cache_name(layer, kind)
     return [tensor.name]
 
