@@ -127,7 +127,7 @@ def test_last_logits_project_one_position(name: str, tmp_path: Path) -> None:
     result = import_export(export, tmp_path / "a.onnx", length, last_logits=True)
     last = WorkloadSpec("prefill", length, config.layers, lm_head="last")
     assert graph_mac_count(result.model) == mac_count(config, last) == graph_mac_count(build_model(config, last))
-    assert dims_of(result.model.graph.output[0]) == [1, 1, config.vocab]
+    assert dims_of(result.model.graph.output[0]) == [1, config.vocab]
 
 
 def test_precision_bits_set_every_data_tensor(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ import onnx_ir as ir
 
 from stream_trapti.importer.graph_edit import APPENDED, Editor, dims, nodes_of
 from stream_trapti.tracker.compose import LAYER_PREFIX
-from stream_trapti.workloads.builder import INT64_MAX
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def _is_residual_add(node: ir.Node) -> bool:
 
 def last_position_logits(ed: Editor) -> None:
     """The LM head over the last position only, as generation runs it (transformers' ``logits_to_keep=1``) and as
-    the builder's ``lm_head="last"``: the head's input is sliced to its last position."""
+    the builder's ``lm_head="last"``: the head reads its input's last position only."""
     logits = ed.graph.outputs[0]
     head = logits.producer()
     if head is None or head.op_type != "MatMul":
@@ -160,9 +159,11 @@ def last_position_logits(ed: Editor) -> None:
     shape = dims(hidden)
     if len(shape) < 2 or shape[-2] == 1:
         return
-    axis = len(shape) - 2
-    starts, ends, axes = ed.ints("slice", [-1]), ed.ints("slice", [INT64_MAX]), ed.ints("slice", [axis])
-    last = ed.add_before(head, "Slice", [hidden, starts, ends, axes], "lm_head.last_position")
+    # The last row of the [positions, hidden] view, so the logits are [1, vocab] as the builder's. A Gather, not the
+    # builder's Slice: Stream 2.1.1 fails to allocate a Slice here ("no allocations to determine transfer type").
+    rows = ed.add_before(head, "Reshape", [hidden, ed.ints("shape", list(shape[-2:]))], "lm_head.positions")
+    index = ed.ints("last_position", [shape[-2] - 1])
+    last = ed.add_before(head, "Gather", [rows, index], "lm_head.last_position", axis=0)
     head.replace_input_with(0, last)
     logits.shape = None  # one position now: inferred again
-    ed.log.append(f"LM head over the last of {shape[axis]} positions (Slice of {hidden.name!r})")
+    ed.log.append(f"LM head over the last of {shape[-2]} positions (Gather of {hidden.name!r})")
