@@ -19,7 +19,7 @@ from stream_trapti.errors import InputFileError, check_file, one_line
 from stream_trapti.importer.inputs import role
 from stream_trapti.importer.pipeline import IMPORT_METADATA_KEY, import_export
 
-SCHEMA = "import-v2"
+SCHEMA = "import-v3"
 """Bump when the importer's output for the same export changes."""
 
 
