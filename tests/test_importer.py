@@ -304,3 +304,15 @@ def test_one_layer_repeated_traces_as_the_whole_export(tmp_path: Path) -> None:
     assert composed.trace.cycles == whole.trace.cycles
     assert [g.name.split(".")[0] for g in composed.groups] == [g.name.split(".")[0] for g in whole.groups]
     assert composed.trace.metadata["layers"] == "2"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gpt2_full_decode_dynamo", "qwen2_full_decode_dynamo"])
+def test_full_width_exports_solve_composed(name: str, tmp_path: Path) -> None:
+    """GPT-2 (124M) and Qwen2-0.5B widths, one decode step after 128 tokens, as an experiment traces an export."""
+    export = FIXTURES / f"{name}.onnx"
+    result = trace_export(DEFAULT_HARDWARE, export, 128, options=TraceOptions(progress=False), work_dir=tmp_path)
+    assert result.trace.cycles > 0
+    assert result.trace.metadata["steps"] == "decode_P128"
+    # The layer's groups, then the head's: one layer, as the export holds.
+    assert {g.name.split(".")[0] for g in result.groups if g.name.startswith("layer")} == {"layer0"}
