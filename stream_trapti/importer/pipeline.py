@@ -116,23 +116,7 @@ def import_model(
     RemoveUnusedNodesPass()(ir_model)
     _check_operators(ed)
 
-    proto = ir.serde.serialize_model(ir_model)
-    strip_data(proto, precision_bits)
-    # In name order: with weights stripped or not, the same export gives the same bytes.
-    initializers = sorted(proto.graph.initializer, key=lambda init: init.name)
-    del proto.graph.initializer[:]
-    proto.graph.initializer.extend(initializers)
-    for node in proto.graph.node:  # exporters' provenance (stack traces, module paths): not shapes
-        node.doc_string = ""
-        del node.metadata_props[:]
-    proto.opset_import[0].version = max(proto.opset_import[0].version, _OPSET)
-    del proto.graph.value_info[:]
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
-    except Exception as error:
-        raise InputFileError(f"{source}: the rewritten graph fails ONNX shape inference ({one_line(error)})") from error
-    for output, shaped in zip(proto.graph.output, inferred.graph.output, strict=True):
-        output.CopyFrom(shaped)
+    proto = _shape_only(ir_model, precision_bits, source)
     props = {
         KV_METADATA_KEY: json.dumps(kv),
         IMPORT_METADATA_KEY: json.dumps({"seq": step.seq, "past": step.past, "layers": depth, "rewrites": ed.log}),
@@ -141,6 +125,30 @@ def import_model(
     onnx.helper.set_model_props(proto, props)
     proto.producer_name = "stream-trapti import"
     return ImportResult(proto, tuple(kv), tuple(ed.log), depth)
+
+
+def _shape_only(ir_model: ir.Model, precision_bits: int, source: str) -> onnx.ModelProto:
+    """The rewritten graph as ONNX: weights stripped, initializers in name order (with weights stripped or not, an
+    export gives the same bytes), no exporter provenance, the output shapes ONNX infers."""
+    proto = ir.serde.serialize_model(ir_model)
+    strip_data(proto, precision_bits)
+    initializers = sorted(proto.graph.initializer, key=lambda init: init.name)
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(initializers)
+    for node in proto.graph.node:  # stack traces, module paths: not shapes
+        node.doc_string = ""
+        del node.metadata_props[:]
+    for opset in proto.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = max(opset.version, _OPSET)
+    del proto.graph.value_info[:]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    except Exception as error:
+        raise InputFileError(f"{source}: the rewritten graph fails ONNX shape inference ({one_line(error)})") from error
+    for output, shaped in zip(proto.graph.output, inferred.graph.output, strict=True):
+        output.CopyFrom(shaped)
+    return proto
 
 
 def import_export(
