@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 import onnx_ir as ir
+from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
 from onnx_ir.passes.common import RemoveUnusedNodesPass, ShapeInferencePass
 
 from stream_trapti.atomic import atomic_write
@@ -169,6 +170,7 @@ def import_export(
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise InputFileError(f"ONNX export {path}: not a readable ONNX model ({one_line(error)})") from error
+    _load_small_external_data(model, path)
     result = import_model(
         model, Step(seq, past), precision_bits, f"ONNX export {path}", first_layer_only, embedding, last_logits
     )
@@ -217,3 +219,19 @@ _EXPECTED = {
     "Range": "shape arithmetic that folds once every dimension is fixed",
     "Shape": "shape arithmetic that folds once every dimension is fixed",
 }
+
+
+def _load_small_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Read the external data of every initializer but the weights (float tensors of two or more dims), which the
+    import never reads: shapes, indices and RoPE's ``inv_freq`` fold, and an export past 2 GB keeps them all
+    beside the model when saved with a low threshold."""
+    for init in model.graph.initializer:
+        weight = init.data_type in FLOATS and len(init.dims) >= 2
+        if uses_external_data(init) and not weight:
+            try:
+                load_external_data_for_tensor(init, str(path.parent))
+            except OSError as error:
+                message = f"ONNX export {path}: cannot read the data of {init.name!r} ({one_line(error)})"
+                raise InputFileError(message) from error
+            init.ClearField("data_location")
+            del init.external_data[:]
