@@ -33,7 +33,7 @@ def find_layers(ed: Editor) -> Layers:
     softmaxes = list(nodes_of(ed.graph, "Softmax"))
     if not softmaxes:
         raise ed.fail(next(iter(ed.graph)), "a decoder: attention Softmax nodes, one per layer")
-    attention = [_ancestors(_context(s)) for s in softmaxes]
+    attention = [_ancestors(_context(ed, s)) for s in softmaxes]
     entering = [_entering_stream(ed, s, nodes) for s, nodes in zip(softmaxes, attention, strict=True)]
     chain = _residual_chain(entering[0])
     streams = [*entering, chain[-1]]
@@ -90,8 +90,12 @@ def name_layers(layers: Layers) -> None:
                     value.name = prefix + (value.name or node.name)
 
 
-def _context(softmax: ir.Node) -> ir.Node:
-    return next(use.node for use in softmax.outputs[0].uses() if use.node.op_type == "MatMul")
+def _context(ed: Editor, softmax: ir.Node) -> ir.Node:
+    """The MatMul of the attention probabilities with V."""
+    readers = [use.node for use in softmax.outputs[0].uses() if use.node.op_type == "MatMul"]
+    if len(readers) != 1:
+        raise ed.fail(softmax, "attention: a Softmax read by one MatMul with V")
+    return readers[0]
 
 
 def _ancestors(node: ir.Node) -> set[ir.Node]:
