@@ -11,6 +11,7 @@ Examples::
     stream-trapti report outputs/default
     stream-trapti sweep inputs/design_sweep_default.yaml --dry-run
     stream-trapti sweep inputs/design_sweep_default.yaml --scheduler tcp://127.0.0.1:8786
+    stream-trapti import exports/llama.onnx --seq 128 -o inputs/llama_prefill_L128.onnx
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream_trapti.errors import ConfigError, TraptiError
+from stream_trapti.importer.command import add_import_command
 from stream_trapti.residency import DEFAULT_KV_BUDGET, KV_RESIDENCIES
 
 EPILOG = __doc__.split("Examples::", 1)[1]
@@ -144,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=_positive, help="workers of the local cluster (default: one per CPU)")
     sweep.add_argument("--dry-run", action="store_true", help="list the points and their cached solves; solve nothing")
     sweep.set_defaults(run=_sweep)
+    add_import_command(commands)
     return parser
 
 

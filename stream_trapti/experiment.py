@@ -5,6 +5,7 @@ An experiment is a small YAML file (or the INPUTS block of ``scripts/main_trapti
     experiment_id: mha_vs_gqa_L1024
     hardware: hardware/trapti_edge.yaml
     models: [gpt2-xl, deepseek-r1-distill-qwen-1.5b]   # presets; or  onnx: path/to/block.onnx  (+ mapping:)
+                                                       # or a Hugging Face export, imported for prefill (L or P)
     prefill: 1024
     decode_steps: 0
     layers: null           # default: each model's depth
@@ -34,6 +35,8 @@ from stream_trapti.api import TraceOptions, TraceResult, explore_result, trace_w
 from stream_trapti.atomic import atomic_directory
 from stream_trapti.config_model import ConfigModel, Int, PlainName, PresetName, UniqueTuple, load_yaml, parse_config
 from stream_trapti.hardware_variants import sram_capacity_variant
+from stream_trapti.importer.cached import is_export
+from stream_trapti.importer.compose import trace_export
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.reports.report_md import write_report
@@ -49,6 +52,9 @@ from stream_trapti.workloads.spec import PRECISIONS
 
 _PRESET_KEYS = ("prefill", "decode_steps", "layers", "precision_bits", "kv_residency", "kv_budget")
 """The keys that shape preset workloads; an ``onnx`` workload is solved as given, so they do not apply to it."""
+_EXPORT_KEYS = ("prefill", "precision_bits")
+"""The keys that shape an ``onnx`` Hugging Face export: it is imported (:mod:`stream_trapti.importer`) for a prefill
+of ``prefill`` tokens, or for a decode step after ``prefill`` cached ones if it is a decode export."""
 
 
 class Experiment(ConfigModel):
@@ -77,8 +83,15 @@ class Experiment(ConfigModel):
         if bool(self.models) == (self.onnx is not None):
             given = "both" if self.models else "neither"
             raise ValueError(f"give exactly one of 'models' or 'onnx' (presets, or one ONNX workload), got {given}")
-        if self.onnx is not None and (given := [key for key in _PRESET_KEYS if key in self.model_fields_set]):
-            raise ValueError(f"key '{given[0]}': applies to model presets only; an 'onnx' workload is solved as given")
+        allowed = _EXPORT_KEYS if self.onnx is not None and self.onnx.is_file() and is_export(self.onnx) else ()
+        given = [key for key in _PRESET_KEYS if key in self.model_fields_set and key not in allowed]
+        if allowed and "mapping" in self.model_fields_set:
+            raise ValueError("key 'mapping': a Hugging Face export is imported and mapped by Stream's generic mapper")
+        if self.onnx is not None and given:
+            raise ValueError(
+                f"key '{given[0]}': applies to model presets only (and prefill, precision_bits to a Hugging Face "
+                "export); an 'onnx' workload is solved as given"
+            )
         if self.onnx is None and "mapping" in self.model_fields_set:
             raise ValueError("key 'mapping': applies to an 'onnx' workload only; presets use Stream's generic mapper")
         if "kv_budget" in self.model_fields_set and self.kv_residency != "fit":
@@ -166,6 +179,7 @@ def experiment_record(experiment: Experiment) -> ExperimentRecord:
     record does not depend on how their paths were spelled; the shape of preset workloads, None when an ONNX workload
     ran as given."""
     presets = bool(experiment.models)
+    imported = experiment.onnx is not None and is_export(experiment.onnx)
     return ExperimentRecord(
         experiment_id=experiment.experiment_id,
         hardware=hardware_identity(experiment.hardware),
@@ -173,10 +187,10 @@ def experiment_record(experiment: Experiment) -> ExperimentRecord:
         onnx=file_identity(experiment.onnx) if experiment.onnx else None,
         mapping=file_identity(experiment.mapping) if experiment.mapping else None,
         sweep=file_identity(experiment.sweep) if experiment.sweep else None,
-        prefill=experiment.prefill if presets else None,
+        prefill=experiment.prefill if presets or imported else None,
         decode_steps=experiment.decode_steps if presets else None,
         layers=experiment.layers,
-        precision_bits=experiment.precision_bits if presets else None,
+        precision_bits=experiment.precision_bits if presets or imported else None,
         kv_residency=experiment.kv_residency if presets else None,
         kv_budget=experiment.kv_budget if presets and experiment.kv_residency == "fit" else None,
         sram_capacities_mib=experiment.sram_capacities_mib,
@@ -188,6 +202,11 @@ def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterat
     for suffix, hardware in _hardware(experiment):
         if experiment.onnx is not None:
             name = experiment.onnx.stem + suffix
+            if is_export(experiment.onnx):
+                # One decoder layer imported and solved, then repeated, as presets are.
+                args = (experiment.prefill, experiment.precision_bits, options, work / name)
+                yield name, trace_export(hardware, experiment.onnx, *args)
+                continue
             yield name, trace_workload(hardware, experiment.onnx, work / name, experiment.mapping, options)
             continue
         phases = Phases(experiment.prefill, experiment.decode_steps)

@@ -118,7 +118,8 @@ def _check_inputs(path: Path, model: onnx.ModelProto) -> None:
         if value.type.tensor_type.elem_type == onnx.TensorProto.INT64:
             raise InputFileError(
                 f"workload ONNX {path}: graph input {value.name!r} is int64, which Stream 2.1.1's ONNX frontend "
-                "rejects; feed embeddings or use a narrower integer type."
+                "rejects; feed embeddings or use a narrower integer type (a Hugging Face export: run "
+                "'stream-trapti import' on it)."
             )
     for value in (*model.graph.input, *model.graph.output, *model.graph.value_info):
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
