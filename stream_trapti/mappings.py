@@ -22,7 +22,9 @@ for any workload our builder writes, at any sequence length, past length and lay
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,20 @@ from stream.workload.node import ComputationNode, InEdge
 from stream.workload.workload import Workload, determine_fusion_cut_points
 
 from stream_trapti.atomic import atomic_write
+from stream_trapti.errors import SolveError
+from stream_trapti.fusion import FusionScope
 from stream_trapti.tracker import stream_internals as internals
 
 # Operator types that are contractions and therefore belong on the systolic arrays.
 CONTRACTION_TYPES: frozenset[str] = frozenset({"MatMul", "Gemm", "Einsum", "Conv"})
+
+SCOPE_BLOCKS: dict[str, re.Pattern[str]] = {
+    # The attention sub-block: its norm, the attention operators and the residual add after the output projection.
+    "attention": re.compile(r"^(layer\d+)\.attn(?:_norm|\.|_residual$)"),
+    "layer": re.compile(r"^(layer\d+)\."),
+}
+"""Per fused scope, the node names (:mod:`stream_trapti.workloads.builder`'s) of one block, which it fuses; the first
+group is the block's name."""
 
 
 @dataclass(frozen=True)
@@ -91,14 +103,21 @@ def weight_names(workload: Workload) -> frozenset[str]:
     return frozenset(t.name for n in workload.nodes if isinstance(n, InEdge) and n.parameter for t in n.outputs)
 
 
-def place_layers(workload: Workload, cores: TraptiCores) -> list[LayerPlacement]:
-    """Cores and inter-core split of every computation node, in Stream's dataflow order."""
+def place_layers(
+    workload: Workload, cores: TraptiCores, fused: dict[str, int] | None = None
+) -> list[LayerPlacement]:
+    """Cores and inter-core split of every computation node, in Stream's dataflow order. ``fused`` gives, for the
+    nodes of fused groups, the node-relative position of the group's token dim (-1: none the arrays divide): there a
+    contraction is split on the tokens or runs on one array."""
     placements: list[LayerPlacement] = []
     for cn in _computation_nodes(workload):
         if cn.type not in CONTRACTION_TYPES:
             placements.append(LayerPlacement(cn.name, (cores.vector,), None))
             continue
-        split_dim = _split_dim(workload, cn, len(cores.arrays))
+        if fused is not None and cn.name in fused:
+            split_dim = fused[cn.name] if fused[cn.name] >= 0 else None
+        else:
+            split_dim = _split_dim(workload, cn, len(cores.arrays))
         if split_dim is None:
             placements.append(LayerPlacement(cn.name, cores.arrays[:1], None))
         else:
@@ -123,14 +142,35 @@ def _split_dim(workload: Workload, cn: ComputationNode, n_cores: int) -> int | N
     return max(candidates)[1] if candidates and n_cores > 1 else None
 
 
-def fused_groups(workload: Workload, weights: frozenset[str]) -> list[list[ComputationNode]]:
-    """Cut the dataflow order into fused groups, ending a group after a contraction unless the next contraction reads
-    one of its inputs or both are attention contractions (no weight operand)."""
+def fused_groups(
+    workload: Workload, weights: frozenset[str], scope: FusionScope = "operator"
+) -> list[list[ComputationNode]]:
+    """Cut the dataflow order into fused groups. ``operator``: a group ends after a contraction unless the next
+    contraction reads one of its inputs or both are attention contractions (no weight operand). ``attention`` and
+    ``layer``: the nodes of each attention sub-block, or of each decoder layer (by the builder's node names,
+    :data:`SCOPE_BLOCKS`), form one group, the others are grouped as ``operator``. A FusionEdge (a layout Stream could
+    not fold) ends a group in every scope: Stream always cuts there."""
     nodes = _computation_nodes(workload)
-    contractions = [cn for cn in nodes if cn.type in CONTRACTION_TYPES]
-    following = dict(zip(contractions, contractions[1:], strict=False))
     # A FusionEdge (a layout op Stream could not fold, such as GQA's K/V head repeat) always splits Stream's groups.
     segment = {cn.name: i for i, sub in enumerate(workload.split_fusion_groups()) for cn in sub.get_computation_nodes()}
+    operator = _operator_groups(nodes, segment, weights)
+    if scope == "operator":
+        return operator
+    group_of = {cn.name: i for i, group in enumerate(operator) for cn in group}
+
+    def key(cn: ComputationNode) -> tuple:
+        block = SCOPE_BLOCKS[scope].match(cn.name)
+        return ("block", block.group(1), segment[cn.name]) if block else ("operator", group_of[cn.name])
+
+    return _end_at_shared_outputs([list(run) for _, run in groupby(nodes, key)])
+
+
+def _operator_groups(
+    nodes: list[ComputationNode], segment: dict[str, int], weights: frozenset[str]
+) -> list[list[ComputationNode]]:
+    """The ``operator`` scope of :func:`fused_groups`."""
+    contractions = [cn for cn in nodes if cn.type in CONTRACTION_TYPES]
+    following = dict(zip(contractions, contractions[1:], strict=False))
     groups: list[list[ComputationNode]] = [[]]
     for cn in nodes:
         if groups[-1] and segment[groups[-1][-1].name] != segment[cn.name]:
@@ -174,6 +214,43 @@ def _reads_weight(cn: ComputationNode, weights: frozenset[str]) -> bool:
     return any(t.name in weights for t in cn.inputs)
 
 
+@dataclass(frozen=True)
+class _GroupSetup:
+    """A group as Stream's capacity tiler takes it: its sub-workload and nodes, each node's cores, the splits over
+    them (per unique dim and per node) and the dims a tile must keep whole."""
+
+    sub: Workload
+    cns: tuple[ComputationNode, ...]
+    cores_per_node: dict[ComputationNode, list[Core]]
+    unroll: dict[LayerDim, int]
+    node_unroll: dict[ComputationNode, dict[LayerDim, int]]
+    protected: set[LayerDim]
+
+    @classmethod
+    def of(
+        cls,
+        workload: Workload,
+        accelerator: Accelerator,
+        group: list[ComputationNode],
+        placements: dict[str, LayerPlacement],
+    ) -> _GroupSetup:
+        sub = _sub_workload(workload, group)
+        cns = tuple(sub.get_computation_nodes())
+        cores_per_node = {cn: [accelerator.get_core(i) for i in placements[cn.name].cores] for cn in cns}
+        node_unroll: dict[ComputationNode, dict[LayerDim, int]] = {}
+        unroll: dict[LayerDim, int] = {}
+        for cn in cns:
+            placement = placements[cn.name]
+            if placement.split_dim is None:
+                continue
+            dim = sub.get_dims(cn)[placement.split_dim]
+            node_unroll[cn] = {dim: len(placement.cores)}
+            unroll[dim] = max(unroll.get(dim, 1), len(placement.cores))
+        # Stream never tiles a softmax/layernorm reduction or a recurrence carry: a tile must see the whole row.
+        protected = {sub.get_dims(cn)[p] for cn in cns for p in nonlinear_reduction_dims(cn) | sequential_dims(cn)}
+        return cls(sub, cns, cores_per_node, unroll, node_unroll, protected)
+
+
 def intra_core_tiling(
     workload: Workload,
     accelerator: Accelerator,
@@ -182,20 +259,15 @@ def intra_core_tiling(
     weights: frozenset[str],
 ) -> list[dict[str, Any]]:
     """Steady-state tiles of one fused group, from Stream's capacity tiler so that the group fits its memories."""
-    sub = _sub_workload(workload, group)
-    cns = tuple(sub.get_computation_nodes())
-    cores_per_node = {cn: [accelerator.get_core(i) for i in placements[cn.name].cores] for cn in cns}
-    node_unroll: dict[ComputationNode, dict[LayerDim, int]] = {}
-    unroll: dict[LayerDim, int] = {}
-    for cn in cns:
-        placement = placements[cn.name]
-        if placement.split_dim is None:
-            continue
-        dim = sub.get_dims(cn)[placement.split_dim]
-        node_unroll[cn] = {dim: len(placement.cores)}
-        unroll[dim] = max(unroll.get(dim, 1), len(placement.cores))
-    # Stream never tiles a softmax/layernorm reduction or a recurrence carry: a tile must see the whole row.
-    protected = {sub.get_dims(cn)[p] for cn in cns for p in nonlinear_reduction_dims(cn) | sequential_dims(cn)}
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    sub, cns, cores_per_node, unroll, node_unroll, protected = (
+        g.sub,
+        g.cns,
+        g.cores_per_node,
+        g.unroll,
+        g.node_unroll,
+        g.protected,
+    )
     whole = _whole_group_tiling(sub, cns, unroll)
     tiler = CapacityTiler(sub, accelerator)
     # Stream's tiler does not count weight refetches: tiling the token axis of a projection streams all its weights
@@ -303,6 +375,20 @@ def _resident_bits(
     """Bits each memory holds at once: every tile as the tiler counts it (double-buffered where a loop steps it) but
     the accumulators' outputs whole along ``inside``, and each tile once per memory where cores sharing that memory
     hold the same data, as Stream's allocator counts it."""
+    tiles = _resident_tiles(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
+    return {memory: sum(held.values()) for memory, held in tiles.items()}
+
+
+def _resident_tiles(
+    tiler: CapacityTiler,
+    cores_per_node: dict[ComputationNode, list[Core]],
+    unroll: dict[LayerDim, int],
+    node_unroll: dict[ComputationNode, dict[LayerDim, int]],
+    resident: dict[LayerDim, int],
+    accumulators: tuple[ComputationNode, ...],
+    inside: frozenset[LayerDim],
+) -> dict[int, dict[tuple, int]]:
+    """:func:`_resident_bits` per memory and tile, a tile keyed by its tensor's name first."""
     sub = tiler.sub_workload
     lead = sub.leading_dim
     unroll_lead = {lead(d)[0]: f for d, f in unroll.items()}
@@ -327,7 +413,7 @@ def _resident_bits(
                 key = (t.name, shape, part) if t in produced else (t.name, cn.name, shape, part)
                 held = tiles.setdefault(tiler.accelerator.memory_of(core).id, {})
                 held[key] = max(bits, held.get(key, 0))
-    return {memory: sum(held.values()) for memory, held in tiles.items()}
+    return tiles
 
 
 def _token_dims(sub: Workload, cns: tuple[ComputationNode, ...], weights: frozenset[str]) -> set[LayerDim]:
@@ -368,14 +454,30 @@ def _whole_group_tiling(sub: Workload, cns: tuple[ComputationNode, ...], unroll:
 
 def build_mapping(onnx_path: str | Path, hardware: str | Path | Accelerator) -> dict[str, Any]:
     """The fixed mapping of the ONNX workload on ``hardware`` as a Stream 2.1.1 mapping dict (``layers``,
-    ``fused_groups``), validated by Stream's MappingValidator."""
+    ``fused_groups``), validated by Stream's MappingValidator: the ``operator`` scope, whose groups Stream's
+    fixed-mapping stage keeps (checked here), written as a mapping YAML."""
     accelerator = hardware if isinstance(hardware, Accelerator) else parse_accelerator(str(hardware))
     workload = load_workload(str(onnx_path))
-    cores = find_cores(accelerator)
-    placements = {p.name: p for p in place_layers(workload, cores)}
-    weights = weight_names(workload)
-    groups, tilings = _tile_groups(workload, accelerator, fused_groups(workload, weights), placements, weights)
+    groups, mapping = generate_mapping(workload, accelerator, "operator")
     _check_grouping_is_used(workload, groups)
+    return mapping
+
+
+def generate_mapping(
+    workload: Workload, accelerator: Accelerator, scope: FusionScope
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """The fused groups (node names, in order) of ``workload`` in ``scope`` and its mapping on ``accelerator`` as a
+    Stream 2.1.1 mapping dict, validated by Stream's MappingValidator. In the fused scopes a group that no tiling fits
+    is an error saying what it holds (:func:`cannot_fit`); in ``operator`` it is split."""
+    cores = find_cores(accelerator)
+    weights = weight_names(workload)
+    groups = fused_groups(workload, weights, scope)
+    fused = None if scope == "operator" else _token_splits(workload, groups, weights, len(cores.arrays))
+    placements = {p.name: p for p in place_layers(workload, cores, fused)}
+    if scope == "operator":
+        groups, tilings = _tile_groups(workload, accelerator, groups, placements, weights)
+    else:
+        tilings = [_fused_tiling(workload, accelerator, group, placements, weights, scope) for group in groups]
 
     layers = [
         {
@@ -396,8 +498,95 @@ def build_mapping(onnx_path: str | Path, hardware: str | Path | Accelerator) -> 
     mapping = {"layers": layers, "fused_groups": groups_data}
     validator = MappingValidator(mapping)
     if not validator.validate():
-        raise ValueError(f"Stream rejects the generated mapping for {onnx_path}: {validator.errors}")
-    return mapping
+        raise ValueError(f"Stream rejects the generated mapping: {validator.errors}")
+    return [[cn.name for cn in group] for group in groups], mapping
+
+
+def _token_splits(
+    workload: Workload, groups: list[list[ComputationNode]], weights: frozenset[str], n_cores: int
+) -> dict[str, int]:
+    """Per contraction of a fused group, the node-relative position of the group's token dim, where the arrays split
+    it (-1 where they cannot: one array). Inside a group Stream ties the dims of its nodes together, so a split on
+    another dim (GPT-2's 4800 QKV outputs) meets the 25 heads it is tied to and cannot be cut evenly; the tokens are
+    the one dim every node of a decoder layer shares (in decode there is one, and every contraction takes one array)."""
+    splits: dict[str, int] = {}
+    for group in groups:
+        if len(group) == 1:
+            continue
+        sub = _sub_workload(workload, group)
+        cns = tuple(sub.get_computation_nodes())
+        tokens = _token_dims(sub, cns, weights)
+        for cn in cns:
+            if cn.type not in CONTRACTION_TYPES:
+                continue
+            types = derive_iterator_types(cn)
+            dims = sub.get_dims(cn)
+            positions = [
+                pos
+                for pos, dim in enumerate(dims)
+                if types.get(pos) == IteratorType.PARALLEL
+                and sub.leading_dim(dim)[0] in tokens
+                and sub.get_dimension_size(dim) % n_cores == 0
+            ]
+            splits[cn.name] = positions[0] if positions and n_cores > 1 else -1
+    return splits
+
+
+def _fused_tiling(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+    scope: FusionScope,
+) -> list[dict[str, Any]]:
+    """:func:`intra_core_tiling` of a group of a fused scope, or a :class:`FusionError` saying why none fits."""
+    try:
+        return intra_core_tiling(workload, accelerator, group, placements, weights)
+    except ValueError:
+        raise FusionError(cannot_fit(workload, accelerator, group, placements, scope)) from None
+
+
+class FusionError(SolveError):
+    """A fused group no tiling fits in its memories; the message names the group, the tensors and their bytes."""
+
+
+def cannot_fit(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    scope: FusionScope,
+) -> str:
+    """Why no tiling fits ``group``, in one line: what its tiles hold at the finest tiling Stream may cut (one element
+    along every dim but those a tile must keep whole, the softmax and norm rows), against the tiler's budget; where
+    even that fits, the tiles it takes exceed Stream's limit."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    tiler = CapacityTiler(g.sub, accelerator)
+    lead = g.sub.leading_dim
+    protected = {lead(d)[0] for d in g.protected}
+    dims = dict.fromkeys(lead(d)[0] for cn in g.cns for d in g.sub.get_dims(cn))
+    finest = {dim: 1 for dim in dims if dim not in protected}
+    tiles = _resident_tiles(tiler, g.cores_per_node, g.unroll, g.node_unroll, finest, (), frozenset())
+    memory, held = max(tiles.items(), key=lambda item: sum(item[1].values()))
+    instance = accelerator.memory_of(accelerator.get_core(memory))
+    budget = int(instance.size * tiler.fill_fraction) // 8
+    by_tensor: dict[str, int] = {}
+    for key, bits in held.items():
+        by_tensor[key[0]] = by_tensor.get(key[0], 0) + bits // 8
+    total = sum(by_tensor.values())
+    largest = sorted(by_tensor.items(), key=lambda item: (-item[1], item[0]))[:3]
+    named = ", ".join(f"{name} {size:,} B" for name, size in largest)
+    where = f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
+    if total > budget:
+        return (
+            f"{where} fits no tiling in {instance.name} ({budget:,} B usable): even tiled to one row of every dim but "
+            f"the softmax/norm rows its tiles hold {total:,} B, largest {named}"
+        )
+    return (
+        f"{where} fits {instance.name} ({budget:,} B usable) only in tiles finer than Stream's "
+        f"{CapacityTiler.MAX_STEADY_STATE_TILES} steady-state tiles allow (its largest tiles: {named})"
+    )
 
 
 def _tile_groups(
