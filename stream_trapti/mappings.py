@@ -45,6 +45,7 @@ from stream_trapti.atomic import atomic_write
 from stream_trapti.errors import SolveError
 from stream_trapti.fusion import FusionScope
 from stream_trapti.tracker import stream_internals as internals
+from stream_trapti.tracker.group import on_chip_memories
 
 # Operator types that are contractions and therefore belong on the systolic arrays.
 CONTRACTION_TYPES: frozenset[str] = frozenset({"MatMul", "Gemm", "Einsum", "Conv"})
@@ -257,8 +258,10 @@ def intra_core_tiling(
     group: list[ComputationNode],
     placements: dict[str, LayerPlacement],
     weights: frozenset[str],
+    seed: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Steady-state tiles of one fused group, from Stream's capacity tiler so that the group fits its memories."""
+    """Steady-state tiles of one fused group, from Stream's capacity tiler so that the group fits its memories;
+    ``seed`` is the tiling the tiler starts from (default: one tile for the whole group)."""
     g = _GroupSetup.of(workload, accelerator, group, placements)
     sub, cns, cores_per_node, unroll, node_unroll, protected = (
         g.sub,
@@ -268,7 +271,7 @@ def intra_core_tiling(
         g.node_unroll,
         g.protected,
     )
-    whole = _whole_group_tiling(sub, cns, unroll)
+    whole = seed or _whole_group_tiling(sub, cns, unroll)
     tiler = CapacityTiler(sub, accelerator)
     # Stream's tiler does not count weight refetches: tiling the token axis of a projection streams all its weights
     # from DRAM once per token tile. Keep the token axis whole where the group still fits, tiling the weights instead.
@@ -514,11 +517,10 @@ def _token_splits(
         if len(group) == 1:
             continue
         sub = _sub_workload(workload, group)
-        cns = tuple(sub.get_computation_nodes())
-        tokens = _token_dims(sub, cns, weights)
-        for cn in cns:
-            if cn.type not in CONTRACTION_TYPES:
-                continue
+        contractions = tuple(cn for cn in sub.get_computation_nodes() if cn.type in CONTRACTION_TYPES)
+        # The projections' tokens: an element-wise constant (the attention scale) indexes no token either.
+        tokens = _token_dims(sub, contractions, weights)
+        for cn in contractions:
             types = derive_iterator_types(cn)
             dims = sub.get_dims(cn)
             positions = [
@@ -540,11 +542,49 @@ def _fused_tiling(
     weights: frozenset[str],
     scope: FusionScope,
 ) -> list[dict[str, Any]]:
-    """:func:`intra_core_tiling` of a group of a fused scope, or a :class:`FusionError` saying why none fits."""
-    try:
-        return intra_core_tiling(workload, accelerator, group, placements, weights)
-    except ValueError:
-        raise FusionError(cannot_fit(workload, accelerator, group, placements, scope)) from None
+    """:func:`intra_core_tiling` of a group of a fused scope, or a :class:`FusionError` saying why none fits.
+
+    Stream's tiler shrinks first the dim that keeps its arrays fullest, so in a layer it cuts the MLP's 6400 outputs
+    until the tiles it may take (1024) leave none for the attention heads, and finds nothing. Where it does, it starts
+    again from one attention head per tile (the depth-first order of a fused layer: each head, then the MLP in
+    slices)."""
+    for seed in (None, _one_head(workload, accelerator, group, placements, weights)):
+        try:
+            return intra_core_tiling(workload, accelerator, group, placements, weights, seed)
+        except ValueError:
+            continue
+    raise FusionError(cannot_fit(workload, accelerator, group, placements, scope))
+
+
+def _one_head(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+) -> list[dict[str, Any]] | None:
+    """A seed tiling of one attention head per tile: every dim the group's attention contractions (those reading no
+    weight) all run in parallel, but the tokens, at 1; None without attention contractions."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    lead = g.sub.leading_dim
+    attention = [cn for cn in g.cns if cn.type in CONTRACTION_TYPES and not _reads_weight(cn, weights)]
+    if not attention:
+        return None
+    tokens = _token_dims(g.sub, tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES), weights)
+    protected = {lead(d)[0] for d in g.protected}
+
+    def parallel(cn: ComputationNode) -> dict[LayerDim, int]:
+        dims = g.sub.get_dims(cn)
+        return {
+            lead(dims[p])[0]: p
+            for p, kind in derive_iterator_types(cn).items()
+            if kind == IteratorType.PARALLEL and lead(dims[p])[1] == 1
+        }
+
+    first = parallel(attention[0])
+    heads = set(first).intersection(*(parallel(cn) for cn in attention[1:])) - tokens - protected
+    seed = [{"dim": f"{attention[0].name}.D{first[d]}", "tile": 1} for d in sorted(heads, key=str)]
+    return seed or None
 
 
 class FusionError(SolveError):
@@ -569,8 +609,8 @@ def cannot_fit(
     finest = {dim: 1 for dim in dims if dim not in protected}
     tiles = _resident_tiles(tiler, g.cores_per_node, g.unroll, g.node_unroll, finest, (), frozenset())
     memory, held = max(tiles.items(), key=lambda item: sum(item[1].values()))
-    instance = accelerator.memory_of(accelerator.get_core(memory))
-    budget = int(instance.size * tiler.fill_fraction) // 8
+    names = {owner.id: info.name for owner, info in on_chip_memories(accelerator)}
+    budget = int(accelerator.get_core(memory).get_memory_capacity() * tiler.fill_fraction) // 8
     by_tensor: dict[str, int] = {}
     for key, bits in held.items():
         by_tensor[key[0]] = by_tensor.get(key[0], 0) + bits // 8
@@ -580,11 +620,11 @@ def cannot_fit(
     where = f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
     if total > budget:
         return (
-            f"{where} fits no tiling in {instance.name} ({budget:,} B usable): even tiled to one row of every dim but "
+            f"{where} fits no tiling in {names[memory]} ({budget:,} B usable): even tiled to one row of every dim but "
             f"the softmax/norm rows its tiles hold {total:,} B, largest {named}"
         )
     return (
-        f"{where} fits {instance.name} ({budget:,} B usable) only in tiles finer than Stream's "
+        f"{where} fits {names[memory]} ({budget:,} B usable) only in tiles finer than Stream's "
         f"{CapacityTiler.MAX_STEADY_STATE_TILES} steady-state tiles allow (its largest tiles: {named})"
     )
 

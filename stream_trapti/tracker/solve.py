@@ -12,6 +12,7 @@ from stream.api import SolveOptions, evaluate_mapping
 from stream.ir.infeasibility import InfeasibleAllocationError
 
 from stream_trapti.errors import InputFileError, SolveError, StreamContractError
+from stream_trapti.fusion import STAGE_OPTION, check_registered
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.inputs import check_solve_inputs
@@ -68,6 +69,8 @@ def _solve(
     solve: SolveOptions,
 ) -> list[GroupOccupancy]:
     """:func:`solve_groups` on inputs already checked."""
+    if STAGE_OPTION in solve.stage_options:
+        check_registered()
     groups: list[GroupOccupancy] = []
     instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: {"sink": groups}}
     solve = replace(solve, instrumentation=instrumentation)
@@ -75,6 +78,9 @@ def _solve(
         estimate = evaluate_mapping(
             str(hardware), str(workload), str(output_path), str(mapping) if mapping else None, solve
         )
+    except SolveError as error:
+        # Raised by our mapping generator inside Stream's pipeline, which does not know the files.
+        raise type(error)(f"{workload} on {hardware}: {error}") from error
     except InfeasibleAllocationError as error:
         raise SolveError(
             f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "
