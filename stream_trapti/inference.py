@@ -113,8 +113,8 @@ def trace_inference(
     enter from DRAM instead. ``kv_residency`` says where the KV cache lives between operators
     (:mod:`stream_trapti.residency`; ``kv_budget`` is the SRAM share ``fit`` gives it); the hardware variants it
     solves on are cached under the cache root. ``fusion`` is the scope Stream fuses (:mod:`stream_trapti.fusion`;
-    ``committed``: Stream's generic mapping generator, one group per operator). Stream's outputs and the generated ONNX go under ``work_dir``
-    (default: a scratch directory under the cache root)."""
+    ``committed``: Stream's generic mapping generator, one group per operator). Stream's outputs and the generated
+    ONNX go under ``work_dir`` (default: a scratch directory under the cache root)."""
     options = with_fusion(options or TraceOptions(), fusion)
     config = preset(model) if isinstance(model, str) else model
     depth = config.layers if layers is None else layers

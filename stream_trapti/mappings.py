@@ -104,9 +104,7 @@ def weight_names(workload: Workload) -> frozenset[str]:
     return frozenset(t.name for n in workload.nodes if isinstance(n, InEdge) and n.parameter for t in n.outputs)
 
 
-def place_layers(
-    workload: Workload, cores: TraptiCores, fused: dict[str, int] | None = None
-) -> list[LayerPlacement]:
+def place_layers(workload: Workload, cores: TraptiCores, fused: dict[str, int] | None = None) -> list[LayerPlacement]:
     """Cores and inter-core split of every computation node, in Stream's dataflow order. ``fused`` gives, for the
     nodes of fused groups, the node-relative position of the group's token dim (-1: none the arrays divide): there a
     contraction is split on the tokens or runs on one array."""
