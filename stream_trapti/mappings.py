@@ -257,9 +257,10 @@ def intra_core_tiling(
     placements: dict[str, LayerPlacement],
     weights: frozenset[str],
     seed: list[dict[str, Any]] | None = None,
+    tiler_class: type[CapacityTiler] = CapacityTiler,
 ) -> list[dict[str, Any]]:
-    """Steady-state tiles of one fused group, from Stream's capacity tiler so that the group fits its memories;
-    ``seed`` is the tiling the tiler starts from (default: one tile for the whole group)."""
+    """Steady-state tiles of one fused group, from Stream's capacity tiler (``tiler_class``) so that the group fits its
+    memories; ``seed`` is the tiling the tiler starts from (default: one tile for the whole group)."""
     g = _GroupSetup.of(workload, accelerator, group, placements)
     sub, cns, cores_per_node, unroll, node_unroll, protected = (
         g.sub,
@@ -270,7 +271,7 @@ def intra_core_tiling(
         g.protected,
     )
     whole = seed or _whole_group_tiling(sub, cns, unroll)
-    tiler = CapacityTiler(sub, accelerator)
+    tiler = tiler_class(sub, accelerator)
     # Stream's tiler does not count weight refetches: tiling the token axis of a projection streams all its weights
     # from DRAM once per token tile. Keep the token axis whole where the group still fits, tiling the weights instead.
     # A plan whose accumulators do not fit beside the rest of the group is no fit either (see _accumulators_fit).
@@ -548,10 +549,18 @@ def _fused_tiling(
     slices)."""
     for seed in (None, _one_head(workload, accelerator, group, placements, weights)):
         try:
-            return intra_core_tiling(workload, accelerator, group, placements, weights, seed)
+            return intra_core_tiling(workload, accelerator, group, placements, weights, seed, DepthFirstTiler)
         except ValueError:
             continue
     raise FusionError(cannot_fit(workload, accelerator, group, placements, scope))
+
+
+class DepthFirstTiler(CapacityTiler):
+    """Stream's capacity tiler with room for the tiles of a fused layer: one per attention head and MLP slice, which
+    for GPT-2 XL at L = 128 is 25 × 100 over two arrays, 1,250 steady-state tiles, past the 1,024 Stream's generic
+    generator allows itself."""
+
+    MAX_STEADY_STATE_TILES = 4096
 
 
 def _one_head(
@@ -600,7 +609,7 @@ def cannot_fit(
     along every dim but those a tile must keep whole, the softmax and norm rows), against the tiler's budget; where
     even that fits, the tiles it takes exceed Stream's limit."""
     g = _GroupSetup.of(workload, accelerator, group, placements)
-    tiler = CapacityTiler(g.sub, accelerator)
+    tiler = DepthFirstTiler(g.sub, accelerator)
     lead = g.sub.leading_dim
     protected = {lead(d)[0] for d in g.protected}
     dims = dict.fromkeys(lead(d)[0] for cn in g.cns for d in g.sub.get_dims(cn))
@@ -622,8 +631,9 @@ def cannot_fit(
             f"the softmax/norm rows its tiles hold {total:,} B, largest {named}"
         )
     return (
-        f"{where} fits {names[memory]} ({budget:,} B usable) only in tiles finer than Stream's "
-        f"{CapacityTiler.MAX_STEADY_STATE_TILES} steady-state tiles allow (its largest tiles: {named})"
+        f"{where} fits {names[memory]} ({budget:,} B usable) only in more than "
+        f"{DepthFirstTiler.MAX_STEADY_STATE_TILES:,} steady-state tiles, or none Stream's tiler finds (its largest "
+        f"tiles at the finest cut: {named})"
     )
 
 
