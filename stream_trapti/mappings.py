@@ -21,6 +21,7 @@ for any workload our builder writes, at any sequence length, past length and lay
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from stream_trapti.errors import SolveError
 from stream_trapti.fusion import FusionScope
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.group import on_chip_memories
+
+logger = logging.getLogger(__name__)
 
 # Operator types that are contractions and therefore belong on the systolic arrays.
 CONTRACTION_TYPES: frozenset[str] = frozenset({"MatMul", "Gemm", "Einsum", "Conv"})
@@ -547,12 +550,53 @@ def _fused_tiling(
     until the tiles it may take (1024) leave none for the attention heads, and finds nothing. Where it does, it starts
     again from one attention head per tile (the depth-first order of a fused layer: each head, then the MLP in
     slices)."""
-    for seed in (None, _one_head(workload, accelerator, group, placements, weights)):
+    head = _one_head(workload, accelerator, group, placements, weights)
+    for seed in (None, head):
         try:
             return intra_core_tiling(workload, accelerator, group, placements, weights, seed, DepthFirstTiler)
         except ValueError:
             continue
-    raise FusionError(cannot_fit(workload, accelerator, group, placements, scope))
+    reason, finest_fits = cannot_fit(workload, accelerator, group, placements, scope)
+    if head is None or not finest_fits:
+        raise FusionError(reason)
+    # Stream's tiler counts every tile of the group at once, each double-buffered where a loop steps it, but its
+    # allocator holds only what one steady-state iteration uses: one head, then the MLP slice by slice, at the
+    # arrays' width. Whether that fits is the allocation's to say (a one-line error when it does not).
+    logger.info("%s; tiling one head and one array-wide MLP slice per tile instead", reason)
+    return [*head, *_array_slices(workload, accelerator, group, placements, weights, head)]
+
+
+def _array_slices(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+    head: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The widest dim of the group that is not a token, head or whole-row dim (the MLP's hidden units), cut to the
+    width of the arrays; nothing when the arrays do not divide it."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    lead = g.sub.leading_dim
+    contractions = tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES)
+    by_name = {cn.name: cn for cn in g.cns}
+    heads = set()
+    for entry in head:
+        node, _, pos = str(entry["dim"]).rpartition(".D")
+        heads.add(lead(g.sub.get_dims(by_name[node])[int(pos)])[0])
+    skip = _token_dims(g.sub, contractions, weights) | heads | {lead(d)[0] for d in g.protected}
+    width = max(
+        max(core.operational_array.dimension_sizes.values()) for cn in contractions for core in g.cores_per_node[cn]
+    )
+    candidates = [
+        (g.sub.get_dimension_size(dims[p]), cn.name, p)
+        for cn in contractions
+        for dims in [g.sub.get_dims(cn)]
+        for p in range(len(dims))
+        if lead(dims[p])[1] == 1 and lead(dims[p])[0] not in skip
+    ]
+    size, node, pos = max(candidates, default=(0, "", 0))
+    return [{"dim": f"{node}.D{pos}", "tile": width}] if size > width and size % width == 0 else []
 
 
 class DepthFirstTiler(CapacityTiler):
@@ -604,10 +648,11 @@ def cannot_fit(
     group: list[ComputationNode],
     placements: dict[str, LayerPlacement],
     scope: FusionScope,
-) -> str:
-    """Why no tiling fits ``group``, in one line: what its tiles hold at the finest tiling Stream may cut (one element
-    along every dim but those a tile must keep whole, the softmax and norm rows), against the tiler's budget; where
-    even that fits, the tiles it takes exceed Stream's limit."""
+) -> tuple[str, bool]:
+    """Why Stream's tiler finds no tiling of ``group``, in one line, and whether the finest tiling Stream may cut fits:
+    what its tiles hold at that cut (one element along every dim but those a tile must keep whole, the softmax and
+    norm rows), against the tiler's budget; where that fits, the tiles it takes exceed the tiler's limit or its greedy
+    search missed them."""
     g = _GroupSetup.of(workload, accelerator, group, placements)
     tiler = DepthFirstTiler(g.sub, accelerator)
     lead = g.sub.leading_dim
@@ -629,12 +674,12 @@ def cannot_fit(
         return (
             f"{where} fits no tiling in {names[memory]} ({budget:,} B usable): even tiled to one row of every dim but "
             f"the softmax/norm rows its tiles hold {total:,} B, largest {named}"
-        )
+        ), False
     return (
         f"{where} fits {names[memory]} ({budget:,} B usable) only in more than "
         f"{DepthFirstTiler.MAX_STEADY_STATE_TILES:,} steady-state tiles, or none Stream's tiler finds (its largest "
         f"tiles at the finest cut: {named})"
-    )
+    ), True
 
 
 def _tile_groups(

@@ -15,13 +15,13 @@ from stream.frontends import load_workload
 from stream.stages.generation.mapping_generators import mapping_generator_for
 from stream.stages.parsing.accelerator_parser import parse_accelerator
 from stream.workload.affine_access import map_dim_positions
-from stream.workload.node import ComputationNode, TransferNode
+from stream.workload.node import ComputationNode, FusionEdge, TransferNode
 from stream.workload.steady_state.iteration_space import LoopEffect
 
 from stream_trapti.api import TraceOptions, trace_workload
 from stream_trapti.errors import ConfigError
 from stream_trapti.fusion import GENERATOR, check_registered
-from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, generate_mapping, weight_names
+from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, fused_groups, generate_mapping, weight_names
 from stream_trapti.tracker import plugin
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.group import _Schedule
@@ -82,6 +82,15 @@ def test_scopes_group_their_blocks(
     }
     assert split and not split & weighted
     assert {workload.get_dimension_size(d) for d in split} == {64}
+
+
+def test_rope_keys_fold_into_one_fused_layer(tiny_block: Callable[..., Path]) -> None:
+    """GQA with RoPE: Stream folds every relayout of the prefill (no FusionEdge cuts the layer), so a fused layer is one
+    group and the scores read the K cache itself, classed as KV cache."""
+    workload = load_workload(str(tiny_block("tiny-gqa", "prefill", 64)))
+    assert not [n.name for n in workload.nodes if isinstance(n, FusionEdge)]
+    assert "layer0.attn.k_cache" in [t.name for t in workload.get_node_by_name("layer0.attn.scores").inputs]
+    assert len(fused_groups(workload, weight_names(workload), "layer")) == 1
 
 
 @pytest.mark.parametrize("block", list(FUSED_CYCLES), ids=lambda b: "-".join(map(str, b)))
