@@ -155,7 +155,7 @@ def fused_groups(
     nodes = _computation_nodes(workload)
     # A FusionEdge (a layout op Stream could not fold, such as GQA's K/V head repeat) always splits Stream's groups.
     segment = {cn.name: i for i, sub in enumerate(workload.split_fusion_groups()) for cn in sub.get_computation_nodes()}
-    operator = _operator_groups(nodes, segment, weights)
+    operator = _start_at_row_slices(_operator_groups(nodes, segment, weights))
     if scope == "operator":
         return operator
     group_of = {cn.name: i for i, group in enumerate(operator) for cn in group}
@@ -164,7 +164,22 @@ def fused_groups(
         block = SCOPE_BLOCKS[scope].match(cn.name)
         return ("block", block.group(1), segment[cn.name]) if block else ("operator", group_of[cn.name])
 
-    return _end_at_shared_outputs([list(run) for _, run in groupby(nodes, key)])
+    return _start_at_row_slices(_end_at_shared_outputs([list(run) for _, run in groupby(nodes, key)]))
+
+
+def _start_at_row_slices(groups: list[list[ComputationNode]]) -> list[list[ComputationNode]]:
+    """Start a group at every Slice that keeps part of its input's rows (the LM head's last position): inside the
+    group of its input's producer Stream 2.1.1's lowering gives that input two iteration spaces and fails
+    (``update_tensor_ssis`` in ``stream/allocation/lowering.py``). Slices of columns (GPT-2's Q/K/V split) fuse."""
+    result: list[list[ComputationNode]] = []
+    for group in groups:
+        result.append([])
+        for cn in group:
+            rows = cn.type == "Slice" and cn.inputs[0].shape[:1] != cn.outputs[0].shape[:1]
+            if rows and result[-1]:
+                result.append([])
+            result[-1].append(cn)
+    return result
 
 
 def _operator_groups(

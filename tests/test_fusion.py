@@ -21,6 +21,7 @@ from stream.workload.steady_state.iteration_space import LoopEffect
 from stream_trapti.api import TraceOptions, trace_workload
 from stream_trapti.errors import ConfigError
 from stream_trapti.fusion import GENERATOR, check_registered
+from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, fused_groups, generate_mapping, weight_names
 from stream_trapti.tracker import plugin
 from stream_trapti.tracker import stream_internals as internals
@@ -104,6 +105,19 @@ def test_fused_scopes_solve_and_save_cycles(
         cycles[scope] = result.trace.cycles
     assert cycles == FUSED_CYCLES[block]
     assert cycles["layer"] < cycles["attention"] < cycles["operator"]
+
+
+def test_an_inference_repeats_its_fused_layer() -> None:
+    """A whole inference with the layer fused: each step solves one fused layer (the LM head's row slice starts its
+    own group), repeated over the model's layers and renamed."""
+    result = trace_inference(DEFAULT_HARDWARE, "tiny-gqa", Phases(16, 1), fusion="layer", options=OPTIONS)
+    assert result.trace.metadata["fusion"] == "layer"
+    names = [g.name for g in result.groups]
+    for step in ("prefill_L16", "decode_P16"):
+        layers = [n for n in names if n.startswith(f"{step}/layer") and n.endswith(".mlp_residual")]
+        assert [n.split("/")[1].split(".")[0] for n in layers] == ["layer0", "layer1"]
+        assert all(n.count("+") > 30 for n in layers)  # the whole layer, one group
+    assert sum(g.cycles for g in result.groups) == result.trace.cycles
 
 
 def test_a_mapping_is_the_committed_schedule(tiny_block: Callable[..., Path], tmp_path: Path) -> None:
