@@ -324,7 +324,8 @@ def _accumulators_fit(
     accumulators, inside = _accumulators(tiler.sub_workload, cns, order)
     if not accumulators:
         return True
-    bits = _resident_bits(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
+    tiles = _resident_tiles(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
+    bits = {memory: sum(held.values()) for memory, held in tiles.items()}
     # The memories the group's cores use, with their capacities, as the tiler sees them.
     capacities = {
         tiler.accelerator.memory_of(core).id: core.get_memory_capacity()
@@ -383,22 +384,6 @@ def _accumulators(
     return tuple(cn for cn in cns if inside and order[outer] in reduced_by[cn]), inside
 
 
-def _resident_bits(
-    tiler: CapacityTiler,
-    cores_per_node: dict[ComputationNode, list[Core]],
-    unroll: dict[LayerDim, int],
-    node_unroll: dict[ComputationNode, dict[LayerDim, int]],
-    resident: dict[LayerDim, int],
-    accumulators: tuple[ComputationNode, ...],
-    inside: frozenset[LayerDim],
-) -> dict[int, int]:
-    """Bits each memory holds at once: every tile as the tiler counts it (double-buffered where a loop steps it) but
-    the accumulators' outputs whole along ``inside``, and each tile once per memory where cores sharing that memory
-    hold the same data, as Stream's allocator counts it."""
-    tiles = _resident_tiles(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
-    return {memory: sum(held.values()) for memory, held in tiles.items()}
-
-
 def _resident_tiles(
     tiler: CapacityTiler,
     cores_per_node: dict[ComputationNode, list[Core]],
@@ -408,7 +393,9 @@ def _resident_tiles(
     accumulators: tuple[ComputationNode, ...],
     inside: frozenset[LayerDim],
 ) -> dict[int, dict[tuple, int]]:
-    """:func:`_resident_bits` per memory and tile, a tile keyed by its tensor's name first."""
+    """Bits each memory holds at once, per tile (keyed by its tensor's name first): every tile as the tiler counts it
+    (double-buffered where a loop steps it) but the accumulators' outputs whole along ``inside``, and each tile once
+    per memory where cores sharing that memory hold the same data, as Stream's allocator counts it."""
     sub = tiler.sub_workload
     lead = sub.leading_dim
     unroll_lead = {lead(d)[0]: f for d, f in unroll.items()}
