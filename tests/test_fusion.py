@@ -19,7 +19,7 @@ from stream.workload.node import ComputationNode, FusionEdge, TransferNode
 from stream.workload.steady_state.iteration_space import LoopEffect
 
 from stream_trapti.api import TraceOptions, trace_workload
-from stream_trapti.errors import ConfigError
+from stream_trapti.errors import ConfigError, SolveError
 from stream_trapti.fusion import GENERATOR, check_registered
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, fused_groups, generate_mapping, weight_names
@@ -144,6 +144,10 @@ def test_a_scope_that_cannot_fit_names_its_tensors(tiny_block: Callable[..., Pat
     assert "\n" not in message
     assert message.startswith("fusion 'layer': group layer0.attn_norm … layer0.mlp_residual (")
     assert "sram@core0 (3,686 B usable)" in message and " B, largest " in message
+    # Raised inside Stream's pipeline, it reaches the caller as a solve error naming the files.
+    onnx = tiny_block("tiny-mha", "prefill", 64)
+    with pytest.raises(SolveError, match=f"^{onnx} on {hardware}: fusion 'layer': group"):
+        trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
 
 
 # Tiny layers on SRAMs small enough that the fused layer is tiled: per head and MLP slice in prefill (16 iterations),
