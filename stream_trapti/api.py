@@ -116,7 +116,7 @@ def trace_workload(
     meta = {
         "hardware": hardware_identity(hardware),
         "workload": file_identity(workload),
-        "mapping": file_identity(mapping) if mapping else "generic",
+        "mapping": file_identity(mapping) if mapping else "generic" if fusion == "committed" else "stream-trapti",
         "fusion": fusion,
         **stream.metadata(),
         **(metadata or {}),
