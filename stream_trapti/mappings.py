@@ -15,6 +15,11 @@ A fixed mapping replaces Stream's generic mapping generator with a hand-written 
   more with accumulated outputs held beside the other tiles, as Stream's allocator holds them; a group no plan fits
   is split before its second contraction or after its element-wise prefix.
 
+That is the ``operator`` scope, the one the committed mapping YAMLs hold. The fused scopes of
+:mod:`stream_trapti.fusion` (``attention``, ``layer``) group whole sub-blocks or layers instead, split every
+contraction of a group on its tokens (or run it on one array), and tile with more room (:func:`_fused_tiling`); they
+are built inside Stream's pipeline by :func:`generate_mapping`, not written as YAML.
+
 The mapping is built from the ONNX file itself (node names, op types and shapes as Stream parses them), so it works
 for any workload our builder writes, at any sequence length, past length and layer count.
 """
