@@ -9,13 +9,14 @@ solves of its distinct parts, reused and cached.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stream.api import SolveOptions
 
 from stream_trapti.cache_dir import cache_root
 from stream_trapti.errors import ConfigError
+from stream_trapti.fusion import FUSIONS, Fusion, scope_stage_options
 from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.cacti_build import available_cpus
@@ -36,6 +37,7 @@ __all__ = [
     "explore_result",
     "tensor_allocations",
     "trace_workload",
+    "with_fusion",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,14 @@ class TraceResult:
     groups: tuple[GroupOccupancy, ...]
 
 
+def with_fusion(options: TraceOptions, fusion: Fusion) -> TraceOptions:
+    """``options`` whose solves fuse ``fusion``'s scope (:mod:`stream_trapti.fusion`); ``committed`` keeps them."""
+    if fusion not in FUSIONS:
+        raise ConfigError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}")
+    stage_options = scope_stage_options(fusion, dict(options.solve.stage_options))
+    return replace(options, solve=replace(options.solve, stage_options=stage_options))
+
+
 def trace_workload(
     hardware: str | Path,
     workload: str | Path,
@@ -92,16 +102,22 @@ def trace_workload(
     mapping: str | Path | None = None,
     options: TraceOptions | None = None,
     metadata: dict[str, str] | None = None,
+    fusion: Fusion = "committed",
 ) -> TraceResult:
     """Solve ``workload`` on ``hardware`` with Stream (``mapping`` fixed, or Stream's generic mapping generator when
-    None) and record what each on-chip memory holds at every cycle. Stream's own outputs go under ``output_path``."""
-    options = options or TraceOptions()
+    None; or, with a ``fusion`` scope other than ``committed``, our generator's mapping of that scope,
+    :mod:`stream_trapti.fusion`) and record what each on-chip memory holds at every cycle. Stream's own outputs go
+    under ``output_path``."""
+    if fusion != "committed" and mapping is not None:
+        raise ConfigError(f"a mapping YAML is the committed schedule; fusion {fusion!r} generates its own")
+    options = with_fusion(options or TraceOptions(), fusion)
     groups = solve_groups_cached(hardware, workload, output_path, mapping, options.solve, options.cache())
     stream = StreamEstimate.of(groups)
     meta = {
         "hardware": hardware_identity(hardware),
         "workload": file_identity(workload),
-        "mapping": file_identity(mapping) if mapping else "generic",
+        "mapping": file_identity(mapping) if mapping else "generic" if fusion == "committed" else "stream-trapti",
+        "fusion": fusion,
         **stream.metadata(),
         **(metadata or {}),
     }

@@ -4,6 +4,8 @@ Examples::
 
     stream-trapti trace --hardware hardware/trapti_edge.yaml --model gpt2-xl --prefill 1024 --out outputs/gpt2
     stream-trapti trace --hardware hardware/trapti_edge.yaml --onnx inputs/my_block.onnx --out outputs/mine
+    stream-trapti trace --hardware hardware/trapti_edge.yaml --onnx inputs/gpt2-xl_decode_P128_1layer.onnx \\
+        --fusion layer --out outputs/gpt2_fused
     stream-trapti trace --hardware hardware/trapti_edge.yaml --model deepseek-r1-distill-qwen-1.5b \\
         --prefill 128 --decode-steps 16 --out outputs/ds_decode
     stream-trapti explore --trace outputs/gpt2/trace.npz --sweep inputs/sweep_default.yaml --out outputs/gpt2_sram
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream_trapti.errors import ConfigError, TraptiError
+from stream_trapti.fusion import FUSIONS
 from stream_trapti.importer.command import add_import_command
 from stream_trapti.residency import DEFAULT_KV_BUDGET, KV_RESIDENCIES
 
@@ -92,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         help="where the KV cache lives between operators (with --model; default streamed: in DRAM)",
     )
     trace.add_argument("--kv-budget", type=float, help="with --kv-residency fit: the SRAM share the cache may take")
+    trace.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        default="committed",
+        help="what Stream fuses into one group: operator, the attention sub-block or the whole layer (default "
+        "committed: the --mapping given, else Stream's generic mapper)",
+    )
     trace.add_argument("--window", type=int, help="access-statistics window in cycles")
     trace.add_argument("--no-cache", action="store_true", help="solve everything afresh")
     trace.add_argument("--workers", type=_positive, help="Stream solves run at once (default: one per CPU)")
@@ -172,7 +182,7 @@ def _trace(args: argparse.Namespace) -> None:
     if args.onnx is not None:
         _refuse_model_options(args)
         with scratch_directory(scratch_root(), "stream") as stream_out:
-            result = trace_workload(args.hardware, args.onnx, stream_out, args.mapping, options)
+            result = trace_workload(args.hardware, args.onnx, stream_out, args.mapping, options, fusion=args.fusion)
     else:
         if args.mapping is not None:
             raise ConfigError("--mapping applies to --onnx workloads; --model traces use Stream's generic mapper")
@@ -187,6 +197,7 @@ def _trace(args: argparse.Namespace) -> None:
             precision_bits=args.precision or 8,
             kv_residency=args.kv_residency or "streamed",
             kv_budget=args.kv_budget or DEFAULT_KV_BUDGET,
+            fusion=args.fusion,
             options=options,
         )
     written = write_trace_outputs(result, args.out, inputs)

@@ -11,6 +11,7 @@ An experiment is a small YAML file (or the INPUTS block of ``scripts/main_trapti
     layers: null           # default: each model's depth
     kv_residency: streamed # or resident, fit: where the KV cache lives (stream_trapti.residency)
     kv_budget: 0.5         # with fit: the share of the SRAM the cache may take
+    fusion: committed      # or operator, attention, layer: what Stream fuses (stream_trapti.fusion)
     sram_capacities_mib: null  # e.g. [2, 4, 8]: one run per capacity, on a variant of the hardware with that SRAM
     sweep: inputs/sweep_default.yaml
     output_dir: outputs
@@ -34,6 +35,7 @@ from pydantic import Field, model_validator
 from stream_trapti.api import TraceOptions, TraceResult, explore_result, trace_workload
 from stream_trapti.atomic import atomic_directory
 from stream_trapti.config_model import ConfigModel, Int, PlainName, PresetName, UniqueTuple, load_yaml, parse_config
+from stream_trapti.fusion import Fusion
 from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.importer.cached import is_export
 from stream_trapti.importer.compose import trace_export
@@ -74,6 +76,7 @@ class Experiment(ConfigModel):
     precision_bits: Literal[PRECISIONS] = 8
     kv_residency: KvResidency = "streamed"
     kv_budget: Annotated[float, Field(gt=0, le=1)] = DEFAULT_KV_BUDGET
+    fusion: Fusion = "committed"
     sram_capacities_mib: UniqueTuple[Annotated[float, Field(gt=0)]] | None = None
     sweep: Path | None = None
     output_dir: Path = Path("outputs")
@@ -96,6 +99,8 @@ class Experiment(ConfigModel):
             raise ValueError("key 'mapping': applies to an 'onnx' workload only; presets use Stream's generic mapper")
         if "kv_budget" in self.model_fields_set and self.kv_residency != "fit":
             raise ValueError("key 'kv_budget': applies to kv_residency: fit only")
+        if self.mapping is not None and self.fusion != "committed":
+            raise ValueError(f"key 'mapping': is the committed schedule; fusion {self.fusion!r} generates its own")
         return self
 
     @model_validator(mode="after")
@@ -193,6 +198,7 @@ def experiment_record(experiment: Experiment) -> ExperimentRecord:
         precision_bits=experiment.precision_bits if presets or imported else None,
         kv_residency=experiment.kv_residency if presets else None,
         kv_budget=experiment.kv_budget if presets and experiment.kv_residency == "fit" else None,
+        fusion=experiment.fusion,
         sram_capacities_mib=experiment.sram_capacities_mib,
     )
 
@@ -207,7 +213,12 @@ def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterat
                 args = (experiment.prefill, experiment.precision_bits, options, work / name)
                 yield name, trace_export(hardware, experiment.onnx, *args)
                 continue
-            yield name, trace_workload(hardware, experiment.onnx, work / name, experiment.mapping, options)
+            yield (
+                name,
+                trace_workload(
+                    hardware, experiment.onnx, work / name, experiment.mapping, options, fusion=experiment.fusion
+                ),
+            )
             continue
         phases = Phases(experiment.prefill, experiment.decode_steps)
         for model in experiment.models:
@@ -219,6 +230,7 @@ def _traces(experiment: Experiment, options: TraceOptions, work: Path) -> Iterat
                 precision_bits=experiment.precision_bits,
                 kv_residency=experiment.kv_residency,
                 kv_budget=experiment.kv_budget,
+                fusion=experiment.fusion,
                 options=options,
                 work_dir=work / (model + suffix),
             )

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stream_trapti.api import TraceOptions, TraceResult
+from stream_trapti.api import TraceOptions, TraceResult, with_fusion
 from stream_trapti.errors import ConfigError, SolveError, StreamContractError, TraptiError
+from stream_trapti.fusion import Fusion
 from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.provenance import hardware_identity
 from stream_trapti.residency import DEFAULT_KV_BUDGET, KvResidency, ResidencyPlan, check_single_sram, keep_cache_on_chip
@@ -167,6 +168,7 @@ def trace_inference(
     embedding: bool = False,
     kv_residency: KvResidency = "streamed",
     kv_budget: float = DEFAULT_KV_BUDGET,
+    fusion: Fusion = "committed",
     options: TraceOptions | None = None,
     work_dir: str | Path | None = None,
 ) -> TraceResult:
@@ -176,8 +178,9 @@ def trace_inference(
     the whole table (GPT-2 XL's 80 MB one costs more cycles than 25 decoder layers at L = 128), so the hidden states
     enter from DRAM instead. ``kv_residency`` says where the KV cache lives between operators
     (:mod:`stream_trapti.residency`; ``kv_budget`` is the SRAM share ``fit`` gives it); the hardware variants it
-    solves on are cached under the cache root. Stream's outputs and the generated ONNX go under ``work_dir``
-    (default: a scratch directory under the cache root)."""
+    solves on are cached under the cache root. ``fusion`` is the scope Stream fuses (:mod:`stream_trapti.fusion`;
+    ``committed``: Stream's generic mapping generator, one group per operator). Stream's outputs and the generated
+    ONNX go under ``work_dir`` (default: a scratch directory under the cache root)."""
     with _work_dir(work_dir) as root:
         planned = plan_inference(
             hardware,
@@ -191,13 +194,16 @@ def trace_inference(
             kv_residency=kv_residency,
             kv_budget=kv_budget,
         )
-        return trace_planned(planned, options)
+        return trace_planned(planned, options, fusion)
 
 
-def trace_planned(planned: InferencePlan, options: TraceOptions | None = None) -> TraceResult:
+def trace_planned(
+    planned: InferencePlan, options: TraceOptions | None = None, fusion: Fusion = "committed"
+) -> TraceResult:
     """The trace of a planned inference: its steps solved (those the cache does not hold side by side first, see
-    :func:`~stream_trapti.tracker.parallel.presolve`), their layers repeated and the whole composed in order."""
-    options = options or TraceOptions()
+    :func:`~stream_trapti.tracker.parallel.presolve`) with ``fusion``'s scope, their layers repeated and the whole
+    composed in order."""
+    options = with_fusion(options or TraceOptions(), fusion)
     plan, memories, depth, steps, jobs = planned.residency, planned.memories, planned.depth, planned.steps, planned.jobs
     composed: list[GroupOccupancy] = []
     added: list[int] = []
@@ -236,6 +242,7 @@ def trace_planned(planned: InferencePlan, options: TraceOptions | None = None) -
         "steps": ",".join(s.label for s in steps),
         "kv_residency": plan.policy,
         "kv_resident_layers": str(plan.resident_layers),
+        "fusion": fusion,
     }
     first = steps[0]
     resident = ResidentCache(

@@ -15,14 +15,22 @@ A fixed mapping replaces Stream's generic mapping generator with a hand-written 
   more with accumulated outputs held beside the other tiles, as Stream's allocator holds them; a group no plan fits
   is split before its second contraction or after its element-wise prefix.
 
+That is the ``operator`` scope, the one the committed mapping YAMLs hold. The fused scopes of
+:mod:`stream_trapti.fusion` (``attention``, ``layer``) group whole sub-blocks or layers instead, split every
+contraction of a group on its tokens (or run it on one array), and tile with more room (:func:`_fused_tiling`); they
+are built inside Stream's pipeline by :func:`generate_mapping`, not written as YAML.
+
 The mapping is built from the ONNX file itself (node names, op types and shapes as Stream parses them), so it works
 for any workload our builder writes, at any sequence length, past length and layer count.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +48,23 @@ from stream.workload.node import ComputationNode, InEdge
 from stream.workload.workload import Workload, determine_fusion_cut_points
 
 from stream_trapti.atomic import atomic_write
+from stream_trapti.errors import SolveError
+from stream_trapti.fusion import FusionScope
 from stream_trapti.tracker import stream_internals as internals
+from stream_trapti.tracker.group import on_chip_memories
+
+logger = logging.getLogger(__name__)
 
 # Operator types that are contractions and therefore belong on the systolic arrays.
 CONTRACTION_TYPES: frozenset[str] = frozenset({"MatMul", "Gemm", "Einsum", "Conv"})
+
+SCOPE_BLOCKS: dict[str, re.Pattern[str]] = {
+    # The attention sub-block: its norm, the attention operators and the residual add after the output projection.
+    "attention": re.compile(r"^(layer\d+)\.attn(?:_norm|\.|_residual$)"),
+    "layer": re.compile(r"^(layer\d+)\."),
+}
+"""Per fused scope, the node names (:mod:`stream_trapti.workloads.builder`'s) of one block, which it fuses; the first
+group is the block's name."""
 
 
 @dataclass(frozen=True)
@@ -91,14 +112,19 @@ def weight_names(workload: Workload) -> frozenset[str]:
     return frozenset(t.name for n in workload.nodes if isinstance(n, InEdge) and n.parameter for t in n.outputs)
 
 
-def place_layers(workload: Workload, cores: TraptiCores) -> list[LayerPlacement]:
-    """Cores and inter-core split of every computation node, in Stream's dataflow order."""
+def place_layers(workload: Workload, cores: TraptiCores, fused: dict[str, int] | None = None) -> list[LayerPlacement]:
+    """Cores and inter-core split of every computation node, in Stream's dataflow order. ``fused`` gives, for the
+    nodes of fused groups, the node-relative position of the group's token dim (-1: none the arrays divide): there a
+    contraction is split on the tokens or runs on one array."""
     placements: list[LayerPlacement] = []
     for cn in _computation_nodes(workload):
         if cn.type not in CONTRACTION_TYPES:
             placements.append(LayerPlacement(cn.name, (cores.vector,), None))
             continue
-        split_dim = _split_dim(workload, cn, len(cores.arrays))
+        if fused is not None and cn.name in fused:
+            split_dim = fused[cn.name] if fused[cn.name] >= 0 else None
+        else:
+            split_dim = _split_dim(workload, cn, len(cores.arrays))
         if split_dim is None:
             placements.append(LayerPlacement(cn.name, cores.arrays[:1], None))
         else:
@@ -123,14 +149,50 @@ def _split_dim(workload: Workload, cn: ComputationNode, n_cores: int) -> int | N
     return max(candidates)[1] if candidates and n_cores > 1 else None
 
 
-def fused_groups(workload: Workload, weights: frozenset[str]) -> list[list[ComputationNode]]:
-    """Cut the dataflow order into fused groups, ending a group after a contraction unless the next contraction reads
-    one of its inputs or both are attention contractions (no weight operand)."""
+def fused_groups(
+    workload: Workload, weights: frozenset[str], scope: FusionScope = "operator"
+) -> list[list[ComputationNode]]:
+    """Cut the dataflow order into fused groups. ``operator``: a group ends after a contraction unless the next
+    contraction reads one of its inputs or both are attention contractions (no weight operand). ``attention`` and
+    ``layer``: the nodes of each attention sub-block, or of each decoder layer (by the builder's node names,
+    :data:`SCOPE_BLOCKS`), form one group, the others are grouped as ``operator``. A FusionEdge (a layout Stream could
+    not fold) ends a group in every scope: Stream always cuts there."""
     nodes = _computation_nodes(workload)
-    contractions = [cn for cn in nodes if cn.type in CONTRACTION_TYPES]
-    following = dict(zip(contractions, contractions[1:], strict=False))
     # A FusionEdge (a layout op Stream could not fold, such as GQA's K/V head repeat) always splits Stream's groups.
     segment = {cn.name: i for i, sub in enumerate(workload.split_fusion_groups()) for cn in sub.get_computation_nodes()}
+    operator = _start_at_row_slices(_operator_groups(nodes, segment, weights))
+    if scope == "operator":
+        return operator
+    group_of = {cn.name: i for i, group in enumerate(operator) for cn in group}
+
+    def key(cn: ComputationNode) -> tuple:
+        block = SCOPE_BLOCKS[scope].match(cn.name)
+        return ("block", block.group(1), segment[cn.name]) if block else ("operator", group_of[cn.name])
+
+    return _start_at_row_slices(_end_at_shared_outputs([list(run) for _, run in groupby(nodes, key)]))
+
+
+def _start_at_row_slices(groups: list[list[ComputationNode]]) -> list[list[ComputationNode]]:
+    """Start a group at every Slice that keeps part of its input's rows (the LM head's last position): inside the
+    group of its input's producer Stream 2.1.1's lowering gives that input two iteration spaces and fails
+    (``update_tensor_ssis`` in ``stream/allocation/lowering.py``). Slices of columns (GPT-2's Q/K/V split) fuse."""
+    result: list[list[ComputationNode]] = []
+    for group in groups:
+        result.append([])
+        for cn in group:
+            rows = cn.type == "Slice" and cn.inputs[0].shape[:1] != cn.outputs[0].shape[:1]
+            if rows and result[-1]:
+                result.append([])
+            result[-1].append(cn)
+    return result
+
+
+def _operator_groups(
+    nodes: list[ComputationNode], segment: dict[str, int], weights: frozenset[str]
+) -> list[list[ComputationNode]]:
+    """The ``operator`` scope of :func:`fused_groups`."""
+    contractions = [cn for cn in nodes if cn.type in CONTRACTION_TYPES]
+    following = dict(zip(contractions, contractions[1:], strict=False))
     groups: list[list[ComputationNode]] = [[]]
     for cn in nodes:
         if groups[-1] and segment[groups[-1][-1].name] != segment[cn.name]:
@@ -174,30 +236,65 @@ def _reads_weight(cn: ComputationNode, weights: frozenset[str]) -> bool:
     return any(t.name in weights for t in cn.inputs)
 
 
+@dataclass(frozen=True)
+class _GroupSetup:
+    """A group as Stream's capacity tiler takes it: its sub-workload and nodes, each node's cores, the splits over
+    them (per unique dim and per node) and the dims a tile must keep whole."""
+
+    sub: Workload
+    cns: tuple[ComputationNode, ...]
+    cores_per_node: dict[ComputationNode, list[Core]]
+    unroll: dict[LayerDim, int]
+    node_unroll: dict[ComputationNode, dict[LayerDim, int]]
+    protected: set[LayerDim]
+
+    @classmethod
+    def of(
+        cls,
+        workload: Workload,
+        accelerator: Accelerator,
+        group: list[ComputationNode],
+        placements: dict[str, LayerPlacement],
+    ) -> _GroupSetup:
+        sub = _sub_workload(workload, group)
+        cns = tuple(sub.get_computation_nodes())
+        cores_per_node = {cn: [accelerator.get_core(i) for i in placements[cn.name].cores] for cn in cns}
+        node_unroll: dict[ComputationNode, dict[LayerDim, int]] = {}
+        unroll: dict[LayerDim, int] = {}
+        for cn in cns:
+            placement = placements[cn.name]
+            if placement.split_dim is None:
+                continue
+            dim = sub.get_dims(cn)[placement.split_dim]
+            node_unroll[cn] = {dim: len(placement.cores)}
+            unroll[dim] = max(unroll.get(dim, 1), len(placement.cores))
+        # Stream never tiles a softmax/layernorm reduction or a recurrence carry: a tile must see the whole row.
+        protected = {sub.get_dims(cn)[p] for cn in cns for p in nonlinear_reduction_dims(cn) | sequential_dims(cn)}
+        return cls(sub, cns, cores_per_node, unroll, node_unroll, protected)
+
+
 def intra_core_tiling(
     workload: Workload,
     accelerator: Accelerator,
     group: list[ComputationNode],
     placements: dict[str, LayerPlacement],
     weights: frozenset[str],
+    seed: list[dict[str, Any]] | None = None,
+    tiler_class: type[CapacityTiler] = CapacityTiler,
 ) -> list[dict[str, Any]]:
-    """Steady-state tiles of one fused group, from Stream's capacity tiler so that the group fits its memories."""
-    sub = _sub_workload(workload, group)
-    cns = tuple(sub.get_computation_nodes())
-    cores_per_node = {cn: [accelerator.get_core(i) for i in placements[cn.name].cores] for cn in cns}
-    node_unroll: dict[ComputationNode, dict[LayerDim, int]] = {}
-    unroll: dict[LayerDim, int] = {}
-    for cn in cns:
-        placement = placements[cn.name]
-        if placement.split_dim is None:
-            continue
-        dim = sub.get_dims(cn)[placement.split_dim]
-        node_unroll[cn] = {dim: len(placement.cores)}
-        unroll[dim] = max(unroll.get(dim, 1), len(placement.cores))
-    # Stream never tiles a softmax/layernorm reduction or a recurrence carry: a tile must see the whole row.
-    protected = {sub.get_dims(cn)[p] for cn in cns for p in nonlinear_reduction_dims(cn) | sequential_dims(cn)}
-    whole = _whole_group_tiling(sub, cns, unroll)
-    tiler = CapacityTiler(sub, accelerator)
+    """Steady-state tiles of one fused group, from Stream's capacity tiler (``tiler_class``) so that the group fits its
+    memories; ``seed`` is the tiling the tiler starts from (default: one tile for the whole group)."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    sub, cns, cores_per_node, unroll, node_unroll, protected = (
+        g.sub,
+        g.cns,
+        g.cores_per_node,
+        g.unroll,
+        g.node_unroll,
+        g.protected,
+    )
+    whole = seed or _whole_group_tiling(sub, cns, unroll)
+    tiler = tiler_class(sub, accelerator)
     # Stream's tiler does not count weight refetches: tiling the token axis of a projection streams all its weights
     # from DRAM once per token tile. Keep the token axis whole where the group still fits, tiling the weights instead.
     # A plan whose accumulators do not fit beside the rest of the group is no fit either (see _accumulators_fit).
@@ -232,7 +329,8 @@ def _accumulators_fit(
     accumulators, inside = _accumulators(tiler.sub_workload, cns, order)
     if not accumulators:
         return True
-    bits = _resident_bits(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
+    tiles = _resident_tiles(tiler, cores_per_node, unroll, node_unroll, resident, accumulators, inside)
+    bits = {memory: sum(held.values()) for memory, held in tiles.items()}
     # The memories the group's cores use, with their capacities, as the tiler sees them.
     capacities = {
         tiler.accelerator.memory_of(core).id: core.get_memory_capacity()
@@ -291,7 +389,7 @@ def _accumulators(
     return tuple(cn for cn in cns if inside and order[outer] in reduced_by[cn]), inside
 
 
-def _resident_bits(
+def _resident_tiles(
     tiler: CapacityTiler,
     cores_per_node: dict[ComputationNode, list[Core]],
     unroll: dict[LayerDim, int],
@@ -299,10 +397,10 @@ def _resident_bits(
     resident: dict[LayerDim, int],
     accumulators: tuple[ComputationNode, ...],
     inside: frozenset[LayerDim],
-) -> dict[int, int]:
-    """Bits each memory holds at once: every tile as the tiler counts it (double-buffered where a loop steps it) but
-    the accumulators' outputs whole along ``inside``, and each tile once per memory where cores sharing that memory
-    hold the same data, as Stream's allocator counts it."""
+) -> dict[int, dict[tuple, int]]:
+    """Bits each memory holds at once, per tile (keyed by its tensor's name first): every tile as the tiler counts it
+    (double-buffered where a loop steps it) but the accumulators' outputs whole along ``inside``, and each tile once
+    per memory where cores sharing that memory hold the same data, as Stream's allocator counts it."""
     sub = tiler.sub_workload
     lead = sub.leading_dim
     unroll_lead = {lead(d)[0]: f for d, f in unroll.items()}
@@ -327,7 +425,7 @@ def _resident_bits(
                 key = (t.name, shape, part) if t in produced else (t.name, cn.name, shape, part)
                 held = tiles.setdefault(tiler.accelerator.memory_of(core).id, {})
                 held[key] = max(bits, held.get(key, 0))
-    return {memory: sum(held.values()) for memory, held in tiles.items()}
+    return tiles
 
 
 def _token_dims(sub: Workload, cns: tuple[ComputationNode, ...], weights: frozenset[str]) -> set[LayerDim]:
@@ -368,14 +466,30 @@ def _whole_group_tiling(sub: Workload, cns: tuple[ComputationNode, ...], unroll:
 
 def build_mapping(onnx_path: str | Path, hardware: str | Path | Accelerator) -> dict[str, Any]:
     """The fixed mapping of the ONNX workload on ``hardware`` as a Stream 2.1.1 mapping dict (``layers``,
-    ``fused_groups``), validated by Stream's MappingValidator."""
+    ``fused_groups``), validated by Stream's MappingValidator: the ``operator`` scope, whose groups Stream's
+    fixed-mapping stage keeps (checked here), written as a mapping YAML."""
     accelerator = hardware if isinstance(hardware, Accelerator) else parse_accelerator(str(hardware))
     workload = load_workload(str(onnx_path))
-    cores = find_cores(accelerator)
-    placements = {p.name: p for p in place_layers(workload, cores)}
-    weights = weight_names(workload)
-    groups, tilings = _tile_groups(workload, accelerator, fused_groups(workload, weights), placements, weights)
+    groups, mapping = generate_mapping(workload, accelerator, "operator")
     _check_grouping_is_used(workload, groups)
+    return mapping
+
+
+def generate_mapping(
+    workload: Workload, accelerator: Accelerator, scope: FusionScope
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """The fused groups (node names, in order) of ``workload`` in ``scope`` and its mapping on ``accelerator`` as a
+    Stream 2.1.1 mapping dict, validated by Stream's MappingValidator. In the fused scopes a group that no tiling fits
+    is an error saying what it holds (:func:`cannot_fit`); in ``operator`` it is split."""
+    cores = find_cores(accelerator)
+    weights = weight_names(workload)
+    groups = fused_groups(workload, weights, scope)
+    fused = None if scope == "operator" else _token_splits(workload, groups, weights, len(cores.arrays))
+    placements = {p.name: p for p in place_layers(workload, cores, fused)}
+    if scope == "operator":
+        groups, tilings = _tile_groups(workload, accelerator, groups, placements, weights)
+    else:
+        tilings = [_fused_tiling(workload, accelerator, group, placements, weights, scope) for group in groups]
 
     layers = [
         {
@@ -396,8 +510,183 @@ def build_mapping(onnx_path: str | Path, hardware: str | Path | Accelerator) -> 
     mapping = {"layers": layers, "fused_groups": groups_data}
     validator = MappingValidator(mapping)
     if not validator.validate():
-        raise ValueError(f"Stream rejects the generated mapping for {onnx_path}: {validator.errors}")
-    return mapping
+        raise ValueError(f"Stream rejects the generated mapping: {validator.errors}")
+    return [[cn.name for cn in group] for group in groups], mapping
+
+
+def _token_splits(
+    workload: Workload, groups: list[list[ComputationNode]], weights: frozenset[str], n_cores: int
+) -> dict[str, int]:
+    """Per contraction of a fused group, the node-relative position of the group's token dim, where the arrays split
+    it (-1 where they cannot: one array). Inside a group Stream ties the dims of its nodes together, so a split on
+    another dim (GPT-2's 4800 QKV outputs) meets the 25 heads it is tied to and cannot be cut evenly; the tokens are
+    the one dim every node of a decoder layer shares (in decode there is one, and every contraction takes one array)."""
+    splits: dict[str, int] = {}
+    for group in groups:
+        if len(group) == 1:
+            continue
+        sub = _sub_workload(workload, group)
+        contractions = tuple(cn for cn in sub.get_computation_nodes() if cn.type in CONTRACTION_TYPES)
+        # The projections' tokens: an element-wise constant (the attention scale) indexes no token either.
+        tokens = _token_dims(sub, contractions, weights)
+        for cn in contractions:
+            types = derive_iterator_types(cn)
+            dims = sub.get_dims(cn)
+            positions = [
+                pos
+                for pos, dim in enumerate(dims)
+                if types.get(pos) == IteratorType.PARALLEL
+                and sub.leading_dim(dim)[0] in tokens
+                and sub.get_dimension_size(dim) % n_cores == 0
+            ]
+            splits[cn.name] = positions[0] if positions and n_cores > 1 else -1
+    return splits
+
+
+def _fused_tiling(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+    scope: FusionScope,
+) -> list[dict[str, Any]]:
+    """:func:`intra_core_tiling` of a group of a fused scope, or a :class:`FusionError` saying why none fits.
+
+    Stream's tiler shrinks first the dim that keeps its arrays fullest, so in a layer it cuts the MLP's 6400 outputs
+    until the tiles it may take (1024) leave none for the attention heads, and finds nothing. Where it does, it starts
+    again from one attention head per tile (the depth-first order of a fused layer: each head, then the MLP in
+    slices)."""
+    head = _one_head(workload, accelerator, group, placements, weights)
+    for seed in (None, head):
+        try:
+            return intra_core_tiling(workload, accelerator, group, placements, weights, seed, DepthFirstTiler)
+        except ValueError:
+            continue
+    reason, finest_fits = cannot_fit(workload, accelerator, group, placements, scope)
+    if head is None or not finest_fits:
+        raise FusionError(reason)
+    # Stream's tiler counts every tile of the group at once, each double-buffered where a loop steps it, but its
+    # allocator holds only what one steady-state iteration uses: one head, then the MLP slice by slice, at the
+    # arrays' width. Whether that fits is the allocation's to say (a one-line error when it does not).
+    logger.info("%s; tiling one head and one array-wide MLP slice per tile instead", reason)
+    return [*head, *_array_slices(workload, accelerator, group, placements, weights, head)]
+
+
+def _array_slices(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+    head: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The widest dim of the group that is not a token, head or whole-row dim (the MLP's hidden units), cut to the
+    width of the arrays; nothing when the arrays do not divide it."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    lead = g.sub.leading_dim
+    contractions = tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES)
+    by_name = {cn.name: cn for cn in g.cns}
+    heads = set()
+    for entry in head:
+        node, _, pos = str(entry["dim"]).rpartition(".D")
+        heads.add(lead(g.sub.get_dims(by_name[node])[int(pos)])[0])
+    skip = _token_dims(g.sub, contractions, weights) | heads | {lead(d)[0] for d in g.protected}
+    width = max(
+        max(core.operational_array.dimension_sizes.values()) for cn in contractions for core in g.cores_per_node[cn]
+    )
+    candidates = [
+        (g.sub.get_dimension_size(dims[p]), cn.name, p)
+        for cn in contractions
+        for dims in [g.sub.get_dims(cn)]
+        for p in range(len(dims))
+        if lead(dims[p])[1] == 1 and lead(dims[p])[0] not in skip
+    ]
+    size, node, pos = max(candidates, default=(0, "", 0))
+    return [{"dim": f"{node}.D{pos}", "tile": width}] if size > width and size % width == 0 else []
+
+
+class DepthFirstTiler(CapacityTiler):
+    """Stream's capacity tiler with room for the tiles of a fused layer: one per attention head and MLP slice, which
+    for GPT-2 XL at L = 128 is 25 × 100 over two arrays, 1,250 steady-state tiles, past the 1,024 Stream's generic
+    generator allows itself."""
+
+    MAX_STEADY_STATE_TILES = 4096
+
+
+def _one_head(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+) -> list[dict[str, Any]] | None:
+    """A seed tiling of one attention head per tile: every dim the group's attention contractions (those reading no
+    weight) all run in parallel, but the tokens, at 1; None without attention contractions."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    lead = g.sub.leading_dim
+    attention = [cn for cn in g.cns if cn.type in CONTRACTION_TYPES and not _reads_weight(cn, weights)]
+    if not attention:
+        return None
+    tokens = _token_dims(g.sub, tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES), weights)
+    protected = {lead(d)[0] for d in g.protected}
+
+    def parallel(cn: ComputationNode) -> dict[LayerDim, int]:
+        dims = g.sub.get_dims(cn)
+        return {
+            lead(dims[p])[0]: p
+            for p, kind in derive_iterator_types(cn).items()
+            if kind == IteratorType.PARALLEL and lead(dims[p])[1] == 1
+        }
+
+    first = parallel(attention[0])
+    heads = set(first).intersection(*(parallel(cn) for cn in attention[1:])) - tokens - protected
+    seed = [{"dim": f"{attention[0].name}.D{first[d]}", "tile": 1} for d in sorted(heads, key=str)]
+    return seed or None
+
+
+class FusionError(SolveError):
+    """A fused group no tiling fits in its memories; the message names the group, the tensors and their bytes."""
+
+
+def cannot_fit(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    scope: FusionScope,
+) -> tuple[str, bool]:
+    """Why Stream's tiler finds no tiling of ``group``, in one line, and whether the finest tiling Stream may cut fits:
+    what its tiles hold at that cut (one element along every dim but those a tile must keep whole, the softmax and
+    norm rows), against the tiler's budget; where that fits, the tiles it takes exceed the tiler's limit or its greedy
+    search missed them."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    tiler = DepthFirstTiler(g.sub, accelerator)
+    lead = g.sub.leading_dim
+    protected = {lead(d)[0] for d in g.protected}
+    dims = dict.fromkeys(lead(d)[0] for cn in g.cns for d in g.sub.get_dims(cn))
+    finest = {dim: 1 for dim in dims if dim not in protected}
+    tiles = _resident_tiles(tiler, g.cores_per_node, g.unroll, g.node_unroll, finest, (), frozenset())
+    memory, held = max(tiles.items(), key=lambda item: sum(item[1].values()))
+    names = {owner.id: info.name for owner, info in on_chip_memories(accelerator)}
+    budget = int(accelerator.get_core(memory).get_memory_capacity() * tiler.fill_fraction) // 8
+    by_tensor: dict[str, int] = {}
+    for key, bits in held.items():
+        by_tensor[key[0]] = by_tensor.get(key[0], 0) + bits // 8
+    total = sum(by_tensor.values())
+    largest = sorted(by_tensor.items(), key=lambda item: (-item[1], item[0]))[:3]
+    named = ", ".join(f"{name} {size:,} B" for name, size in largest)
+    where = f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
+    if total > budget:
+        return (
+            f"{where} fits no tiling in {names[memory]} ({budget:,} B usable): even tiled to one row of every dim but "
+            f"the softmax/norm rows its tiles hold {total:,} B, largest {named}"
+        ), False
+    return (
+        f"{where} fits {names[memory]} ({budget:,} B usable) only in more than "
+        f"{DepthFirstTiler.MAX_STEADY_STATE_TILES:,} steady-state tiles, or none Stream's tiler finds (its largest "
+        f"tiles at the finest cut: {named})"
+    ), True
 
 
 def _tile_groups(

@@ -167,6 +167,7 @@ class ExperimentRecord(_Figures):
     precision_bits: int | None
     kv_residency: str | None
     kv_budget: float | None
+    fusion: str = "committed"
     sram_capacities_mib: tuple[float, ...] | None
 
 

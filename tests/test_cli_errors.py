@@ -72,6 +72,11 @@ def test_a_mapping_for_another_workload_is_named(tmp_path: Path, capsys: pytest.
     _one_line_error(argv, capsys, f"mapping YAML {OTHER_MAPPING}", "is not a node of", "another workload")
 
 
+def test_a_mapping_is_not_a_fused_schedule(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = _trace(tmp_path, HARDWARE, ONNX, "--mapping", str(MAPPING), "--fusion", "layer")
+    _one_line_error(argv, capsys, "a mapping YAML is the committed schedule; fusion 'layer' generates its own")
+
+
 def test_a_malformed_mapping_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text("layers: [\n")

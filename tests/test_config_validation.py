@@ -46,6 +46,7 @@ def assert_one_line(error: pytest.ExceptionInfo[ConfigError], *parts: str) -> No
         ({"kv_residency": "sometimes"}, "key 'kv_residency': expected 'streamed', 'resident' or 'fit'"),
         ({"kv_budget": 0.3}, "key 'kv_budget': applies to kv_residency: fit only"),
         ({"kv_residency": "fit", "kv_budget": 1.5}, "key 'kv_budget': "),
+        ({"fusion": "everything"}, "key 'fusion': expected 'committed', 'operator', 'attention' or 'layer'"),
         ({"sram_capacities_mib": [0]}, "key 'sram_capacities_mib[0]': "),
         ({"sram_capacities_mib": [4, 4]}, "key 'sram_capacities_mib': "),
     ],
@@ -57,6 +58,14 @@ def test_bad_experiment_files_name_the_file_and_key(tmp_path: Path, keys: dict, 
     with pytest.raises(ConfigError) as error:
         load_experiment(path)
     assert_one_line(error, f"{path}: ", key)
+
+
+def test_a_mapping_is_not_a_fused_schedule(tmp_path: Path) -> None:
+    keys = {"experiment_id": "x", "hardware": HARDWARE, "onnx": "a.onnx", "mapping": "m.yaml", "fusion": "layer"}
+    path = write_yaml(tmp_path / "bad.yaml", keys)
+    with pytest.raises(ConfigError) as error:
+        load_experiment(path)
+    assert_one_line(error, f"{path}: ", "key 'mapping': is the committed schedule; fusion 'layer' generates its own")
 
 
 @pytest.mark.parametrize(

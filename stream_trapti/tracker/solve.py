@@ -13,6 +13,7 @@ from stream.api import SolveOptions, evaluate_mapping
 from stream.ir.infeasibility import InfeasibleAllocationError
 
 from stream_trapti.errors import InputFileError, SolveError, StreamContractError
+from stream_trapti.fusion import STAGE_OPTION, check_registered
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.group_reuse import AllGroupsReused, GroupReuse
@@ -77,6 +78,8 @@ def _solve(
     reuse: GroupReuse | None = None,
 ) -> list[GroupOccupancy]:
     """:func:`solve_groups` on inputs already checked; with ``reuse``, the groups its cache holds are not solved."""
+    if STAGE_OPTION in solve.stage_options:
+        check_registered()
     groups: list[GroupOccupancy] = []
     tracker = {"sink": groups, "reuse": reuse}
     instrumentation: dict[str, Any] = {**(solve.instrumentation or {}), ENTRY_POINT_NAME: tracker}
@@ -87,6 +90,9 @@ def _solve(
         )
     except AllGroupsReused:
         return reuse.merge([])
+    except SolveError as error:
+        # Raised by our mapping generator inside Stream's pipeline, which does not know the files.
+        raise type(error)(f"{workload} on {hardware}: {error}") from error
     except InfeasibleAllocationError as error:
         raise SolveError(
             f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "

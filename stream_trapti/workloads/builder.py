@@ -5,8 +5,8 @@ formulations are rewritten with equivalent ones:
 
 * GPT-2's fused QKV projection is cut into Q, K and V with Slices;
 * RMSNorm is ``x · Pow(mean(Pow(x, 2)) + ε, −0.5) · γ``;
-* RoPE is ``x·cos + rotate_half(x)·sin``: each head is viewed as ``[2, d/2]``, a Gather with index ``[1, 0]``
-  swaps the halves and a ``[−1, +1]`` sign tensor negates the first, which is ``rotate_half`` without a Concat;
+* RoPE is ``x·cos + rotate_half(x)·sin``: a Gather along each head's ``d`` elements with the halves swapped and a
+  sign tensor negating the first half is ``rotate_half`` without a Concat;
 * GELU is ONNX ``Gelu`` with ``approximate="tanh"`` (GPT-2's ``gelu_new``); SiLU is ``x·Sigmoid(x)`` (ONNX has no
   Silu operator);
 * grouped-query attention either broadcasts each K/V head over its query group in the MatMuls, or materialises
@@ -246,20 +246,23 @@ def _attention(g: _Graph, config: DecoderConfig, spec: WorkloadSpec, q: str, k: 
 
 
 def _rope(g: _Graph, x: str, s_q: int, heads: int, d: int, name: str, out: str | None = None) -> str:
-    """``x·cos + rotate_half(x)·sin`` on ``x`` [S_q, heads·d], computed on the [S_q, heads, 2, d/2] view it returns
-    ([heads, 2, d/2] when S_q = 1).
+    """``x·cos + rotate_half(x)·sin`` on ``x`` [S_q, heads·d], computed on the [S_q, heads, d] view it returns
+    ([heads, d] when S_q = 1).
     The cos/sin tables hold this step's positions (0…L−1 in prefill, P in decode), one row per query position."""
     # One query position (decode) drops the size-1 position axis: Stream folds the Reshape into the Gather, and a
     # size-1 leading axis there leaves the Gather's source-axis dim without a size ("Could not determine sizes").
     positions = [s_q] if s_q > 1 else []
-    halves = g.reshape(x, [*positions, heads, 2, d // 2], f"{name}.halves")
-    # A Gather, not a step −1 Slice: ZigZag costs only index expressions with positive coefficients.
-    index = g.ints("const.swap_halves_index", [1, 0])
-    swapped = g.op("Gather", [halves, index], f"{name}.swap_halves", axis=len(positions) + 1)
-    rotated = g.op("Mul", [swapped, g.weight("const.rope_sign", [2, 1])], f"{name}.sign")
-    table = [*positions, 1, 2, d // 2]
+    heads_view = g.reshape(x, [*positions, heads, d], f"{name}.heads")
+    # rotate_half as a Gather along the head dim with the halves swapped, not a Slice of step −1 (ZigZag costs only
+    # index expressions with positive coefficients) nor a Gather on a [2, d/2] view of it: the result then needs its
+    # halves merged back, and Stream cannot fold that view when the scores also read Q through one (it materializes
+    # K's, and a fused prefill is cut there).
+    index = g.ints(f"const.rotate_half_index.{d}", [*range(d // 2, d), *range(d // 2)])
+    swapped = g.op("Gather", [heads_view, index], f"{name}.swap_halves", axis=len(positions) + 1)
+    rotated = g.op("Mul", [swapped, g.weight("const.rope_sign", [d])], f"{name}.sign")
+    table = [*positions, 1, d]
     sin = g.op("Mul", [rotated, g.weight("const.rope_sin", table)], f"{name}.sin")
-    cos = g.op("Mul", [halves, g.weight("const.rope_cos", table)], f"{name}.cos")
+    cos = g.op("Mul", [heads_view, g.weight("const.rope_cos", table)], f"{name}.cos")
     return g.op("Add", [cos, sin], f"{name}.add", out=out)
 
 

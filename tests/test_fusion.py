@@ -1,0 +1,229 @@
+"""Fused schedules (stream_trapti.fusion): the scopes group what they say, Stream solves them through our
+``stream.mapping_generators`` plugin, fusing saves cycles, and in the solved schedule every node runs after the
+producers of the data it reads have finished it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from stream.frontends import load_workload
+from stream.stages.generation.mapping_generators import mapping_generator_for
+from stream.stages.parsing.accelerator_parser import parse_accelerator
+from stream.workload.affine_access import map_dim_positions
+from stream.workload.node import ComputationNode, FusionEdge, TransferNode
+from stream.workload.steady_state.iteration_space import LoopEffect
+
+from stream_trapti.api import TraceOptions, trace_workload
+from stream_trapti.errors import ConfigError, SolveError
+from stream_trapti.fusion import GENERATOR, check_registered
+from stream_trapti.inference import Phases, trace_inference
+from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, fused_groups, generate_mapping, weight_names
+from stream_trapti.tracker import plugin
+from stream_trapti.tracker import stream_internals as internals
+from stream_trapti.tracker.group import _Schedule
+
+from conftest import DEFAULT_HARDWARE
+
+OPTIONS = TraceOptions(progress=False, use_cache=False)
+
+# Cycles of the tiny blocks per scope on the default hardware: regression values from a run of Stream 2.1.1 (as
+# tests/test_mappings.py's TINY_FIXED_CYCLES, which the operator scope reproduces: it is the committed policy).
+FUSED_CYCLES = {
+    ("tiny-mha", "prefill", 64): {"operator": 12_121, "attention": 9_366, "layer": 6_345},
+    ("tiny-mha", "decode", 64): {"operator": 5_349, "attention": 4_732, "layer": 4_189},
+}
+
+
+def test_the_generator_is_stream_s() -> None:
+    """Stream finds our generator under its entry point and prefers it to its generic one (which it runs itself when
+    no scope is asked for)."""
+    check_registered()
+    assert mapping_generator_for(parse_accelerator(str(DEFAULT_HARDWARE))) is GENERATOR
+
+
+def test_scopes_group_their_blocks(
+    tiny_block: Callable[..., Path], tiny_mapping: Callable[..., dict[str, Any]]
+) -> None:
+    workload = load_workload(str(tiny_block("tiny-mha", "prefill", 64)))
+    accelerator = parse_accelerator(str(DEFAULT_HARDWARE))
+    names = [n.name for n in workload.dataflow_sort() if isinstance(n, ComputationNode)]
+    operator, mapping = generate_mapping(workload, accelerator, "operator")
+    assert mapping == tiny_mapping("tiny-mha", "prefill", 64)  # the committed policy
+    attention, _ = generate_mapping(workload, accelerator, "attention")
+    block = [n for n in names if SCOPE_BLOCKS["attention"].match(n)]
+    assert block[0] == "layer0.attn_norm" and block[-1] == "layer0.attn_residual"
+    assert block in attention and sum(map(len, attention)) == len(names)
+    # Outside the block, the operator groups, less what of them the block took.
+    assert [g for g in attention if g != block] == [
+        [n for n in g if n not in block] for g in operator if set(g) - set(block)
+    ]
+    layer, mapping = generate_mapping(workload, accelerator, "layer")
+    assert layer == [names]
+    # In the fused layer every contraction split over the arrays is split on a token axis, of the prompt's 64
+    # positions, that no weight is indexed by: never on the QKV outputs or the heads, which the group ties together.
+    nodes = {n.name: n for n in workload.get_computation_nodes()}
+    lead = workload.leading_dim
+    weights = weight_names(workload)
+    weighted = {
+        lead(workload.get_dims(n)[p])[0]
+        for n in nodes.values()
+        for t in n.inputs
+        if t.name in weights
+        for p in map_dim_positions(n.get_mapping(t))
+    }
+    split = {
+        lead(workload.get_dims(nodes[e["name"]])[int(e["inter_core_tiling"][0][0]["dim"][1:])])[0]
+        for e in mapping["layers"]
+        if e["inter_core_tiling"]
+    }
+    assert split and not split & weighted
+    assert {workload.get_dimension_size(d) for d in split} == {64}
+
+
+def test_rope_keys_fold_into_one_fused_layer(tiny_block: Callable[..., Path]) -> None:
+    """GQA with RoPE: Stream folds every relayout of the prefill (no FusionEdge cuts the layer), so a fused layer is one
+    group and the scores read the K cache itself, classed as KV cache."""
+    workload = load_workload(str(tiny_block("tiny-gqa", "prefill", 64)))
+    assert not [n.name for n in workload.nodes if isinstance(n, FusionEdge)]
+    assert "layer0.attn.k_cache" in [t.name for t in workload.get_node_by_name("layer0.attn.scores").inputs]
+    assert len(fused_groups(workload, weight_names(workload), "layer")) == 1
+
+
+@pytest.mark.parametrize("block", list(FUSED_CYCLES), ids=lambda b: "-".join(map(str, b)))
+def test_fused_scopes_solve_and_save_cycles(
+    block: tuple[str, str, int], tiny_block: Callable[..., Path], tmp_path: Path
+) -> None:
+    cycles = {}
+    for scope in ("operator", "attention", "layer"):
+        result = trace_workload(DEFAULT_HARDWARE, tiny_block(*block), tmp_path / scope, options=OPTIONS, fusion=scope)
+        assert result.trace.metadata["fusion"] == scope
+        cycles[scope] = result.trace.cycles
+    assert cycles == FUSED_CYCLES[block]
+    assert cycles["layer"] < cycles["attention"] < cycles["operator"]
+
+
+def test_an_inference_repeats_its_fused_layer() -> None:
+    """A whole inference with the layer fused: each step solves one fused layer (the LM head's row slice starts its
+    own group), repeated over the model's layers and renamed."""
+    result = trace_inference(DEFAULT_HARDWARE, "tiny-gqa", Phases(16, 1), fusion="layer", options=OPTIONS)
+    assert result.trace.metadata["fusion"] == "layer"
+    names = [g.name for g in result.groups]
+    for step in ("prefill_L16", "decode_P16"):
+        layers = [n for n in names if n.startswith(f"{step}/layer") and n.endswith(".mlp_residual")]
+        assert [n.split("/")[1].split(".")[0] for n in layers] == ["layer0", "layer1"]
+        assert all(n.count("+") > 30 for n in layers)  # the whole layer, one group
+    assert sum(g.cycles for g in result.groups) == result.trace.cycles
+
+
+def test_a_mapping_is_the_committed_schedule(tiny_block: Callable[..., Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="fusion 'layer' generates its own"):
+        trace_workload(DEFAULT_HARDWARE, tiny_block("tiny-mha", "prefill", 64), tmp_path, "m.yaml", fusion="layer")
+
+
+def _small_sram(directory: Path, kib: int) -> Path:
+    """A copy of the default accelerator whose shared SRAM holds ``kib`` KiB (at the 4 MiB macro's access costs)."""
+    shutil.copytree(DEFAULT_HARDWARE.parent, directory)
+    for core in ("trapti_array_4mib", "trapti_vector_4mib"):
+        path = directory / "cores" / f"{core}.yaml"
+        path.write_text(path.read_text().replace("size: 33554432", f"size: {kib * 1024 * 8}"))
+    return directory / DEFAULT_HARDWARE.name
+
+
+def test_a_scope_that_cannot_fit_names_its_tensors(tiny_block: Callable[..., Path], tmp_path: Path) -> None:
+    """The tiny layer on a 4 KiB SRAM: one line naming the group, the usable bytes and the largest tensors."""
+    hardware = _small_sram(tmp_path / "hardware", 4)
+    workload = load_workload(str(tiny_block("tiny-mha", "prefill", 64)))
+    with pytest.raises(FusionError) as error:
+        generate_mapping(workload, parse_accelerator(str(hardware)), "layer")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("fusion 'layer': group layer0.attn_norm … layer0.mlp_residual (")
+    assert "sram@core0 (3,686 B usable)" in message and " B, largest " in message
+    # Raised inside Stream's pipeline, it reaches the caller as a solve error naming the files.
+    onnx = tiny_block("tiny-mha", "prefill", 64)
+    with pytest.raises(SolveError, match=f"^{onnx} on {hardware}: fusion 'layer': group"):
+        trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
+
+
+# Tiny layers on SRAMs small enough that the fused layer is tiled: per head and MLP slice in prefill (16 iterations),
+# per MLP slice in decode (4).
+ORDERED = [("tiny-mha", "prefill", 64, 256), ("tiny-mha", "decode", 64, 64)]
+
+
+@pytest.mark.parametrize("block", ORDERED, ids=lambda b: "-".join(map(str, b)))
+def test_every_node_runs_after_what_it_reads(
+    block: tuple[str, str, int, int],
+    tiny_block: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a fused layer, nodes idle on a tiled loop (ABSENT) are charged an average share of its iterations; whether
+    their data is ready when they run is not Stream's to say. From the solved schedule (slot starts and ends, the
+    iteration step, each node's loops), every consumer's run must start after the end of every producer run that
+    writes the tile it reads: the output projection of every head before the bias add (and norm) reading its sum."""
+    allocations = []
+    record = plugin.record_group
+
+    def capture(name, allocation, accesses, classify):
+        allocations.append(allocation)
+        return record(name, allocation, accesses, classify)
+
+    monkeypatch.setattr(plugin, "record_group", capture)
+    hardware = _small_sram(tmp_path / "hardware", block[3])
+    trace_workload(hardware, tiny_block(*block[:3]), tmp_path / "out", options=OPTIONS, fusion="layer")
+    assert len(allocations) == 1 and allocations[0].problem.iterations > 1
+    edges, waiting = _check_order(allocations[0])
+    assert edges > 10
+    assert waiting  # an edge whose reader is idle on a loop its producer iterates: the doubtful case is exercised
+
+
+def _check_order(allocation) -> tuple[int, int]:
+    """Assert that every computation node's runs start after the producer runs that write the tiles it reads (through
+    any transfers between them); returns the producer-consumer edges checked, and how many of them have a consumer
+    idle on a loop its producer iterates over."""
+    schedule = _Schedule.of(allocation, internals.decision_space(allocation))
+    workload = allocation.problem.workload
+    group = "fused layer"
+    edges = waiting = 0
+    for producer in workload.get_computation_nodes():
+        for t in producer.outputs:
+            tiles = internals.tile_of_iteration(allocation, t, group)
+            writes = internals.active_iterations(allocation, producer, group)
+            end = schedule.lead + writes * schedule.step + schedule.end[schedule.slot_of[producer]]
+            for consumer in _consumers(workload, producer, t):
+                later = int(schedule.slot_of[consumer] < schedule.slot_of[producer])
+                reads = internals.active_iterations(allocation, consumer, group)
+                reads = reads[reads >= later]
+                start = schedule.lead + reads * schedule.step + schedule.start[schedule.slot_of[consumer]]
+                # The last end of the producer's runs writing each tile, against each read of that tile.
+                ready = np.full(int(tiles.max()) + 1, -1, dtype=np.int64)
+                np.maximum.at(ready, tiles[writes], end)
+                late = ready[tiles[reads - later]] > start
+                assert not late.any(), (
+                    f"{consumer.name} starts at {start[late][:3]} before {producer.name} finishes its tile "
+                    f"at {ready[tiles[reads - later]][late][:3]}"
+                )
+                edges += 1
+                loops = zip(
+                    *(internals._temporal_loops(allocation, n, group) for n in (producer, consumer)), strict=True
+                )
+                waiting += any(p.effect != LoopEffect.ABSENT and c.effect == LoopEffect.ABSENT for p, c in loops)
+    return edges, waiting
+
+
+def _consumers(workload, node, tensor) -> list[ComputationNode]:
+    """The computation nodes reading ``tensor`` of ``node``, directly or through transfers."""
+    found = []
+    for reader in workload.successors(node):
+        if tensor not in getattr(reader, "inputs", ()):
+            continue
+        if isinstance(reader, TransferNode):
+            found += [c for copy in reader.outputs for c in _consumers(workload, reader, copy)]
+        elif isinstance(reader, ComputationNode):
+            found.append(reader)
+    return found
