@@ -160,7 +160,7 @@ def fused_groups(
     nodes = _computation_nodes(workload)
     # A FusionEdge (a layout op Stream could not fold, such as GQA's K/V head repeat) always splits Stream's groups.
     segment = {cn.name: i for i, sub in enumerate(workload.split_fusion_groups()) for cn in sub.get_computation_nodes()}
-    operator = _start_at_row_slices(_operator_groups(nodes, segment, weights))
+    operator = _start_at_slices(_operator_groups(nodes, segment, weights))
     if scope == "operator":
         return operator
     group_of = {cn.name: i for i, group in enumerate(operator) for cn in group}
@@ -169,22 +169,30 @@ def fused_groups(
         block = SCOPE_BLOCKS[scope].match(cn.name)
         return ("block", block.group(1), segment[cn.name]) if block else ("operator", group_of[cn.name])
 
-    return _start_at_row_slices(_end_at_shared_outputs([list(run) for _, run in groupby(nodes, key)]))
+    return _start_at_slices(_end_at_shared_outputs([list(run) for _, run in groupby(nodes, key)]))
 
 
-def _start_at_row_slices(groups: list[list[ComputationNode]]) -> list[list[ComputationNode]]:
-    """Start a group at every Slice that keeps part of its input's rows (the LM head's last position): inside the
-    group of its input's producer Stream 2.1.1's lowering gives that input two iteration spaces and fails
-    (``update_tensor_ssis`` in ``stream/allocation/lowering.py``). Slices of columns (GPT-2's Q/K/V split) fuse."""
+def _start_at_slices(groups: list[list[ComputationNode]]) -> list[list[ComputationNode]]:
+    """Start a group at every Slice of rows (the LM head's last position): inside the group of its input's producer
+    Stream 2.1.1's lowering gives that input two iteration spaces and fails (``update_tensor_ssis`` in
+    ``stream/allocation/lowering.py``). Start one too at a Slice of columns (GPT-2's Q/K/V split of its fused
+    projection) whose input a contraction's group produces: the Slice ties the projection's output dimension to its
+    own, so Stream's steady state would compute the projection over a third of its columns (the tracker's check of
+    Stream's ``total_mac_ops`` catches it)."""
     result: list[list[ComputationNode]] = []
     for group in groups:
         result.append([])
         for cn in group:
             rows = cn.type == "Slice" and cn.inputs[0].shape[:1] != cn.outputs[0].shape[:1]
-            if rows and result[-1]:
+            columns = cn.type == "Slice" and not rows and any(n.type in CONTRACTION_TYPES for n in result[-1])
+            if (rows and result[-1]) or (columns and cn.inputs[0].name in _outputs(result[-1])):
                 result.append([])
             result[-1].append(cn)
     return result
+
+
+def _outputs(nodes: list[ComputationNode]) -> set[str]:
+    return {t.name for cn in nodes for t in cn.outputs}
 
 
 def _operator_groups(
