@@ -66,13 +66,15 @@ CASES = sorted(path.stem for path in FIXTURES.glob("*.onnx"))
 """Every fixture: ``<family>_<size>_<phase>_<exporter>[_sdpa]`` (``_sdpa``: torch's fused attention, not eager)."""
 
 
-def test_every_family_has_both_phases_and_exporters_at_fixture_size() -> None:
+def test_every_family_has_both_phases_and_exporters_at_both_sizes() -> None:
     for family in FAMILIES:
         for phase in ("prefill", "decode"):
             for exporter in EXPORTERS:
                 assert fixture(family, "tiny", phase, exporter).exists(), (family, phase, exporter)
-    for family in ("gpt2", "llama", "qwen2"):
-        assert fixture(family, "full", "prefill", "legacy").exists(), family
+    for family in FAMILIES:
+        for phase in ("prefill", "decode"):
+            for exporter in EXPORTERS:
+                assert fixture(family, "full", phase, exporter).exists(), (family, phase, exporter)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -308,9 +310,13 @@ def test_one_layer_repeated_traces_as_the_whole_export(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["gpt2_full_decode_dynamo", "qwen2_full_decode_dynamo"])
+@pytest.mark.parametrize(
+    "name",
+    ["gpt2_full_decode_dynamo", "qwen2_full_decode_dynamo", "llama_full_decode_dynamo", "mistral_full_decode_dynamo"],
+)
 def test_full_width_exports_solve_composed(name: str, tmp_path: Path) -> None:
-    """GPT-2 (124M) and Qwen2-0.5B widths, one decode step after 128 tokens, as an experiment traces an export."""
+    """GPT-2 (124M), Qwen2-0.5B, TinyLlama-1.1B and Mistral-7B widths, one decode step after 128 tokens, as an
+    experiment traces an export."""
     export = FIXTURES / f"{name}.onnx"
     result = trace_export(DEFAULT_HARDWARE, export, 128, options=TraceOptions(progress=False), work_dir=tmp_path)
     assert result.trace.cycles > 0
