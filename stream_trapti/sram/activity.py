@@ -182,7 +182,7 @@ class BankActivity:
         end_order = np.argsort(end_bank.astype(small), kind="stable")
         bank, start, end = start_bank[start_order], start_at[start_order], end_at[end_order]
         spans = _spans(start_bank, start_at, end_order, start_order, end_at)
-        return IdleIntervals(self.cycles, self.bank_count, bank.astype(np.int64), start, end, True, spans)
+        return IdleIntervals(self.cycles, self.bank_count, bank, start, end, True, spans)
 
 
 def _spans(
@@ -195,7 +195,7 @@ def _spans(
     ends[start_order] = end_at[end_order]
     # A span runs over consecutive starts sharing the start and end cycles (then their banks are consecutive).
     first = np.flatnonzero(np.diff(start_at, prepend=-1) | np.diff(ends, prepend=-1))
-    low = start_bank[first].astype(np.int64)
+    low = start_bank[first]
     high = low + np.diff(np.append(first, len(start_at)))
     return IdleSpans(low, high, start_at[first], ends[first])
 
