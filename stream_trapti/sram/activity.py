@@ -181,18 +181,16 @@ class BankActivity:
         start_order = np.argsort(start_bank.astype(small), kind="stable")
         end_order = np.argsort(end_bank.astype(small), kind="stable")
         bank, start, end = start_bank[start_order], start_at[start_order], end_at[end_order]
-        spans = _spans(start_bank, start_at, end_order, start_order, end_at)
+        spans = _spans(start_bank, start_at, start_order, end)
         return IdleIntervals(self.cycles, self.bank_count, bank, start, end, True, spans)
 
 
-def _spans(
-    start_bank: np.ndarray, start_at: np.ndarray, end_order: np.ndarray, start_order: np.ndarray, end_at: np.ndarray
-) -> IdleSpans:
+def _spans(start_bank: np.ndarray, start_at: np.ndarray, start_order: np.ndarray, end: np.ndarray) -> IdleSpans:
     """The compacting allocator's intervals as :class:`IdleSpans`, from the interval starts in time order
-    (``start_bank``, ``start_at``; the banks falling idle at one change point come as one ascending range) and the
-    orders pairing them with the ends ``end_at`` (the i-th of ``start_order`` ends at the i-th of ``end_order``)."""
-    ends = np.empty_like(end_at)
-    ends[start_order] = end_at[end_order]
+    (``start_bank``, ``start_at``; the banks falling idle at one change point come as one ascending range), the order
+    sorting them by bank and the intervals' ends in that order."""
+    ends = np.empty_like(end)
+    ends[start_order] = end
     # A span runs over consecutive starts sharing the start and end cycles (then their banks are consecutive).
     first = np.flatnonzero(np.diff(start_at, prepend=-1) | np.diff(ends, prepend=-1))
     low = start_bank[first]
