@@ -14,6 +14,7 @@ from stream_trapti.sram.activity import (
     BankActivity,
     InfeasibleOrganisation,
     compacting_activity,
+    expand_ranges,
     first_fit_activity,
 )
 from stream_trapti.sram.energy import AccessCounts, BankCosts, access_counts, evaluate_energy
@@ -334,6 +335,16 @@ def test_nested_organisations_profile_as_each_one_on_its_own(seed, capacity, cou
         coarser = finest.coarser(banks)
         for name in ("bank", "start", "end"):
             assert np.array_equal(getattr(coarser, name), getattr(own, name)), (banks, name)
+        # The run-length form: the same spans read off the finest organisation as extracted, each (start, end) once,
+        # and its banks expanded are exactly the intervals.
+        for name in ("low", "high", "start", "end"):
+            assert np.array_equal(getattr(coarser.spans, name), getattr(own.spans, name)), (banks, name)
+        spans = own.spans
+        assert len(np.unique(np.stack([spans.start, spans.end]), axis=1).T) == len(spans.start)
+        bank, index = expand_ranges(spans.low, spans.high, np.arange(len(spans.low)))
+        order = np.lexsort((spans.start[index], bank))
+        for got, want in ((bank, own.bank), (spans.start[index], own.start), (spans.end[index], own.end)):
+            assert np.array_equal(got[order], want), banks
         listed = idle_profile(replace(own, nested=False))  # every pair listed, as for first fit
         for policy, timeouts in (("immediate", None), ("timeout", taus), ("offline_optimal", None)):
             got, want = (gating_outcome(p, policy, timeouts, 3, 40.0) for p in (profiles[banks], listed))

@@ -14,8 +14,9 @@ the spec, configurations that stall longer are rejected instead.
 The idle intervals of each bank organisation are extracted once; every policy, timeout, flavour and mode is then
 a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`). With the compacting
 allocator the organisations nest, so only the one with the most banks is extracted, and its intervals are sorted once
-for all of them (:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made per configuration:
-each organisation and policy gives arrays over the timeouts, and the rows are columns (:class:`ConfigTable`).
+for all of them, in run-length form (:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made
+per configuration: each organisation and policy gives arrays over the timeouts, and the rows are columns
+(:class:`ConfigTable`).
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from stream_trapti.sram.activity import IdleIntervals, expand_ranges
+from stream_trapti.sram.activity import IdleIntervals, IdleSpans, expand_ranges
 
 GATING_MODES: tuple[str, ...] = ("retention", "power_off")
 
@@ -67,25 +67,34 @@ _ALWAYS_GATED = np.iinfo(np.int64).max
 
 @dataclass(frozen=True, eq=False)
 class SortedLengths:
-    """Interval lengths sorted ascending, with prefix sums, to total the lengths above any threshold."""
+    """Interval lengths sorted ascending, each counted ``weight`` times, with running counts and sums (0 first), to
+    count and total the lengths above any threshold."""
 
     lengths: np.ndarray
+    counted: np.ndarray
     prefix: np.ndarray
 
     @classmethod
-    def of_sorted(cls, ordered: np.ndarray) -> SortedLengths:
-        """Lengths already sorted ascending, with their prefix sums."""
-        return cls(ordered, np.concatenate([[0], np.cumsum(ordered)]))
+    def of_sorted(cls, ordered: np.ndarray, weights: np.ndarray) -> SortedLengths:
+        """Lengths already sorted ascending, each counted ``weights`` times, with their running counts and sums."""
+        return cls(
+            ordered, np.concatenate([[0], np.cumsum(weights)]), np.concatenate([[0], np.cumsum(ordered * weights)])
+        )
+
+    @property
+    def count(self) -> int:
+        """How many lengths, with their weights."""
+        return int(self.counted[-1])
 
     @property
     def total(self) -> int:
-        """Sum of all lengths."""
+        """Sum of all lengths, with their weights."""
         return int(self.prefix[-1])
 
     def above(self, threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each threshold: how many lengths exceed it, and their sum."""
         first = np.searchsorted(self.lengths, threshold, side="right")
-        return len(self.lengths) - first, self.prefix[-1] - self.prefix[first]
+        return self.counted[-1] - self.counted[first], self.prefix[-1] - self.prefix[first]
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,38 +161,49 @@ def idle_profile(intervals: IdleIntervals) -> IdleProfile:
 def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[int, IdleProfile]:
     """:func:`idle_profile` of ``intervals.coarser(count)`` for each of ``bank_counts`` (``intervals``' own count
     giving ``intervals`` themselves), sorting ``intervals`` only once: a coarser organisation's intervals are a subset
-    of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted."""
+    of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted.
+    Nested intervals are sorted in run-length form (:class:`~stream_trapti.sram.activity.IdleSpans`), each span
+    weighted by how many of an organisation's banks share it; other intervals are each a span of one bank."""
     ratios = {count: intervals.coarser_ratio(count) for count in sorted(set(bank_counts), reverse=True)}
-    length = intervals.length
+    if intervals.nested and intervals.spans is not None:
+        spans = intervals.spans
+    else:
+        spans = IdleSpans(intervals.bank, intervals.bank + 1, intervals.start, intervals.end)
+    length = spans.end - spans.start
     by_length = np.argsort(length, kind="stable")
-    # Wake events: the intervals that end in a wake-up, grouped by the cycle they end at.
-    wake_ends = np.flatnonzero(intervals.wakes)
-    by_end = wake_ends[np.argsort(intervals.end[wake_ends], kind="stable")]
-    # Each organisation's intervals, from the finest to the coarsest: (bank, length, leading, wakes) sorted by length
-    # and (bank, end, leading, length) of those that wake sorted by end, each set filtered from the last one that
-    # holds it (every bank kept is a multiple of the ratio kept before).
-    full = (
-        (intervals.bank[by_length], length[by_length], intervals.leading[by_length], intervals.wakes[by_length]),
-        (intervals.bank[by_end], intervals.end[by_end], intervals.leading[by_end], length[by_end]),
-    )
-    last_ratio, last = 1, full
-    profiles = {}
-    for count, ratio in ratios.items():
-        source = last if ratio % last_ratio == 0 else full
-        last_ratio, last = ratio, tuple(_banks_divisible(columns, ratio) for columns in source)
-        profiles[count] = _profile(intervals, count, ratio, *last)
-    return profiles
+    leading, wakes = spans.start == 0, spans.end < intervals.cycles
+    # Wake events: the spans that end in a wake-up, grouped by the cycle they end at.
+    wake_ends = np.flatnonzero(wakes)
+    by_end = wake_ends[np.argsort(spans.end[wake_ends], kind="stable")]
+    # The stall a wake event causes depends on whether any bank woken at that cycle was gated, i.e. on the longest
+    # idle interval ending there: each waking span's key, and its rank among them by key (to sort events by key
+    # without sorting them per organisation).
+    key = np.where(leading[by_end], _ALWAYS_GATED, length[by_end])
+    by_key = np.argsort(key, kind="stable")
+    rank = np.empty_like(by_end)
+    rank[by_key] = np.arange(len(by_end))
+    # (low, high, length, leading, wakes) sorted by length; (low, high, end, key, rank) of the spans that wake
+    # sorted by end.
+    sorted_by_length = tuple(a[by_length] for a in (spans.low, spans.high, length, leading, wakes))
+    sorted_by_end = (spans.low[by_end], spans.high[by_end], spans.end[by_end], key, rank)
+    keys = key[by_key]
+    return {
+        count: _profile(intervals, count, ratio, sorted_by_length, sorted_by_end, keys)
+        for count, ratio in ratios.items()
+    }
 
 
-def _banks_divisible(columns: tuple[np.ndarray, ...], ratio: int) -> tuple[np.ndarray, ...]:
-    """The rows of ``columns`` (the first being the bank) whose bank is a multiple of ``ratio``."""
+def _banks_kept(low: np.ndarray, high: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:
+    """For spans of banks ``[low, high)``: how many banks of the organisation ``ratio`` times coarser each holds
+    (the multiples of ``ratio``), and the highest one's number there (meaningful where the count is positive)."""
     if ratio == 1:
-        return columns
-    # A power of two divides a bank number when the bits below it are clear (cheaper than a division); one index
-    # array taken from every column beats a boolean mask applied to each when the kept rows alternate.
-    low_bits = columns[0] & (ratio - 1) if ratio & (ratio - 1) == 0 else columns[0] % ratio
-    keep = np.flatnonzero(low_bits == 0)
-    return tuple(column.take(keep) for column in columns)
+        return high - low, high - 1
+    if ratio & (ratio - 1) == 0:  # a power of two: ceil(x / ratio) by a shift, cheaper than a division
+        shift = ratio.bit_length() - 1
+        top = (high + (ratio - 1)) >> shift
+        return top - ((low + (ratio - 1)) >> shift), top - 1
+    top = -(-high // ratio)
+    return top + low // -ratio, top - 1
 
 
 def _profile(
@@ -192,35 +212,58 @@ def _profile(
     ratio: int,
     by_length: tuple[np.ndarray, ...],
     by_end: tuple[np.ndarray, ...],
+    keys: np.ndarray,
 ) -> IdleProfile:
-    """The profile of the organisation of ``count`` banks whose intervals, taken from ``intervals`` (every
-    ``ratio``-th bank), are ``by_length`` (bank, length, leading, wakes; sorted by length) and ``by_end`` (bank, end,
-    leading, length of those that wake; sorted by end)."""
-    _, ordered, leading, wakes = by_length
-    bank, ends, event_leading, event_length = by_end
+    """The profile of the organisation of ``count`` banks whose intervals are those of every ``ratio``-th bank of
+    ``intervals``, from its spans as ``by_length`` (low, high, length, leading, wakes; sorted by length) and
+    ``by_end`` (low, high, end, key, rank of those that wake; sorted by end), ``keys`` being the sorted keys."""
+    low, high, ordered, leading, wakes = by_length
+    weight, _ = _banks_kept(low, high, ratio)
+    held = weight > 0
+    end_low, end_high, ends, key, rank = by_end
+    end_weight, highest = _banks_kept(end_low, end_high, ratio)
+    kept = np.flatnonzero(end_weight > 0) if ratio > 1 else np.arange(len(ends))
+    ends = ends.take(kept)
     first = np.flatnonzero(np.diff(ends, prepend=-1))
-    # The stall a wake event causes depends on whether any bank woken at that cycle was gated, i.e. on the
-    # longest idle interval ending there.
-    key = np.where(event_leading, _ALWAYS_GATED, event_length)
-    event_key = np.maximum.reduceat(key, first) if len(ends) else key
-    unused_banks = int(np.count_nonzero(leading & ~wakes))
+    unused_banks = int(weight[leading & ~wakes].sum())
     if intervals.nested:
-        # The banks woken at an event are the lowest idle ones, [a, b); the used banks idle across it are
-        # [b, used), each idle at least as long as bank b - 1 (nested), so each pair's value is the event's key.
-        highest_woken = np.maximum.reduceat(bank // ratio, first) if len(ends) else key
-        bystanders = SortedKeys.of(event_key, count - unused_banks - 1 - highest_woken)
+        # Spans come by start within an end, and of those ending together the one starting first holds the highest
+        # banks (nested), is the longest and so gives the event its key. The banks woken at an event are the lowest
+        # idle ones, [a, b); the used banks idle across it are [b, used), each idle at least as long as bank b - 1
+        # (nested), so each pair's value is the event's key.
+        event = kept.take(first)
+        wake_events = _by_rank(keys, rank.take(event), np.ones(len(event), dtype=np.int64))
+        bystanders = _by_rank(keys, rank.take(event), count - unused_banks - 1 - highest.take(event))
     else:
+        event_key = np.maximum.reduceat(key.take(kept), first) if len(ends) else key
+        wake_events = SortedKeys.of(event_key)
         bystanders = SortedKeys.of(_bystanders(intervals, ends[first], event_key))
+
+    def lengths(where: np.ndarray) -> SortedLengths:
+        where &= held
+        return SortedLengths.of_sorted(ordered[where], weight[where])
+
     return IdleProfile(
         cycles=intervals.cycles,
         bank_count=count,
-        leading_wake=SortedLengths.of_sorted(ordered[leading & wakes]),
-        interior=SortedLengths.of_sorted(ordered[~leading & wakes]),
-        trailing=SortedLengths.of_sorted(ordered[~leading & ~wakes]),
+        leading_wake=lengths(leading & wakes),
+        interior=lengths(~leading & wakes),
+        trailing=lengths(~leading & ~wakes),
         unused_banks=unused_banks,
-        wake_events=SortedKeys.of(event_key),
+        wake_events=wake_events,
         bystanders=bystanders,
     )
+
+
+def _by_rank(keys: np.ndarray, rank: np.ndarray, weights: np.ndarray) -> SortedKeys:
+    """:class:`SortedKeys` of the ``keys`` (sorted) at the distinct positions ``rank``, each counted ``weights``
+    times: marking the positions lists them in key order without a sort."""
+    counted = np.zeros(len(keys), dtype=np.int64)
+    counted[rank] = weights
+    marked = np.zeros(len(keys), dtype=bool)
+    marked[rank] = True
+    at = np.flatnonzero(marked)
+    return SortedKeys(keys.take(at), np.concatenate([[0], np.cumsum(counted.take(at))]))
 
 
 def _bystanders(intervals: IdleIntervals, event_at: np.ndarray, event_key: np.ndarray) -> np.ndarray:
@@ -378,7 +421,7 @@ def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
         + trailing_sum
         - tau * trailing_count
     )
-    wakes = len(profile.leading_wake.lengths) + interior_count
+    wakes = profile.leading_wake.count + interior_count
     return GatingOutcome(gated, wakes, stalls, gated_bank_stalls)
 
 
