@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 Fusion = Literal["committed", "operator", "attention", "layer"]
 FUSIONS: tuple[str, ...] = get_args(Fusion)
-FusionScope = Literal["operator", "attention", "layer"]
 """The scopes our generator builds (``committed`` is whatever mapping the run had before)."""
 
 STAGE_OPTION = "trapti_fusion"

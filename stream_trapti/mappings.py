@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from stream.datatypes import LayerDim
@@ -49,9 +49,11 @@ from stream.workload.workload import Workload, determine_fusion_cut_points
 
 from stream_trapti.atomic import atomic_write
 from stream_trapti.errors import SolveError
-from stream_trapti.fusion import FusionScope
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.group import on_chip_memories
+
+FusionScope = Literal["operator", "attention", "layer"]
+"""What our generator fuses: each operator, attention block or decoder layer (:mod:`stream_trapti.fusion`)."""
 
 logger = logging.getLogger(__name__)
 
