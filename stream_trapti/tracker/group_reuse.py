@@ -54,10 +54,14 @@ class GroupReuse:
         """The stage that takes the cached groups out of the solve, bound to this reuse."""
         return type("GroupReuseStage", (GroupReuseStage,), {"reuse": self})
 
+    def left(self) -> list[int]:
+        """The indices of the groups the cache does not hold: what Stream solves."""
+        return [i for i in range(len(self.keys)) if i not in self.reused]
+
     def merge(self, solved: list[GroupOccupancy]) -> list[GroupOccupancy]:
         """The groups of the whole solve in schedule order: the reused ones, and ``solved`` (what Stream solved, in
         order) in the others' places, each stored in the cache under its key."""
-        missing = [i for i in range(len(self.keys)) if i not in self.reused]
+        missing = self.left()
         if len(solved) != len(missing):
             raise StreamContractError(f"Stream solved {len(solved)} groups, {len(missing)} were left to it")
         for i, group in zip(missing, solved, strict=True):
@@ -80,7 +84,7 @@ class GroupReuseStage(Stage):
         for i, key in enumerate(self.reuse.keys):
             if (hit := cache.load_groups(self.reuse.cache_dir, key, cache.FUSED_GROUPS)) is not None:
                 self.reuse.reused[i] = hit[0]
-        left = [i for i in range(len(workloads)) if i not in self.reuse.reused]
+        left = self.reuse.left()
         if not left:
             raise AllGroupsReused
         self.ctx.set(sub_workloads=[workloads[i] for i in left], sub_mappings=[mappings[i] for i in left])
