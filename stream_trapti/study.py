@@ -23,6 +23,7 @@ from stream_trapti.api import TraceOptions, TraceResult, explore_result
 from stream_trapti.atomic import atomic_directory, atomic_write
 from stream_trapti.errors import SolveError
 from stream_trapti.experiment import jsonable
+from stream_trapti.fusion import Fusion
 from stream_trapti.hardware_variants import sram_capacity_variant
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.provenance import hardware_identity
@@ -51,10 +52,13 @@ class Growth:
 
 @dataclass(frozen=True)
 class Study:
-    """What the study runs. Every model runs every prefill length on ``hardware`` and every decode cache length on
-    ``hardware``'s SRAM resized to each of ``capacities_mib`` (variants priced by CACTI), under each KV residency
-    policy; ``growth`` is traced step by step for the plots. The flavour and gated-leakage sensitivities run at
-    ``sensitivity_prefill`` on ``hardware`` with the cache streamed."""
+    """What the study runs. Every model runs every prefill length and every decode cache length on ``hardware`` and
+    on ``hardware``'s SRAM resized to each of ``capacities_mib`` (variants priced by CACTI), under each KV residency
+    policy; ``growth`` is traced step by step for the plots. Each step of ``schedule_steps`` (phase, length) also
+    runs on ``hardware`` under every fused schedule of ``schedules`` (:mod:`stream_trapti.fusion`) and policy of
+    ``schedule_policies``. The
+    flavour and gated-leakage sensitivities run at ``sensitivity_prefill`` on ``hardware`` with the cache
+    streamed."""
 
     hardware: Path
     models: tuple[str, ...]
@@ -67,14 +71,17 @@ class Study:
     growth: Growth | None = None
     flavours: tuple[str, ...] = ("hp", "lstp")
     gated_leakage_fractions: tuple[float, ...] = (0.1, 0.3, 0.6, 0.9)
+    schedules: tuple[Fusion, ...] = ()
+    schedule_steps: tuple[tuple[str, int], ...] = ()
+    schedule_policies: tuple[KvResidency, ...] = ("streamed", "resident")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One measured point: a model, a KV residency policy, an SRAM capacity, a step (prefill L or decode P), and its
-    figures, all of one memory: the one the sweep explores (``memory``, by name). ``skipped`` says why a case could
-    not run (then the figures are absent). ``total_energy_pj`` is Stream's energy plus the static part (leakage,
-    wake-ups, stalls) of the best SRAM organisation."""
+    """One measured point: a model, a KV residency policy, an SRAM capacity, a step (prefill L or decode P), the
+    fused schedule (``fusion``), and its figures, all of one memory: the one the sweep explores (``memory``, by
+    name). ``skipped`` says why a case could not run (then the figures are absent). ``total_energy_pj`` is Stream's
+    energy plus the static part (leakage, wake-ups, stalls) of the best SRAM organisation."""
 
     model: str
     policy: str
@@ -82,6 +89,7 @@ class Case:
     phase: str
     length: int
     hardware: str
+    fusion: str = "committed"
     skipped: str | None = None
     memory: str | None = None
     cycles: int | None = None
@@ -99,9 +107,9 @@ class Case:
     total_energy_pj: float | None = None
 
     @property
-    def point(self) -> tuple[str, float, str, int]:
-        """Where the case sits in the grid, whatever the model: policy, capacity, phase and length."""
-        return (self.policy, self.capacity_mib, self.phase, self.length)
+    def point(self) -> tuple[str, float, str, str]:
+        """Where the case sits in the grid, whatever the model and length: policy, capacity, phase and schedule."""
+        return (self.policy, self.capacity_mib, self.phase, self.fusion)
 
 
 @dataclass(frozen=True)
@@ -115,12 +123,13 @@ class Sensitivity:
 
 @dataclass(frozen=True)
 class StudyResult:
-    """What a study measured: the main cases (every model, policy, capacity and step) and the sensitivities, in the
-    order they are reported."""
+    """What a study measured: the main cases (every model, policy, capacity and step), the sensitivities, and the
+    cases of the fused schedules (``schedule``), in the order they are reported."""
 
     study: Study
     cases: tuple[Case, ...]
     sensitivities: tuple[Sensitivity, ...]
+    schedule: tuple[Case, ...] = ()
 
     def to_json(self) -> str:
         """``study.json``: the study's settings, the cases, and per sensitivity its cases with the value varied."""
@@ -129,6 +138,7 @@ class StudyResult:
                 "study": jsonable(asdict(self.study)),
                 "cases": [asdict(c) for c in self.cases],
                 "sensitivity": {s.key: [asdict(c) | {s.key: value} for value, c in s.rows] for s in self.sensitivities},
+                "schedule": [asdict(c) for c in self.schedule],
             },
             indent=1,
         )
@@ -139,31 +149,40 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
     options = options or TraceOptions()
     swept = check_sweep_memory(study.sweep, hardware_memories(study.hardware), "the study's sweep")
     base_mib = swept.capacity_bytes / 2**20
-    traces: dict[tuple[str, str, float, str, int], TraceResult] = {}
+    traces: dict[tuple[str, str, float, str, int, str], TraceResult] = {}
     variants = {base_mib: study.hardware} | {
         mib: sram_capacity_variant(study.hardware, round(mib * 2**20))
         for mib in study.capacities_mib
         if mib != base_mib
     }
 
-    def case(model: str, policy: str, mib: float, phase: str, length: int, sweep: SweepSpec = study.sweep) -> Case:
+    def case(
+        model: str,
+        policy: str,
+        mib: float,
+        phase: str,
+        length: int,
+        sweep: SweepSpec = study.sweep,
+        fusion: Fusion = "committed",
+    ) -> Case:
         hardware = variants[mib]
-        base = Case(model, policy, mib, phase, length, hardware_identity(hardware))
+        base = Case(model, policy, mib, phase, length, hardware_identity(hardware), fusion)
         if reason := _out_of_range(model, phase, length):
             return replace(base, skipped=reason)
-        key = (model, policy, mib, phase, length)
+        key = (model, policy, mib, phase, length, fusion)
         if key not in traces:
             phases = Phases(length) if phase == "prefill" else Phases(0, 1, decode_from=length)
             try:
-                traced = trace_inference(hardware, model, phases, kv_residency=policy, options=options)
+                traced = trace_inference(hardware, model, phases, kv_residency=policy, fusion=fusion, options=options)
                 traces[key] = replace(traced, groups=())  # the trace and Stream's figures are all a case reads
             except SolveError as error:
                 return replace(base, skipped=str(error))
         return measure(base, traces[key], sweep)
 
     main = [
-        case(m, policy, base_mib, "prefill", n)
+        case(m, policy, mib, "prefill", n)
         for n in study.prefill_lengths
+        for mib in sorted(variants)
         for policy in study.policies
         for m in study.models
     ]
@@ -172,6 +191,13 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
         for p in study.decode_past
         for mib in sorted(variants)
         for policy in study.policies
+        for m in study.models
+    ]
+    schedule = [
+        case(m, policy, base_mib, phase, _decode_length(m, n) if phase == "decode" else n, fusion=fusion)
+        for phase, n in study.schedule_steps
+        for fusion in study.schedules
+        for policy in study.schedule_policies
         for m in study.models
     ]
     at = study.sensitivity_prefill
@@ -199,12 +225,13 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
     )
     with atomic_directory(out_dir) as staging:
         (staging / "study.json").write_text(result.to_json())
-        atomic_write(staging / "study.csv", _csv(main).encode())
-        _plot_scaling(main, study.models, staging / "scaling.png")
+        atomic_write(staging / "study.csv", _csv([*main, *schedule]).encode())
+        _plot_scaling([c for c in main if c.capacity_mib == base_mib], study.models, staging / "scaling.png")
         _plot_ratio(main, study.models, staging / "ratio.png")
-        for (model, policy, mib, phase, length), traced in traces.items():
+        for (model, policy, mib, phase, length, fusion), traced in traces.items():
             if mib == base_mib:
-                traced.trace.save(staging / "traces" / f"{model}_{policy}_{phase}{length}.npz")
+                scope = "" if fusion == "committed" else f"_{fusion}"
+                traced.trace.save(staging / "traces" / f"{model}_{policy}_{phase}{length}{scope}.npz")
         if growth is not None:
             write_trace_outputs(growth, staging / "growth" / "trace")
             explore_result(growth, replace(study.sweep, flavours=("hp",)), staging / "growth" / "sram")
@@ -288,8 +315,8 @@ def _csv(cases: Sequence[Case]) -> str:
 
 
 def _plot_scaling(cases: Sequence[Case], models: Sequence[str], path: Path) -> None:
-    """Peak needed bytes, cycles and best SRAM saving against the prefill length, one line per model and policy, each
-    axis from zero so that the lines' gaps read as ratios."""
+    """Peak needed bytes, cycles and best SRAM saving against the prefill length, one line per model and policy (one
+    SRAM capacity in ``cases``), each axis from zero so that the lines' gaps read as ratios."""
     figure = Figure(figsize=(14, 4))
     axes = figure.subplots(1, 3)
     panels: list[tuple[str, Callable[[Case], float]]] = [
@@ -346,11 +373,13 @@ def _plot_ratio(cases: Sequence[Case], models: Sequence[str], path: Path) -> Non
     figure.savefig(path, dpi=110)
 
 
-def _ratio_series(cases: Sequence[Case], models: Sequence[str]) -> dict[tuple[str, float], list[tuple[int, float]]]:
-    """Per policy and capacity, (P, ratio of peak needed) of every decode length both models ran."""
+def _ratio_series(
+    cases: Sequence[Case], models: Sequence[str], phase: str = "decode"
+) -> dict[tuple[str, float], list[tuple[int, float]]]:
+    """Per policy and capacity, (L or P, ratio of peak needed) of every length of ``phase`` both models ran."""
     series: dict[tuple[str, float], list[tuple[int, float]]] = {}
     for c in cases:
-        if c.phase == "decode" and c.model == models[0] and (ratio := _peak_ratio(cases, models, c)) is not None:
+        if c.phase == phase and c.model == models[0] and (ratio := _peak_ratio(cases, models, c)) is not None:
             series.setdefault((c.policy, c.capacity_mib), []).append((c.length, ratio))
     return series
 
@@ -362,9 +391,8 @@ def _peak_ratio(cases: Sequence[Case], models: Sequence[str], case: Case) -> flo
         return None
     found = {}
     for c in cases:
-        if c.skipped is None and c.policy == case.policy and c.capacity_mib == case.capacity_mib:
-            if c.phase == case.phase and abs(c.length - case.length) <= (c.phase == "decode"):
-                found.setdefault(c.model, c)
+        if c.skipped is None and c.point == case.point and abs(c.length - case.length) <= (c.phase == "decode"):
+            found.setdefault(c.model, c)
     if len(found) != 2 or not (a := found.get(models[0])) or not (b := found.get(models[1])):
         return None
     return a.peak_needed_bytes / b.peak_needed_bytes
@@ -394,6 +422,10 @@ def render_study_report(result: StudyResult, growth: bool = False) -> str:
         "## Prefill",
         "",
         _table(prefill, cases, models),
+        "",
+        "### The peak-needed ratio",
+        "",
+        _ratio_pivot(prefill, models, "prefill"),
         "",
         "![scaling with the prefill length](scaling.png)",
         "",
@@ -429,12 +461,39 @@ def render_study_report(result: StudyResult, growth: bool = False) -> str:
             "",
             "![banks](growth/sram/bank_heatmap.png)",
         ]
+    if result.schedule:
+        lines += ["", "## Fused schedules", "", _SCHEDULES_TEXT, "", "| schedule | " + _header()[2:], _rule(1)]
+        lines += [f"| {c.fusion} " + _row(c, result.schedule, models) for c in result.schedule]
+        lines += ["", _ratio_by_schedule(result.schedule, models)]
     lines += ["", "## Sensitivity"]
     for sensitivity in result.sensitivities:
         key = sensitivity.key
         lines += ["", f"### {_SENSITIVITY_TITLES[key]}", "", f"| {key} | " + _header()[2:], _rule(1)]
         lines += [f"| {value} " + _row(case, cases, models) for value, case in sensitivity.rows]
     return "\n".join(lines) + "\n"
+
+
+_SCHEDULES_TEXT = (
+    "Each step under each fused schedule of the run's `fusion` key (the README's *Fused schedules*): `committed` is "
+    "Stream's generic mapping, one group per operator; `attention` fuses each layer's attention block; `layer` each "
+    "whole decoder layer. A schedule that cannot fit says why, in one line."
+)
+
+
+def _ratio_by_schedule(cases: Sequence[Case], models: Sequence[str]) -> str:
+    """The peak-needed ratio per step and policy (rows) and schedule (columns)."""
+    fusions = list(dict.fromkeys(c.fusion for c in cases))
+    rows: dict[tuple[str, int, str], dict[str, float]] = {}
+    for c in cases:
+        if c.model == models[0] and (ratio := _peak_ratio(cases, models, c)) is not None:
+            rows.setdefault((c.phase, c.length, c.policy), {})[c.fusion] = ratio
+    if not rows:
+        return "No fused schedule ran for both models."
+    lines = ["| step | policy | " + " | ".join(fusions) + " |", "|---|---|" + "---:|" * len(fusions)]
+    for (phase, length, policy), at in rows.items():
+        step = f"{phase} {'L' if phase == 'prefill' else 'P'}={length}"
+        lines.append(f"| {step} | {policy} | " + " | ".join(f"{at[f]:.2f}" if f in at else "" for f in fusions) + " |")
+    return "\n".join(lines)
 
 
 def _memory(cases: Sequence[Case]) -> str:
@@ -474,14 +533,15 @@ def _table(rows: Sequence[Case], cases: Sequence[Case], models: Sequence[str]) -
     return "\n".join([_header(), _rule(), *(_row(c, cases, models) for c in rows)])
 
 
-def _ratio_pivot(decode: Sequence[Case], models: Sequence[str]) -> str:
-    """The peak-needed ratio per policy and capacity (rows) and decode length (columns)."""
-    series = _ratio_series(decode, models)
+def _ratio_pivot(cases: Sequence[Case], models: Sequence[str], phase: str = "decode") -> str:
+    """The peak-needed ratio per policy and capacity (rows) and prefill or decode length (columns)."""
+    series = _ratio_series(cases, models, phase)
     if not series:
-        return "No decode length ran for both models."
+        return f"No {phase} length ran for both models."
     lengths = sorted({p for points in series.values() for p, _ in points})
+    symbol = "L" if phase == "prefill" else "P"
     lines = [
-        "| policy | SRAM (MiB) | " + " | ".join(f"P={p}" for p in lengths) + " |",
+        "| policy | SRAM (MiB) | " + " | ".join(f"{symbol}={p}" for p in lengths) + " |",
         "|---|---|" + "---:|" * len(lengths),
     ]
     for (policy, mib), points in series.items():

@@ -32,15 +32,17 @@ def test_a_small_study_writes_every_output_about_the_swept_memory(tmp_path: Path
         growth=Growth("tiny-gqa", past=16, steps=2, capacity_mib=2),
         flavours=("lstp",),
         gated_leakage_fractions=(0.5,),
+        schedules=("committed", "layer"),
+        schedule_steps=(("decode", 16),),
     )
     out = tmp_path / "study"
     result = run_study(study, out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [OUTPUT_MARKER, "growth", "ratio.png", "report.md", "scaling.png", "study.csv", "study.json", "traces"]
     )
-    # A row per model × policy × capacity × step: prefill on the 4 MiB accelerator, decode on it and at 2 MiB.
+    # A row per model × policy × capacity × step: prefill and decode on the 4 MiB accelerator and at 2 MiB.
     points = [(c.model, c.policy, c.capacity_mib, c.phase) for c in result.cases]
-    assert len(points) == len(set(points)) == 2 * 2 * (1 + 2)
+    assert len(points) == len(set(points)) == 2 * 2 * 2 * 2
     assert not any(c.skipped for c in result.cases)
     by = {(c.model, c.policy, c.capacity_mib, c.phase): c for c in result.cases}
     for model in MODELS:
@@ -61,6 +63,17 @@ def test_a_small_study_writes_every_output_about_the_swept_memory(tmp_path: Path
     ratio = mha.peak_needed_bytes / gqa.peak_needed_bytes
     assert f"| tiny-mha | resident | 2 | decode P=16 | {mha.cycles:,} |" in report
     assert f"| resident | 2 | {ratio:.2f} |" in report
+    mha, gqa = by[("tiny-mha", "resident", 2, "prefill")], by[("tiny-gqa", "resident", 2, "prefill")]
+    assert f"| resident | 2 | {mha.peak_needed_bytes / gqa.peak_needed_bytes:.2f} |" in report.split("## Decode")[0]
     assert "| lstp | tiny-mha | streamed | 4 | prefill L=16 |" in report
+    # A fused layer keeps its intermediate tensors on chip: they no longer cross the DRAM interface.
+    fused = {(c.model, c.policy, c.fusion): c for c in result.schedule}
+    assert len(fused) == len(result.schedule) == 2 * 2 * 2 and not any(c.skipped for c in result.schedule)
+    for model in MODELS:
+        for policy in ("streamed", "resident"):
+            assert fused[(model, policy, "committed")].cycles == by[(model, policy, 4, "decode")].cycles
+            assert fused[(model, policy, "layer")].dram_bytes < fused[(model, policy, "committed")].dram_bytes
+    layer = fused[("tiny-mha", "resident", "layer")]
+    assert f"| layer | tiny-mha | resident | 4 | decode P=16 | {layer.cycles:,} |" in report
     for image in ("scaling.png", "ratio.png", "growth/trace/occupancy.png", "growth/sram/bank_heatmap.png"):
         assert Image.open(out / image).size[0] > 0
