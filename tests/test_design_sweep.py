@@ -360,9 +360,11 @@ def test_a_wider_dram_never_slows_a_decode_step_and_the_rows_say_what_ran(genera
         ("64x64", 2, 16.0, "layer"),  # the template's arrays and bandwidth, resolved
     ]
     assert all(r["skipped"] is None and r["hardware"].startswith("template trapti_edge.yaml (sha256 ") for r in rows)
-    # One decode step streams its weights and cache from DRAM: four times the bandwidth takes fewer cycles.
+    # One decode step streams its weights and cache from DRAM: four times the bandwidth takes fewer cycles, and no
+    # point moves more than its port's width (dram_gbps bytes per cycle at 1 GHz) over the DRAM in a cycle.
     for narrow, wide in ((rows[0], rows[1]), (rows[2], rows[3])):
         assert wide["cycles"] < narrow["cycles"]
+    assert all(r["cycles"] >= r["dram_bytes"] / r["dram_gbps"] for r in rows)
     names = {path.name for path in directory.iterdir()}
     assert {"against_array.png", "against_dram_gbps.png", "against_fusion.png"} <= names
     report = (directory / "report.md").read_text()
