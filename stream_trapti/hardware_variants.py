@@ -22,6 +22,9 @@ name), ``cores/`` with every core YAML it names, and ``cacti/`` with the CACTI c
 self-contained, and the same inputs give byte-identical files. Without an output directory the variant goes to the
 cache root, at a path named by the content of the request, so asking again returns the same path without running
 CACTI (whose figures are cached in any case, :mod:`stream_trapti.sram.cacti_cache`).
+
+:func:`template_variant` keeps an accelerator generated from a template (other arrays, another DRAM bandwidth, as a
+design sweep asks for) in the same cache, the same way (:func:`cached_hardware`).
 """
 
 from __future__ import annotations
@@ -30,18 +33,29 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from stream.hardware.architecture.core import Core
 from zigzag.hardware.architecture.memory_instance import MemoryInstance
 
+from stream_trapti import hardware_generator
 from stream_trapti.atomic import OUTPUT_MARKER, atomic_directory
 from stream_trapti.banked_sram import sram_config_for
 from stream_trapti.cache_dir import cache_root
 from stream_trapti.errors import ConfigError, TraptiError, check_file, one_line
-from stream_trapti.hardware_generator import CACTI_DIGITS, cacti_digits, comment, size_label, size_token
+from stream_trapti.hardware_generator import (
+    CACTI_DIGITS,
+    GENERATOR_VERSION,
+    cacti_digits,
+    comment,
+    load_template,
+    size_label,
+    size_token,
+)
 from stream_trapti.provenance import core_file, core_files, file_identity, hardware_files, hardware_identity
 from stream_trapti.sram.cacti import SramConfig, SramResult, render_cfg
 from stream_trapti.sram.cacti_build import ensure_cacti
@@ -94,15 +108,69 @@ def sram_capacity_variant(
     _check_capacities(base, capacity_bytes, cost_capacity_bytes)
     sram = shared_sram(base)
     config = _macro(base, cost_capacity_bytes, sram)
+
+    def files() -> dict[str, bytes]:
+        return _variant_files(base, sram, capacity_bytes, _cacti(base, config))
+
     if out_dir is None:
-        out_dir = _cache_directory(base, capacity_bytes, cost_capacity_bytes)
-        if (out_dir / OUTPUT_MARKER).is_file() and (out_dir / base.name).is_file():
-            return out_dir / base.name
-    with atomic_directory(out_dir, inputs=hardware_files(base)) as staging:
-        for name, data in _variant_files(base, sram, capacity_bytes, _cacti(base, config)).items():
+        request = {
+            "schema": VARIANT_SCHEMA,
+            "hardware": hardware_identity(base),
+            "capacity_bytes": capacity_bytes,
+            "cost_capacity_bytes": cost_capacity_bytes,
+        }
+        stem = f"{base.stem}-{_variant_token(capacity_bytes, cost_capacity_bytes)}"
+        return cached_hardware(stem, request, base.name, files, hardware_files(base))
+    _write_directory(Path(out_dir), files(), hardware_files(base))
+    return Path(out_dir) / base.name
+
+
+def template_variant(template: str | Path, overrides: Mapping[str, Any], capacity_bytes: int | None = None) -> Path:
+    """The accelerator YAML :func:`~stream_trapti.hardware_generator.hardware_files` generates from ``template`` with
+    ``overrides`` and an SRAM of ``capacity_bytes`` (None: the template's), with its core files and CACTI configs,
+    in the cache root (:func:`cached_hardware`): asking again returns the same path without generating anything."""
+    template = Path(template)
+    generated = load_template(template, overrides)
+    capacity = generated.sram.capacity_kib * 1024 if capacity_bytes is None else capacity_bytes
+    accelerator = f"{generated.name}_{size_token(capacity)}.yaml"
+    request = {
+        "generator": GENERATOR_VERSION,
+        "template": file_identity(template),
+        "overrides": overrides,
+        "capacity_bytes": capacity,
+    }
+
+    def files() -> dict[str, bytes]:
+        return hardware_generator.hardware_files(template, accelerator, capacity_bytes=capacity, overrides=overrides)
+
+    return cached_hardware(f"{template.stem}-{size_token(capacity)}", request, accelerator, files, [template])
+
+
+def cached_hardware(
+    stem: str,
+    request: Mapping[str, Any],
+    accelerator: str,
+    files: Callable[[], Mapping[str, bytes]],
+    inputs: Sequence[Path],
+) -> Path:
+    """The accelerator YAML ``accelerator`` of the hardware directory that ``files`` makes, kept in the cache root
+    under ``<stem>-<key>``: ``key`` hashes ``request`` (everything the files depend on) and the CACTI build, so an
+    edited input or another CACTI never gets stale files. ``files`` runs only when the cache does not hold them; the
+    directory is written whole (:func:`~stream_trapti.atomic.atomic_directory`), so concurrent runs and workers
+    share it safely."""
+    key = hashlib.sha256(json.dumps({**request, "cacti": ensure_cacti().fingerprint}, sort_keys=True).encode())
+    directory = cache_root() / "hardware-variants" / f"{stem}-{key.hexdigest()[:16]}"
+    if not ((directory / OUTPUT_MARKER).is_file() and (directory / accelerator).is_file()):
+        _write_directory(directory, files(), inputs)
+    return directory / accelerator
+
+
+def _write_directory(directory: Path, files: Mapping[str, bytes], inputs: Sequence[Path]) -> None:
+    """``files`` (by path relative to ``directory``) as the whole of ``directory``, swapped in once written."""
+    with atomic_directory(directory, inputs=inputs) as staging:
+        for name, data in files.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_bytes(data)
-    return Path(out_dir) / base.name
 
 
 def _check_capacities(base: Path, capacity_bytes: int, cost_capacity_bytes: int) -> None:
@@ -182,21 +250,6 @@ def _cacti(base: Path, config: SramConfig) -> SramResult:
             f"SRAM variant of {base}: CACTI has no figures for a {config.capacity_bytes}-byte macro "
             f"({one_line(error)}); pass cost_capacity_bytes, the capacity of the physical macro"
         ) from error
-
-
-def _cache_directory(base: Path, capacity_bytes: int, cost_capacity_bytes: int) -> Path:
-    """Where the cache keeps this request's variant: named by the base's content, both capacities and the CACTI
-    build, so an edited base or another CACTI never gets a stale variant."""
-    request = {
-        "schema": VARIANT_SCHEMA,
-        "hardware": hardware_identity(base),
-        "capacity_bytes": capacity_bytes,
-        "cost_capacity_bytes": cost_capacity_bytes,
-        "cacti": ensure_cacti().fingerprint,
-    }
-    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
-    token = _variant_token(capacity_bytes, cost_capacity_bytes)
-    return cache_root() / "hardware-variants" / f"{base.stem}-{token}-{key}"
 
 
 def _variant_files(base: Path, sram: SharedSram, capacity_bytes: int, macro: SramResult) -> dict[str, bytes]:

@@ -1,6 +1,7 @@
 """A design sweep (:mod:`stream_trapti.design_sweep`) run end to end, on one machine or a Dask cluster.
 
-1. **Plan**, on the client: every point's hardware (the SRAM resized, :mod:`stream_trapti.hardware_variants`) and
+1. **Plan**, on the client: every point's hardware (the SRAM resized, or generated from a template with other arrays
+   or DRAM bandwidth: :mod:`stream_trapti.hardware_variants`, both cached) and
    inference (:func:`~stream_trapti.inference.plan_inference`: its steps, each a one-layer Stream solve with its
    workload written). A point that cannot run is kept, skipped, with the reason.
 2. **Solve**: the distinct solves no cached point or solve covers, each one task
@@ -32,14 +33,15 @@ from typing import Any
 from tqdm import tqdm
 
 from stream_trapti import cache_entry
-from stream_trapti.api import TraceOptions
+from stream_trapti.api import TraceOptions, with_fusion
 from stream_trapti.atomic import check_output_directory
-from stream_trapti.design_sweep import DesignSweep, Point
+from stream_trapti.design_sweep import GENERATED_AXES, DesignSweep, Point, template_overrides
 from stream_trapti.dispatch import Cluster, outcomes
 from stream_trapti.errors import TraptiError, one_line
-from stream_trapti.hardware_variants import sram_capacity_variant
+from stream_trapti.hardware_generator import load_template
+from stream_trapti.hardware_variants import sram_capacity_variant, template_variant
 from stream_trapti.inference import InferencePlan, Phases, plan_inference, trace_planned
-from stream_trapti.provenance import hardware_identity
+from stream_trapti.provenance import file_identity, hardware_identity
 from stream_trapti.reports.sweep_outputs import table_row, write_sweep_outputs
 from stream_trapti.residency import DEFAULT_KV_BUDGET
 from stream_trapti.scratch import scratch_directory, scratch_root
@@ -52,7 +54,7 @@ from stream_trapti.tracker.solve import options_key
 from stream_trapti.tracker.solve_task import SolveOutcome, SolveTask
 from stream_trapti.workloads.config import preset
 
-POINT_FORMAT = 1
+POINT_FORMAT = 2
 """The version of a point entry's row; bump it when a column changes meaning or name."""
 POINT_SCHEMA = f"sweep point {POINT_FORMAT}"
 
@@ -166,14 +168,14 @@ def plan_sweep(
     """Every point of ``sweep`` planned, its workloads in a scratch directory that lasts as long as the context. The
     Stage II sweep ``spec`` is checked against every hardware a point runs on, before anything is solved."""
     points = sweep.expand()
-    variants: dict[tuple[Path, float | None], Path | TraptiError] = {}
-    identities: dict[Path, str] = {}
+    variants: dict[tuple, Path | TraptiError] = {}
+    identities: dict[tuple[Path, bool], str] = {}
     planned = []
     with scratch_directory(scratch_root(), "sweep") as work:
         for index, point in enumerate(tqdm(points, desc="planning", unit="point", disable=not progress)):
-            if point.hardware not in identities:
-                identities[point.hardware] = hardware_identity(point.hardware)
-            axes = {**asdict(point), "hardware": identities[point.hardware]}
+            if (point.hardware, point.generated) not in identities:
+                identities[point.hardware, point.generated] = _identity(point)
+            axes = {**asdict(point), "hardware": identities[point.hardware, point.generated], **_generated_axes(point)}
             base = PlannedPoint(index, point, axes)
             hardware = _hardware(point, spec, sweep, variants)
             if isinstance(hardware, TraptiError):
@@ -185,7 +187,8 @@ def plan_sweep(
                 planned.append(replace(base, skipped=one_line(error)))
                 continue
             labels = [f"{point.model}-{step.label}" for step in plan.steps]
-            tasks = tuple(SolveTask.of(job, options.solve, label) for job, label in zip(plan.jobs, labels, strict=True))
+            solve = with_fusion(options, point.fusion).solve  # the scope is in the options, so in the solve's key
+            tasks = tuple(SolveTask.of(job, solve, label) for job, label in zip(plan.jobs, labels, strict=True))
             key = _point_key(axes, tasks, spec, options)
             planned.append(replace(base, plan=plan, tasks=tasks, key=key))
         yield planned
@@ -205,11 +208,40 @@ def _plan(point: Point, hardware: Path, root: Path) -> InferencePlan:
     )
 
 
+def _identity(point: Point) -> str:
+    """The ``hardware`` column: the accelerator file by name and content, or the template a point's accelerator is
+    generated from (its array and DRAM columns say with what)."""
+    if point.generated:
+        return f"template {file_identity(point.hardware)}"
+    return hardware_identity(point.hardware)
+
+
+def _generated_axes(point: Point) -> dict[str, Any]:
+    """The array and DRAM axes of a point whose accelerator is generated, those it leaves to the template resolved
+    (as ``layers`` is), so its row says what ran; nothing for a point on a hardware file."""
+    if not point.generated:
+        return {}
+    template = load_template(point.hardware, _overrides(point))
+    return {
+        "array": f"{template.arrays.rows}x{template.arrays.columns}",
+        "array_count": template.arrays.count,
+        "dram_gbps": min(template.dram.port_bits, template.dram.link_bits) / 8 * template.clock_ghz,
+    }
+
+
+def _overrides(point: Point) -> dict[str, Any]:
+    """The template keys a generated point's axes set (checked when the sweep was loaded)."""
+    return template_overrides(point, load_template(point.hardware))
+
+
 def _hardware(
-    point: Point, spec: SweepSpec, sweep: DesignSweep, variants: dict[tuple[Path, float | None], Path | TraptiError]
+    point: Point, spec: SweepSpec, sweep: DesignSweep, variants: dict[tuple, Path | TraptiError]
 ) -> Path | TraptiError:
-    """The hardware ``point`` runs on: its file, or a variant with the SRAM resized (made once per capacity), with the
-    Stage II sweep checked against it; a variant CACTI cannot price is the error, for the point to report."""
+    """The hardware ``point`` runs on: its file, a variant with the SRAM resized (made once per capacity), or the
+    accelerator generated from the template, with the Stage II sweep checked against it; a variant or accelerator
+    CACTI cannot price is the error, for the point to report."""
+    if point.generated:
+        return _generated(point, spec, sweep, variants)
     at = (point.hardware, point.sram_mib)
     if at not in variants:
         source = str(sweep.sram_sweep or "the default Stage II sweep")
@@ -224,6 +256,24 @@ def _hardware(
                 variants[at] = error
                 return error
             check_sweep_memory(spec, hardware_memories(variants[at]), f"{source} (with sram_mib {point.sram_mib:g})")
+    return variants[at]
+
+
+def _generated(
+    point: Point, spec: SweepSpec, sweep: DesignSweep, variants: dict[tuple, Path | TraptiError]
+) -> Path | TraptiError:
+    """:func:`_hardware` of a point whose accelerator is generated from its template (cached, so workers and reruns
+    get the same files, and the same solve keys)."""
+    at = (point.hardware, point.sram_mib, *(getattr(point, axis) for axis in GENERATED_AXES))
+    if at not in variants:
+        capacity = None if point.sram_mib is None else round(point.sram_mib * 2**20)
+        try:
+            variants[at] = template_variant(point.hardware, _overrides(point), capacity)
+        except TraptiError as error:
+            variants[at] = error
+            return error
+        source = str(sweep.sram_sweep or "the default Stage II sweep")
+        check_sweep_memory(spec, hardware_memories(variants[at]), f"{source} (on {point.label()})")
     return variants[at]
 
 
@@ -285,7 +335,7 @@ def _compose(
     else:
         composing = replace(options, progress=False, workers=1, cache_dir=cache_dir, use_cache=True)
         try:
-            result = trace_planned(p.plan, composing)
+            result = trace_planned(p.plan, composing, p.point.fusion)
         except TraptiError as error:
             row = _row(p, skipped=one_line(error))
         else:

@@ -21,9 +21,16 @@ import yaml
 from stream_trapti import dispatch
 from stream_trapti.api import TraceOptions
 from stream_trapti.cli import main
-from stream_trapti.design_sweep import Point, load_design_sweep, parse_design_sweep
+from stream_trapti.design_sweep import (
+    DEFAULT_TEMPLATE,
+    Point,
+    load_design_sweep,
+    parse_design_sweep,
+    template_overrides,
+)
 from stream_trapti.dispatch import Cluster
 from stream_trapti.errors import ConfigError
+from stream_trapti.hardware_generator import load_template
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.reports.sweep_outputs import SCHEMA
 from stream_trapti.sram.sweep_config import SweepSpec
@@ -105,6 +112,19 @@ def test_grids_then_points_in_order_each_once() -> None:
         ({"points": [{"model": "tiny-mha", "decode_steps": 1}]}, "points[0]: decode steps without a prefill need"),
         ({"grids": [{"prefill": [8]}]}, "grids[0]: key 'model' is required"),
         ({}, "give at least one grid or point"),
+        (
+            {"grids": [{"model": ["tiny-mha"], "prefill": [8], "array": ["64"]}]},
+            "key 'grids[0].array[0]': expected the rows x columns of a systolic array, such as '64x64', got '64'",
+        ),
+        (
+            {"points": [{"model": "tiny-mha", "prefill": 8, "array": "32x32", "hardware": "x.yaml"}]},
+            "points[0]: key 'hardware' names an accelerator file, but ['array'] generate one from the template",
+        ),
+        (
+            {"grids": [{"model": ["tiny-mha"], "prefill": [8], "dram_gbps": [16, 20.5]}]},
+            "grids[0]: key 'dram_gbps': 20.5 GB/s at the template's 1 GHz is 20.5 bytes per cycle; the DRAM port",
+        ),
+        ({"grids": [{"model": ["tiny-mha"], "prefill": [8], "fusion": ["block"]}]}, "key 'grids[0].fusion[0]'"),
     ],
 )
 def test_a_bad_sweep_is_one_line_naming_the_file_and_key(tmp_path: Path, data: dict, expected: str) -> None:
@@ -114,6 +134,24 @@ def test_a_bad_sweep_is_one_line_naming_the_file_and_key(tmp_path: Path, data: d
         load_design_sweep(path)
     message = str(raised.value)
     assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+def test_a_sweep_without_hardware_needs_generated_points(tmp_path: Path) -> None:
+    """The top-level 'hardware' is the default of the file points only: a sweep of generated points may leave it out,
+    and its array and DRAM axes set the template's keys exactly (GB/s × 8 / GHz bits per cycle)."""
+    data = {"sweep_id": "s", "grids": [{"model": ["tiny-mha"], "prefill": [8], "array": ["32x16"]}]}
+    sweep = parse_design_sweep({**data, "points": [{"model": "tiny-mha", "prefill": 8, "dram_gbps": 48}]})
+    first, second = sweep.expand()
+    assert first.hardware == second.hardware == DEFAULT_TEMPLATE and first.generated and second.generated
+    template = load_template(DEFAULT_TEMPLATE)
+    assert template_overrides(first, template) == {"arrays": {"rows": 32, "columns": 16}}
+    assert template_overrides(second, template) == {"dram": {"port_bits": 384, "link_bits": 384}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**data, "points": [{"model": "tiny-mha", "prefill": 8}]}))
+    with pytest.raises(
+        ConfigError, match=r"sweep.yaml: points\[0\]: no accelerator: give the top-level key 'hardware'"
+    ):
+        load_design_sweep(path)
 
 
 def test_the_scheduler_is_checked_and_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,3 +315,72 @@ def test_the_command_line_dry_run_lists_the_points(serial, capsys: pytest.Captur
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "   0  tiny-mha trapti_edge.yaml prefill=8: 0 of 1 solves cached"
     assert out[-1] == "5 points (0 done, 1 skipped); 4 distinct solves, 0 cached, 4 to run"
+
+
+# --- the array, DRAM and fusion axes ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory, cacti) -> tuple[Path, TraceOptions, list[dict]]:
+    """One decode step of the tiny MHA model on accelerators generated from the template: 32x32 and 64x64 arrays
+    × 8 and 32 GB/s of DRAM, and the template's own arrays and 16 GB/s with the layer fused; run serially."""
+    root = tmp_path_factory.mktemp("generated")
+    (root / "stage2.yaml").write_text(yaml.safe_dump(STAGE2))
+    decode = {"model": "tiny-mha", "decode_steps": 1, "decode_from": 16}
+    data = {
+        "sweep_id": "axes",
+        "sram_sweep": str(root / "stage2.yaml"),
+        "output_dir": str(root / "out"),
+        "grids": [{**{k: [v] for k, v in decode.items()}, "array": ["32x32", "64x64"], "dram_gbps": [8, 32]}],
+        "points": [{**decode, "dram_gbps": 16, "fusion": "layer"}],
+    }
+    sweep = parse_design_sweep(data)
+    options = TraceOptions(cache_dir=root / "solves", progress=False)
+    step = "tiny-mha template trapti_edge.yaml decode_steps=1 decode_from=16"
+    assert dry_run(sweep, options, progress=False).splitlines() == [
+        f"   0  {step} array=32x32 dram_gbps=8: 0 of 1 solves cached",
+        f"   1  {step} array=32x32 dram_gbps=32: 0 of 1 solves cached",
+        f"   2  {step} array=64x64 dram_gbps=8: 0 of 1 solves cached",
+        f"   3  {step} array=64x64 dram_gbps=32: 0 of 1 solves cached",
+        f"   4  {step} dram_gbps=16 fusion=layer: 0 of 1 solves cached",
+        "5 points (0 done, 0 skipped); 5 distinct solves, 0 cached, 5 to run",
+    ]
+    result = run_sweep(sweep, Cluster("none"), options, progress=False)
+    return sweep.directory, options, list(result.rows)
+
+
+@pytest.mark.slow
+def test_a_wider_dram_never_slows_a_decode_step_and_the_rows_say_what_ran(generated) -> None:
+    directory, _, rows = generated
+    assert [(r["array"], r["array_count"], r["dram_gbps"], r["fusion"]) for r in rows] == [
+        ("32x32", 2, 8.0, "committed"),
+        ("32x32", 2, 32.0, "committed"),
+        ("64x64", 2, 8.0, "committed"),
+        ("64x64", 2, 32.0, "committed"),
+        ("64x64", 2, 16.0, "layer"),  # the template's arrays and bandwidth, resolved
+    ]
+    assert all(r["skipped"] is None and r["hardware"].startswith("template trapti_edge.yaml (sha256 ") for r in rows)
+    # One decode step streams its weights and cache from DRAM: four times the bandwidth takes fewer cycles, and no
+    # point moves more than its port's width (dram_gbps bytes per cycle at 1 GHz) over the DRAM in a cycle.
+    for narrow, wide in ((rows[0], rows[1]), (rows[2], rows[3])):
+        assert wide["cycles"] < narrow["cycles"]
+    assert all(r["cycles"] >= r["dram_bytes"] / r["dram_gbps"] for r in rows)
+    names = {path.name for path in directory.iterdir()}
+    assert {"against_array.png", "against_dram_gbps.png", "against_fusion.png"} <= names
+    report = (directory / "report.md").read_text()
+    assert f"| 1 | tiny-mha | 32x32 | 32 | committed | {rows[1]['cycles']:,} |" in report
+
+
+@pytest.mark.slow
+def test_a_fusion_point_is_the_inference_traced_with_that_fusion(generated) -> None:
+    """The layer-fused point on the template's own arrays and bandwidth is what trace_inference(fusion='layer') gives
+    on the committed hardware (generated from the same template): the scope reached the solve, through the task a
+    worker runs, and its key (a committed-schedule solve would have other cycles)."""
+    _, options, rows = generated
+    alone = trace_inference(HARDWARE, "tiny-mha", Phases(0, 1, decode_from=16), fusion="layer", options=options)
+    figures = measured_figures(alone, SweepSpec(**STAGE2))
+    figures.pop("peak_needed_by_class")
+    for key, value in figures.items():
+        assert rows[4][key] == value, key
+    committed = trace_inference(HARDWARE, "tiny-mha", Phases(0, 1, decode_from=16), options=options)
+    assert committed.stream.cycles != rows[4]["cycles"]

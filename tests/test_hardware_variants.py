@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from stream_trapti.errors import ConfigError, InputFileError, OutputError
-from stream_trapti.hardware_variants import sram_capacity_variant
+from stream_trapti.hardware_generator import HARDWARE_DIR
+from stream_trapti.hardware_variants import sram_capacity_variant, template_variant
 from stream_trapti.sram.cacti import cacti_process_count
 from stream_trapti.sram.cacti_build import CactiInstall
 from stream_trapti.tracker.inputs import check_hardware, hardware_memories, load_accelerator
@@ -65,6 +66,32 @@ def test_only_the_sram_entries_change(cacti: CactiInstall, tmp_path: Path) -> No
     assert changed[0] == "    size: 16777216  # bits = 2 MiB"
     dram = HARDWARE / "cores" / "trapti_dram.yaml"
     assert (variant.parent / "cores" / dram.name).read_bytes() == dram.read_bytes()
+
+
+def test_a_template_variant_has_the_arrays_and_dram_asked_for_and_is_made_once(cacti: CactiInstall) -> None:
+    """Three 32x16 arrays and a 256-bit DRAM port and link, as Stream reads the generated files: cores 0-2 arrays of
+    those dimension sizes, core 3 the vector core, core 4 the DRAM; asking again returns the cached files untouched."""
+    template = HARDWARE_DIR / "templates" / "trapti_edge.yaml"
+    overrides = {"arrays": {"rows": 32, "columns": 16, "count": 3}, "dram": {"port_bits": 256, "link_bits": 256}}
+    variant = template_variant(template, overrides, 2 * MIB)
+    accelerator = load_accelerator(variant)
+    arrays = [accelerator.get_core(core_id).operational_array.dimension_sizes for core_id in (0, 1, 2)]
+    assert [list(sizes.values()) for sizes in arrays] == [[32, 16]] * 3
+    assert list(accelerator.get_core(3).operational_array.dimension_sizes.values()) == [64]
+    assert accelerator.offchip_core_id == 4
+    dram = yaml.safe_load((variant.parent / "cores" / "trapti_dram.yaml").read_text())["memories"]["dram"]
+    assert [(p["bandwidth_min"], p["bandwidth_max"]) for p in dram["ports"]] == [(256, 256)]
+    assert dram["r_cost"] == 256 * 20  # 20 pJ/bit: the DRAM's energy per bit does not change with its width
+    assert yaml.safe_load(variant.read_text())["core_connectivity"] == [
+        {"type": "link", "cores": [0, 4], "bandwidth": 256}
+    ]
+    assert _sram(variant) == _sram(HARDWARE / "trapti_edge_2mib.yaml")  # the same CACTI macro as the committed 2 MiB
+    written = {path: path.stat().st_mtime_ns for path in variant.parent.rglob("*")}
+    runs = cacti_process_count()
+    assert template_variant(template, overrides, 2 * MIB) == variant
+    assert {path: path.stat().st_mtime_ns for path in variant.parent.rglob("*")} == written
+    assert cacti_process_count() == runs
+    assert template_variant(template, {**overrides, "arrays": {"rows": 16}}, 2 * MIB).parent != variant.parent
 
 
 def test_second_call_is_byte_identical_and_runs_no_cacti(cacti: CactiInstall, tmp_path: Path) -> None:

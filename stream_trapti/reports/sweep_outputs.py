@@ -2,7 +2,8 @@
 ``report.md``.
 
 The table has one row per point, in the sweep's order, with the columns of :data:`COLUMNS`: the point's axes (the
-hardware by name and content hash), how many solves it took, the reason it was skipped (else empty), and its
+hardware by name and content hash, or the template a generated accelerator comes from, with its array and DRAM
+columns resolved), how many solves it took, the reason it was skipped (else empty), and its
 figures, all of the memory the Stage II sweep explores. The same rows give the same bytes in every file.
 """
 
@@ -37,6 +38,10 @@ COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("kv_budget", pa.float64()),
     ("layers", pa.int64()),
     ("precision_bits", pa.int64()),
+    ("array", pa.string()),
+    ("array_count", pa.int64()),
+    ("dram_gbps", pa.float64()),
+    ("fusion", pa.string()),
     ("solves", pa.int64()),
     ("skipped", pa.string()),
     ("memory", pa.string()),
@@ -56,7 +61,17 @@ COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 """The results table's columns and their types; absent values are nulls (Parquet) and empty fields (CSV)."""
 SCHEMA = pa.schema(list(COLUMNS))
-_NUMERIC_AXES = ("sram_mib", "prefill", "decode_steps", "decode_from", "kv_budget", "layers", "precision_bits")
+_NUMERIC_AXES = (
+    "sram_mib",
+    "prefill",
+    "decode_steps",
+    "decode_from",
+    "kv_budget",
+    "layers",
+    "precision_bits",
+    "array_count",
+    "dram_gbps",
+)
 
 
 def table_row(values: dict[str, Any]) -> dict[str, Any]:
@@ -115,11 +130,11 @@ def render_sweep_report(
         f"# Design sweep `{sweep.sweep_id}`",
         "",
         f"{len(rows)} points, {len(rows) - len(ran)} skipped; swept: {', '.join(axes) or 'nothing but the model'}. "
-        f"Models full depth unless `layers` says otherwise, LM head over the last position, Stream's generic mapping. "
-        f"Figures are of memory `{memory}`; the best SRAM is the cheapest organisation of the Stage II sweep "
-        f"({stage2}), its saving against the monolithic always-on SRAM of the same cells. Total energy is Stream's "
-        "plus the static part (leakage, wake-ups, stalls) of the best SRAM. The whole table is `results.parquet` "
-        "(and `results.csv`).",
+        "Models full depth unless `layers` says otherwise, LM head over the last position, Stream's generic mapping "
+        f"unless `fusion` says otherwise. Figures are of memory `{memory}`; the best SRAM is the cheapest "
+        f"organisation of the Stage II sweep ({stage2}), its saving against the monolithic always-on SRAM of the "
+        "same cells. Total energy is Stream's plus the static part (leakage, wake-ups, stalls) of the best SRAM. The "
+        "whole table is `results.parquet` (and `results.csv`).",
         "",
         "| point | model | " + "".join(f"{a} | " for a in axes) + "cycles | peak needed (MiB) "
         "| peak reserved (MiB) | KV needed (MiB) | best SRAM | saving vs always-on | total energy (µJ) |",
