@@ -222,6 +222,7 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
                 tuple(zip(_repeat(study.gated_leakage_fractions, len(study.models)), gated, strict=True)),
             ),
         ),
+        tuple(schedule),
     )
     with atomic_directory(out_dir) as staging:
         (staging / "study.json").write_text(result.to_json())
