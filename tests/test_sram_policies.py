@@ -57,6 +57,29 @@ def test_compacting_fast_path_matches_the_busy_matrix_path(seed):
         assert np.array_equal(getattr(fast, name), getattr(general, name))
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), bank_count=st.integers(1, 12))
+def test_compacting_spans_are_the_busy_matrix_intervals_in_runs(data, bank_count):
+    """The compacting allocator's spans, read straight off the busy-bank counts, are the per-bank idle intervals of
+    its busy matrix (bank i busy iff more than i banks are) in runs: consecutive banks idle over the same
+    [start, end), by start then bank, each run as long as it goes."""
+    banks_on = data.draw(st.lists(st.integers(0, bank_count), min_size=1, max_size=40))
+    durations = data.draw(st.lists(st.integers(1, 50), min_size=len(banks_on), max_size=len(banks_on)))
+    times = np.concatenate([[0], np.cumsum(durations[:-1])]).astype(np.int64)
+    activity = BankActivity(int(sum(durations)), times, bank_count, 1, np.array(banks_on, dtype=np.int64))
+    spans = activity.idle_intervals().spans
+    general = replace(activity, busy=activity.busy_matrix()).idle_intervals()
+    order = np.lexsort((general.bank, general.start))
+    bank, start, end = general.bank[order], general.start[order], general.end[order]
+    new_run = np.ones(len(bank), dtype=bool)
+    new_run[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (bank[1:] != bank[:-1] + 1)
+    first = np.flatnonzero(new_run)
+    last = np.append(first[1:], len(bank))[: len(first)] - 1
+    for got, want in ((spans.low, bank[first]), (spans.high, bank[last] + 1), (spans.start, start[first])):
+        assert got.tolist() == want.tolist()
+    assert spans.end.tolist() == end[first].tolist()
+
+
 def test_infeasible_organisations_are_refused():
     trace = make_trace(**HAND)
     with pytest.raises(InfeasibleOrganisation, match="holds up to 350 B.*capacity 300 B"):
@@ -169,9 +192,10 @@ def test_gated_spans_total_equals_the_outcome():
         for policy in policy_names():
             for timeout in [0, 37, 500] if policy == "timeout" else [None]:
                 outcome = gating_outcome(profile, policy, None if timeout is None else [timeout], 3, 41.5)
-                _, start, end = gated_spans(intervals, policy, timeout, 3, 41.5)
-                assert (end - start).sum() == outcome.gated_bank_cycles[0], (policy, timeout)
-                assert np.all(end > start)
+                spans = gated_spans(intervals, policy, timeout, 3, 41.5)
+                bank_cycles = ((spans.end - spans.start) * (spans.high - spans.low)).sum()
+                assert bank_cycles == outcome.gated_bank_cycles[0], (policy, timeout)
+                assert np.all(spans.end > spans.start) and np.all(spans.high > spans.low)
 
 
 def test_policy_errors_name_the_problem():

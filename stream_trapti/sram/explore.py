@@ -32,6 +32,7 @@ from stream_trapti.sram.activity import (
     Allocation,
     BankActivity,
     IdleIntervals,
+    IdleSpans,
     InfeasibleOrganisation,
     compacting_activity,
     first_fit_activity,
@@ -482,8 +483,8 @@ def _heatmap(
     )
     edges = np.unique(np.linspace(0, intervals.cycles, bins + 1).round().astype(np.int64))
     width = np.diff(edges)
-    idle = _coverage((intervals.bank, intervals.start, intervals.end), config.bank_count, edges, intervals.cycles)
-    gated = _coverage(spans, config.bank_count, edges, intervals.cycles)
+    idle = _coverage(intervals.spans, config.bank_count, edges)
+    gated = _coverage(spans, config.bank_count, edges)
     timeout = f", τ={config.timeout_cycles}" if config.timeout_cycles is not None else ""
     label = (
         f"{config.capacity_bytes / 1024:g} KiB, {config.bank_count} banks, {config.policy}{timeout}, "
@@ -492,19 +493,17 @@ def _heatmap(
     return Heatmap(label, edges, 1.0 - idle / width, 1.0 - gated / width)
 
 
-def _coverage(
-    spans: tuple[np.ndarray, np.ndarray, np.ndarray], banks: int, edges: np.ndarray, cycles: int
-) -> np.ndarray:
-    """(banks, bins) cycles of each bin covered by disjoint per-bank ``(bank, start, end)`` spans."""
-    bank, start, end = spans
-    # Lay the banks end to end on one time axis, so one sorted span list and one binary search serve them all.
-    offset = bank * cycles
-    order = np.argsort(offset + start, kind="stable")
-    lo, hi = (offset + start)[order], (offset + end)[order]
-    before = np.concatenate([[0], np.cumsum(hi - lo)])
-    at = (np.arange(banks)[:, None] * cycles + edges[None, :]).ravel()
-    if len(lo) == 0:
-        return np.zeros((banks, len(edges) - 1))
-    k = np.maximum(np.searchsorted(lo, at, side="right") - 1, 0)
-    covered = before[k] + np.clip(at - lo[k], 0, hi[k] - lo[k])
-    return np.diff(covered.reshape(banks, len(edges)), axis=1).astype(np.float64)
+def _coverage(spans: IdleSpans, banks: int, edges: np.ndarray) -> np.ndarray:
+    """(banks, bins) cycles of each bin (between consecutive ``edges``) covered by ``spans``, disjoint per bank."""
+    # Up to an edge e, one bank's spans cover e · (its starts − its ends before e) − (those starts' cycles − those
+    # ends' cycles). Each start or end is counted at the first edge past it and summed along the edges, for banks
+    # [low, high) at once: +1 at row low and −1 at row high, summed down the banks.
+    at = np.concatenate([spans.start, spans.end])
+    sign = np.repeat(np.array([1, -1], dtype=np.int64), len(spans.start))
+    edge = np.searchsorted(edges, at, side="right")
+    count, cycles = (np.zeros((banks + 1, len(edges) + 1), dtype=np.int64) for _ in range(2))
+    for rows, weight in ((np.tile(spans.low, 2), sign), (np.tile(spans.high, 2), -sign)):
+        np.add.at(count, (rows, edge), weight)
+        np.add.at(cycles, (rows, edge), weight * at)
+    count, cycles = (a.cumsum(axis=0).cumsum(axis=1)[:banks, :-1] for a in (count, cycles))
+    return np.diff(edges * count - cycles, axis=1).astype(np.float64)

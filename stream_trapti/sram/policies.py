@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -162,13 +162,10 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     """:func:`idle_profile` of ``intervals.coarser(count)`` for each of ``bank_counts`` (``intervals``' own count
     giving ``intervals`` themselves), sorting ``intervals`` only once: a coarser organisation's intervals are a subset
     of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted.
-    Nested intervals are sorted in run-length form (:class:`~stream_trapti.sram.activity.IdleSpans`), each span
-    weighted by how many of an organisation's banks share it; other intervals are each a span of one bank."""
+    The intervals are sorted in run-length form (:class:`~stream_trapti.sram.activity.IdleSpans`), each span
+    weighted by how many of an organisation's banks share it."""
     ratios = {count: intervals.coarser_ratio(count) for count in sorted(set(bank_counts), reverse=True)}
-    if intervals.nested and intervals.spans is not None:
-        spans = intervals.spans
-    else:
-        spans = IdleSpans(intervals.bank, intervals.bank + 1, intervals.start, intervals.end)
+    spans = intervals.spans
     length = spans.end - spans.start
     by_length = np.argsort(length, kind="stable")
     leading, wakes = spans.start == 0, spans.end < intervals.cycles
@@ -296,10 +293,6 @@ class GatingOutcome:
     gated_bank_stalls: np.ndarray
 
 
-Spans = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""``(bank, start, end)`` cycle ranges, one per gated interval."""
-
-
 class GatingPolicy(ABC):
     """A power-gating policy, the one place its rules are written: :meth:`outcome` applies them to a whole
     organisation at once (sorted lengths and prefix sums, vectorised over timeouts), :meth:`spans` interval by
@@ -323,8 +316,11 @@ class GatingPolicy(ABC):
         """The policy's effect on ``profile``: one entry per timeout if it :attr:`takes_timeouts`, else one."""
 
     @abstractmethod
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
-        """The cycle ranges during which the policy keeps banks gated, per idle interval, at one ``timeout``."""
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
+        """The cycle ranges during which the policy keeps banks gated, per idle span of ``intervals`` (the same for
+        each of its banks), at one ``timeout``."""
 
 
 class AlwaysOn(GatingPolicy):
@@ -339,9 +335,11 @@ class AlwaysOn(GatingPolicy):
         zero = np.zeros(1, dtype=np.int64)
         return GatingOutcome(zero, zero, zero, zero)
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         none = np.zeros(0, dtype=np.int64)
-        return none, none, none
+        return IdleSpans(none, none, none, none)
 
 
 class Timeout(GatingPolicy):
@@ -360,7 +358,9 @@ class Timeout(GatingPolicy):
             raise ValueError(f"timeouts must be non-negative cycle counts, got {tau[tau < 0].tolist()}")
         return _on_demand(profile, tau)
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         if timeout is None or timeout < 0:
             raise ValueError(f"policy {self.name!r} needs a non-negative timeout in cycles, got {timeout}")
         return _on_demand_spans(intervals, timeout)
@@ -376,7 +376,9 @@ class Immediate(GatingPolicy):
     ) -> GatingOutcome:
         return _on_demand(profile, np.zeros(1, dtype=np.int64))
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         return _on_demand_spans(intervals, 0)
 
 
@@ -399,12 +401,15 @@ class OfflineOptimal(GatingPolicy):
         zero = np.zeros(1, dtype=np.int64)
         return GatingOutcome(gated, wakes, zero, zero)
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         _check_wake(wake_cycles, break_even_cycles)
-        wakes = intervals.wakes
-        stop = np.where(wakes, intervals.end - wake_cycles, intervals.end)
-        keep = ~wakes | (intervals.length > wake_cycles + break_even_cycles)
-        return intervals.bank[keep], intervals.start[keep], stop[keep]
+        spans = intervals.spans
+        wakes = spans.end < intervals.cycles
+        stop = np.where(wakes, spans.end - wake_cycles, spans.end)
+        keep = ~wakes | (spans.end - spans.start > wake_cycles + break_even_cycles)
+        return replace(spans, end=stop).where(keep)
 
 
 def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
@@ -425,11 +430,11 @@ def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
     return GatingOutcome(gated, wakes, stalls, gated_bank_stalls)
 
 
-def _on_demand_spans(intervals: IdleIntervals, tau: int) -> Spans:
+def _on_demand_spans(intervals: IdleIntervals, tau: int) -> IdleSpans:
     """The spans of :func:`_on_demand`: each interval from ``tau`` cycles in (leading ones from their start)."""
-    begin = np.where(intervals.leading, intervals.start, intervals.start + tau)
-    keep = begin < intervals.end
-    return intervals.bank[keep], begin[keep], intervals.end[keep]
+    spans = intervals.spans
+    begin = np.where(spans.start == 0, spans.start, spans.start + tau)
+    return replace(spans, start=begin).where(begin < spans.end)
 
 
 def _check_wake(wake_cycles: int, break_even_cycles: float) -> None:
@@ -480,8 +485,8 @@ def gated_spans(
     timeout: int | None = None,
     wake_cycles: int = 0,
     break_even_cycles: float = np.inf,
-) -> Spans:
-    """The ``(bank, start, end)`` cycle ranges during which the policy called ``policy`` keeps banks gated, per
-    interval (:meth:`GatingPolicy.spans`, one timeout), for plots and checks; the spans' total length equals
-    :func:`gating_outcome`'s ``gated_bank_cycles``."""
+) -> IdleSpans:
+    """The cycle ranges during which the policy called ``policy`` keeps banks gated, per idle span (banks
+    ``[low, high)`` gated over ``[start, end)``; :meth:`GatingPolicy.spans`, one timeout), for plots and checks; the
+    spans' total bank-cycles equal :func:`gating_outcome`'s ``gated_bank_cycles``."""
     return gating_policy(policy).spans(intervals, timeout, wake_cycles, break_even_cycles)
