@@ -308,6 +308,9 @@ class GatingPolicy(ABC):
     knows_the_trace: ClassVar[bool] = False
     """Whether the policy is chosen knowing the trace, before the macro is built: it then also takes the macro without
     sleep transistors, never gating, when that costs less."""
+    outcome_uses_costs: ClassVar[bool] = True
+    """Whether :meth:`outcome` reads ``wake_cycles`` or ``break_even_cycles``; when it does not, the exploration
+    computes it once per bank organisation for every flavour and gating mode."""
 
     @abstractmethod
     def outcome(
@@ -328,6 +331,7 @@ class AlwaysOn(GatingPolicy):
 
     name = "always_on"
     sleep_transistors = False
+    outcome_uses_costs = False
 
     def outcome(
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
@@ -347,6 +351,7 @@ class Timeout(GatingPolicy):
 
     name = "timeout"
     takes_timeouts = True
+    outcome_uses_costs = False
 
     def outcome(
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
@@ -370,6 +375,7 @@ class Immediate(GatingPolicy):
     """Gates a bank as soon as it falls idle and wakes it on demand: :class:`Timeout` with τ = 0."""
 
     name = "immediate"
+    outcome_uses_costs = False
 
     def outcome(
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
