@@ -163,104 +163,124 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     giving ``intervals`` themselves), sorting ``intervals`` only once: a coarser organisation's intervals are a subset
     of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted.
     The intervals are sorted in run-length form (:class:`~stream_trapti.sram.activity.IdleSpans`), each span
-    weighted by how many of an organisation's banks share it."""
-    ratios = {count: intervals.coarser_ratio(count) for count in sorted(set(bank_counts), reverse=True)}
+    weighted by how many of an organisation's banks it holds; an organisation's spans are picked from those of the
+    finer organisation it nests in, so the coarser ones, holding fewer spans, cost less."""
+    ratios = sorted({intervals.coarser_ratio(count): count for count in set(bank_counts)}.items())
     spans = intervals.spans
     length = spans.end - spans.start
-    by_length = np.argsort(length, kind="stable")
     leading, wakes = spans.start == 0, spans.end < intervals.cycles
-    # Wake events: the spans that end in a wake-up, grouped by the cycle they end at.
-    wake_ends = np.flatnonzero(wakes)
-    by_end = wake_ends[np.argsort(spans.end[wake_ends], kind="stable")]
-    # The stall a wake event causes depends on whether any bank woken at that cycle was gated, i.e. on the longest
-    # idle interval ending there: each waking span's key, and its rank among them by key (to sort events by key
-    # without sorting them per organisation).
-    key = np.where(leading[by_end], _ALWAYS_GATED, length[by_end])
-    by_key = np.argsort(key, kind="stable")
-    rank = np.empty_like(by_end)
-    rank[by_key] = np.arange(len(by_end))
-    # (low, high, length, leading, wakes) sorted by length; (low, high, end, key, rank) of the spans that wake
-    # sorted by end.
-    sorted_by_length = tuple(a[by_length] for a in (spans.low, spans.high, length, leading, wakes))
-    sorted_by_end = (spans.low[by_end], spans.high[by_end], spans.end[by_end], key, rank)
-    keys = key[by_key]
-    return {
-        count: _profile(intervals, count, ratio, sorted_by_length, sorted_by_end, keys)
-        for count, ratio in ratios.items()
+    by_length = np.argsort(length, kind="stable")
+    top = _woken_top(spans, wakes) if intervals.nested else spans.high
+    held = {
+        1: tuple(
+            _Held.of(spans, length, top, by_length[where[by_length]])
+            for where in (leading & wakes, ~leading & wakes, ~leading & ~wakes, leading & ~wakes)
+        )
     }
+    profiles = {}
+    for ratio, count in ratios:
+        finer = held[max(r for r in held if ratio % r == 0)]
+        held[ratio] = tuple(group.coarser(ratio) for group in finer)
+        profiles[count] = _profile(intervals, count, ratio, *held[ratio])
+    return dict(sorted(profiles.items(), reverse=True))
 
 
-def _banks_kept(low: np.ndarray, high: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:
-    """For spans of banks ``[low, high)``: how many banks of the organisation ``ratio`` times coarser each holds
-    (the multiples of ``ratio``), and the highest one's number there (meaningful where the count is positive)."""
-    if ratio == 1:
-        return high - low, high - 1
-    if ratio & (ratio - 1) == 0:  # a power of two: ceil(x / ratio) by a shift, cheaper than a division
-        shift = ratio.bit_length() - 1
-        top = (high + (ratio - 1)) >> shift
-        return top - ((low + (ratio - 1)) >> shift), top - 1
-    top = -(-high // ratio)
-    return top + low // -ratio, top - 1
+def _by_end(spans: IdleSpans, wakes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spans that end in a wake-up (``wakes``), as indices sorted by end cycle (ties in their order), and where
+    each run of one end cycle begins among them."""
+    at = np.flatnonzero(wakes)
+    at = at[np.argsort(spans.end[at], kind="stable")]
+    return at, np.flatnonzero(np.diff(spans.end[at], prepend=-1))
+
+
+def _woken_top(spans: IdleSpans, wakes: np.ndarray) -> np.ndarray:
+    """For each nested span that ends in a wake-up, the top of the banks woken with it: the spans ending at one cycle
+    hold the banks woken there, consecutive, and the top tells which span holds the highest bank a coarser
+    organisation keeps. Other spans keep their ``high``."""
+    top = spans.high.copy()
+    at, first = _by_end(spans, wakes)
+    if len(at):
+        top[at] = np.repeat(np.maximum.reduceat(spans.high[at], first), np.diff(np.append(first, len(at))))
+    return top
+
+
+@dataclass(frozen=True, eq=False)
+class _Held:
+    """Spans of one class that an organisation holds, sorted by length, with the banks [``first``, ``upper``) of
+    that organisation each holds (``weight`` of them; a coarser organisation of ``ratio`` times fewer banks holds bank
+    ``j · ratio`` as its bank ``j``), and ``top``, the top of the banks woken with the span (see idle_profiles)."""
+
+    low: np.ndarray
+    high: np.ndarray
+    length: np.ndarray
+    top: np.ndarray
+    upper: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, spans: IdleSpans, length: np.ndarray, top: np.ndarray, at: np.ndarray) -> _Held:
+        """The spans ``at`` of the finest organisation."""
+        low, high = spans.low[at], spans.high[at]
+        return cls(low, high, length[at], top[at], high, high - low)
+
+    def coarser(self, ratio: int) -> _Held:
+        """Those of the spans the organisation ``ratio`` times coarser holds (bank counts ``ceil(high / ratio) −
+        ceil(low / ratio)``), from these, which must be of a finer organisation it nests in."""
+        if ratio == 1:
+            return self
+        upper = _ceil(self.high, ratio)
+        weight = upper - _ceil(self.low, ratio)
+        keep = np.flatnonzero(weight > 0)
+        return _Held(*(a[keep] for a in (self.low, self.high, self.length, self.top, upper, weight)))
+
+
+def _ceil(banks: np.ndarray, ratio: int) -> np.ndarray:
+    """``ceil(banks / ratio)``, by a shift when ``ratio`` is a power of two (cheaper than a division)."""
+    if ratio & (ratio - 1) == 0:
+        return (banks + (ratio - 1)) >> (ratio.bit_length() - 1)
+    return -(-banks // ratio)
 
 
 def _profile(
     intervals: IdleIntervals,
     count: int,
     ratio: int,
-    by_length: tuple[np.ndarray, ...],
-    by_end: tuple[np.ndarray, ...],
-    keys: np.ndarray,
+    leading_wake: _Held,
+    interior: _Held,
+    trailing: _Held,
+    unused: _Held,
 ) -> IdleProfile:
-    """The profile of the organisation of ``count`` banks whose intervals are those of every ``ratio``-th bank of
-    ``intervals``, from its spans as ``by_length`` (low, high, length, leading, wakes; sorted by length) and
-    ``by_end`` (low, high, end, key, rank of those that wake; sorted by end), ``keys`` being the sorted keys."""
-    low, high, ordered, leading, wakes = by_length
-    weight, _ = _banks_kept(low, high, ratio)
-    held = weight > 0
-    end_low, end_high, ends, key, rank = by_end
-    end_weight, highest = _banks_kept(end_low, end_high, ratio)
-    kept = np.flatnonzero(end_weight > 0) if ratio > 1 else np.arange(len(ends))
-    ends = ends.take(kept)
-    first = np.flatnonzero(np.diff(ends, prepend=-1))
-    unused_banks = int(weight[leading & ~wakes].sum())
+    """The profile of the organisation of ``count`` banks, ``ratio`` times coarser than ``intervals``, from the spans
+    it holds of each class."""
+    unused_banks = int(unused.weight.sum())
     if intervals.nested:
-        # Spans come by start within an end, and of those ending together the one starting first holds the highest
-        # banks (nested), is the longest and so gives the event its key. The banks woken at an event are the lowest
-        # idle ones, [a, b); the used banks idle across it are [b, used), each idle at least as long as bank b - 1
-        # (nested), so each pair's value is the event's key.
-        event = kept.take(first)
-        wake_events = _by_rank(keys, rank.take(event), np.ones(len(event), dtype=np.int64))
-        bystanders = _by_rank(keys, rank.take(event), count - unused_banks - 1 - highest.take(event))
+        # Of the spans ending at one cycle, the one holding the organisation's highest bank woken there starts first,
+        # is the longest and so gives the wake event its key. The used banks idle across the event are those above
+        # it, each idle at least as long (nested), so each pair's value is the event's key. Interior keys are their
+        # lengths, in order; leading ones count as always gated, after them.
+        event = [group.upper == _ceil(group.top, ratio) for group in (interior, leading_wake)]
+        keys = np.concatenate([interior.length[event[0]], np.full(np.count_nonzero(event[1]), _ALWAYS_GATED)])
+        above = count - unused_banks - np.concatenate([interior.upper[event[0]], leading_wake.upper[event[1]]])
+        wake_events = SortedKeys(keys, np.arange(len(keys) + 1))
+        bystanders = SortedKeys(keys, np.concatenate([[0], np.cumsum(above)]))
     else:
-        event_key = np.maximum.reduceat(key.take(kept), first) if len(ends) else key
+        spans = intervals.spans
+        wakes = spans.end < intervals.cycles
+        at, first = _by_end(spans, wakes)
+        key = np.where(spans.start[at] == 0, _ALWAYS_GATED, spans.end[at] - spans.start[at])
+        event_key = np.maximum.reduceat(key, first) if len(at) else key
         wake_events = SortedKeys.of(event_key)
-        bystanders = SortedKeys.of(_bystanders(intervals, ends[first], event_key))
-
-    def lengths(where: np.ndarray) -> SortedLengths:
-        where &= held
-        return SortedLengths.of_sorted(ordered[where], weight[where])
-
+        bystanders = SortedKeys.of(_bystanders(intervals, spans.end[at][first], event_key))
     return IdleProfile(
         cycles=intervals.cycles,
         bank_count=count,
-        leading_wake=lengths(leading & wakes),
-        interior=lengths(~leading & wakes),
-        trailing=lengths(~leading & ~wakes),
+        leading_wake=SortedLengths.of_sorted(leading_wake.length, leading_wake.weight),
+        interior=SortedLengths.of_sorted(interior.length, interior.weight),
+        trailing=SortedLengths.of_sorted(trailing.length, trailing.weight),
         unused_banks=unused_banks,
         wake_events=wake_events,
         bystanders=bystanders,
     )
-
-
-def _by_rank(keys: np.ndarray, rank: np.ndarray, weights: np.ndarray) -> SortedKeys:
-    """:class:`SortedKeys` of the ``keys`` (sorted) at the distinct positions ``rank``, each counted ``weights``
-    times: marking the positions lists them in key order without a sort."""
-    counted = np.zeros(len(keys), dtype=np.int64)
-    counted[rank] = weights
-    marked = np.zeros(len(keys), dtype=bool)
-    marked[rank] = True
-    at = np.flatnonzero(marked)
-    return SortedKeys(keys.take(at), np.concatenate([[0], np.cumsum(counted.take(at))]))
 
 
 def _bystanders(intervals: IdleIntervals, event_at: np.ndarray, event_key: np.ndarray) -> np.ndarray:
