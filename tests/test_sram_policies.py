@@ -62,7 +62,7 @@ def test_compacting_fast_path_matches_the_busy_matrix_path(seed):
 def test_compacting_spans_are_the_busy_matrix_intervals_in_runs(data, bank_count):
     """The compacting allocator's spans, read straight off the busy-bank counts, are the per-bank idle intervals of
     its busy matrix (bank i busy iff more than i banks are) in runs: consecutive banks idle over the same
-    [start, end), by start then bank, each run as long as it goes."""
+    [start, end), by start then bank, each run as long as it goes; with the busy count each one ends at."""
     banks_on = data.draw(st.lists(st.integers(0, bank_count), min_size=1, max_size=40))
     durations = data.draw(st.lists(st.integers(1, 50), min_size=len(banks_on), max_size=len(banks_on)))
     times = np.concatenate([[0], np.cumsum(durations[:-1])]).astype(np.int64)
@@ -78,6 +78,9 @@ def test_compacting_spans_are_the_busy_matrix_intervals_in_runs(data, bank_count
     for got, want in ((spans.low, bank[first]), (spans.high, bank[last] + 1), (spans.start, start[first])):
         assert got.tolist() == want.tolist()
     assert spans.end.tolist() == end[first].tolist()
+    # The busy count once each span has ended (every bank after the trace).
+    after = np.append(banks_on, bank_count)[np.searchsorted(np.append(times, activity.cycles), spans.end)]
+    assert spans.busy_after.tolist() == after.tolist()
 
 
 def test_infeasible_organisations_are_refused():

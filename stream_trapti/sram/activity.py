@@ -41,29 +41,33 @@ class Allocation:
 
 @dataclass(frozen=True, eq=False)
 class IdleSpans:
-    """Nested idle intervals in run-length form: banks ``[low, high)`` are all idle over exactly ``[start, end)``.
+    """Idle intervals in run-length form: banks ``[low, high)`` are all idle over exactly ``[start, end)``.
 
     Where the compacting allocator's busy count drops from ``a`` to ``b`` and later first rises past a bank, every
     bank of ``[b, a)`` it rises past at once shares that interval, so a trace has far fewer distinct spans than
     intervals (GPT-2 XL prefill at L = 1024 on 64 banks: 80 906 spans for 442 342 intervals); the policies sort and
-    total the spans, each weighted by how many banks it holds.
+    total the spans, each weighted by how many banks it holds. For the compacting allocator ``busy_after`` holds the
+    busy count once each span has ended: the banks woken at one cycle are consecutive, up to that count.
     """
 
     low: np.ndarray
     high: np.ndarray
     start: np.ndarray
     end: np.ndarray
+    busy_after: np.ndarray | None = None
 
     def coarser(self, ratio: int) -> IdleSpans:
         """The spans of every ``ratio``-th bank, renumbered: bank ``j`` of the coarser organisation is bank
         ``j · ratio`` here, so ``[low, high)`` keeps ``[ceil(low / ratio), ceil(high / ratio))``."""
         low, high = -(-self.low // ratio), -(-self.high // ratio)
-        return IdleSpans(low, high, self.start, self.end).where(high > low)
+        busy_after = None if self.busy_after is None else -(-self.busy_after // ratio)
+        return IdleSpans(low, high, self.start, self.end, busy_after).where(high > low)
 
     def where(self, keep: np.ndarray) -> IdleSpans:
         """The spans where the boolean array ``keep`` is true, in order."""
         keep = np.flatnonzero(keep)
-        return IdleSpans(self.low[keep], self.high[keep], self.start[keep], self.end[keep])
+        busy_after = None if self.busy_after is None else self.busy_after[keep]
+        return IdleSpans(self.low[keep], self.high[keep], self.start[keep], self.end[keep], busy_after)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +88,10 @@ class IdleIntervals:
     bank_count: int
     spans: IdleSpans
     nested: bool = False
+
+    def __post_init__(self) -> None:
+        if self.nested and self.spans.busy_after is None:
+            raise ValueError("nested IdleIntervals need their spans' busy_after")
 
     @cached_property
     def _listed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -226,16 +234,19 @@ def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) 
     spans = np.zeros(len(falls), dtype=np.int64)  # per walk, how many spans it has given so far
     while len(walk):
         after = rise[at]
-        rounds.append((walk, count[at], np.minimum(count[after], top[walk]), after))
+        rounds.append((walk, count[at], top[walk], after))
         spans[walk] += 1
         going = count[after] < top[walk]
         walk, at = walk[going], after[going]
     first = np.cumsum(spans) - spans
-    low, high, end = (np.empty(int(spans.sum()), dtype=np.int64) for _ in range(3))
-    for number, (walk, lows, highs, after) in enumerate(rounds):
+    low, high, end, busy_after = (np.empty(int(spans.sum()), dtype=np.int64) for _ in range(4))
+    for number, (walk, lows, tops, after) in enumerate(rounds):
         slot = first[walk] + number
-        low[slot], high[slot], end[slot] = lows, highs, bounds[after - 1]
-    return IdleSpans(low, high, np.repeat(bounds[falls - 1], spans), end)
+        low[slot], end[slot], busy_after[slot] = lows, bounds[after - 1], count[after]
+        high[slot] = np.minimum(busy_after[slot], tops)
+    # After the trace every bank counts as busy (not one more, as padded for the walks).
+    np.minimum(busy_after, bank_count, out=busy_after)
+    return IdleSpans(low, high, np.repeat(bounds[falls - 1], spans), end, busy_after)
 
 
 def expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

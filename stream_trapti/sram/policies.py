@@ -170,7 +170,9 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     length = spans.end - spans.start
     leading, wakes = spans.start == 0, spans.end < intervals.cycles
     by_length = np.argsort(length, kind="stable")
-    top = _woken_top(spans, wakes) if intervals.nested else spans.high
+    # Nested, the banks woken at one cycle are consecutive up to busy_after, which tells which span holds the
+    # highest bank a coarser organisation keeps.
+    top = spans.busy_after if intervals.nested else spans.high
     held = {
         1: tuple(
             _Held.of(spans, length, top, by_length[where[by_length]])
@@ -185,30 +187,11 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     return dict(sorted(profiles.items(), reverse=True))
 
 
-def _by_end(spans: IdleSpans, wakes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The spans that end in a wake-up (``wakes``), as indices sorted by end cycle (ties in their order), and where
-    each run of one end cycle begins among them."""
-    at = np.flatnonzero(wakes)
-    at = at[np.argsort(spans.end[at], kind="stable")]
-    return at, np.flatnonzero(np.diff(spans.end[at], prepend=-1))
-
-
-def _woken_top(spans: IdleSpans, wakes: np.ndarray) -> np.ndarray:
-    """For each nested span that ends in a wake-up, the top of the banks woken with it: the spans ending at one cycle
-    hold the banks woken there, consecutive, and the top tells which span holds the highest bank a coarser
-    organisation keeps. Other spans keep their ``high``."""
-    top = spans.high.copy()
-    at, first = _by_end(spans, wakes)
-    if len(at):
-        top[at] = np.repeat(np.maximum.reduceat(spans.high[at], first), np.diff(np.append(first, len(at))))
-    return top
-
-
 @dataclass(frozen=True, eq=False)
 class _Held:
     """Spans of one class that an organisation holds, sorted by length, with the banks [``first``, ``upper``) of
     that organisation each holds (``weight`` of them; a coarser organisation of ``ratio`` times fewer banks holds bank
-    ``j · ratio`` as its bank ``j``), and ``top``, the top of the banks woken with the span (see idle_profiles)."""
+    ``j · ratio`` as its bank ``j``), and ``top``, the busy banks once the span has ended (nested spans)."""
 
     low: np.ndarray
     high: np.ndarray
@@ -266,7 +249,9 @@ def _profile(
     else:
         spans = intervals.spans
         wakes = spans.end < intervals.cycles
-        at, first = _by_end(spans, wakes)
+        at = np.flatnonzero(wakes)
+        at = at[np.argsort(spans.end[at], kind="stable")]
+        first = np.flatnonzero(np.diff(spans.end[at], prepend=-1))  # where each run of one end cycle begins
         key = np.where(spans.start[at] == 0, _ALWAYS_GATED, spans.end[at] - spans.start[at])
         event_key = np.maximum.reduceat(key, first) if len(at) else key
         wake_events = SortedKeys.of(event_key)
