@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -173,8 +173,9 @@ class CostColumns:
     @classmethod
     def of(cls, costs: Sequence[BankCosts], rows: np.ndarray) -> CostColumns:
         """Each of ``costs`` repeated for its number of ``rows``."""
-        table = np.array([astuple(c) for c in costs], dtype=np.float64).reshape(-1, len(fields(BankCosts)))
-        columns = {f.name: np.repeat(table[:, i], rows) for i, f in enumerate(fields(BankCosts))}
+        names = [f.name for f in fields(BankCosts)]
+        table = np.array([[getattr(c, name) for name in names] for c in costs], dtype=np.float64)
+        columns = {name: np.repeat(table[:, i], rows) for i, name in enumerate(names)}
         return cls(**columns | {"wake_cycles": columns["wake_cycles"].astype(np.int64)})
 
 

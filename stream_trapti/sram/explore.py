@@ -249,9 +249,11 @@ def explore(
 
     def outcome(capacity: int, profile: IdleProfile, policy: GatingPolicy, bank_costs: BankCosts) -> GatingOutcome:
         """The policy's outcome, computed once per organisation when it does not depend on the bank's costs."""
-        wake, break_even = bank_costs.wake_cycles, bank_costs.break_even_cycles(spec.clock_ghz)
-        key = (capacity, profile.bank_count, policy.name) + ((wake, break_even) if policy.outcome_uses_costs else ())
+        key = (capacity, profile.bank_count, policy.name)
+        if policy.outcome_uses_costs:
+            key += (bank_costs.wake_cycles, bank_costs.break_even_cycles(spec.clock_ghz))
         if key not in outcomes:
+            wake, break_even = bank_costs.wake_cycles, bank_costs.break_even_cycles(spec.clock_ghz)
             outcomes[key] = policy.outcome(profile, timeouts if policy.takes_timeouts else None, wake, break_even)
         return outcomes[key]
 
