@@ -59,8 +59,8 @@ class IdleSpans:
     def coarser(self, ratio: int) -> IdleSpans:
         """The spans of every ``ratio``-th bank, renumbered: bank ``j`` of the coarser organisation is bank
         ``j · ratio`` here, so ``[low, high)`` keeps ``[ceil(low / ratio), ceil(high / ratio))``."""
-        low, high = -(-self.low // ratio), -(-self.high // ratio)
-        busy_after = None if self.busy_after is None else -(-self.busy_after // ratio)
+        low, high = ceil_div(self.low, ratio), ceil_div(self.high, ratio)
+        busy_after = None if self.busy_after is None else ceil_div(self.busy_after, ratio)
         return IdleSpans(low, high, self.start, self.end, busy_after).where(high > low)
 
     def where(self, keep: np.ndarray) -> IdleSpans:
@@ -247,6 +247,14 @@ def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) 
     # After the trace every bank counts as busy (not one more, as padded for the walks).
     np.minimum(busy_after, bank_count, out=busy_after)
     return IdleSpans(low, high, np.repeat(bounds[falls - 1], spans), end, busy_after)
+
+
+def ceil_div(banks: np.ndarray, ratio: int) -> np.ndarray:
+    """``ceil(banks / ratio)`` for non-negative ``banks``, by a shift when ``ratio`` is a power of two (cheaper than
+    a division)."""
+    if ratio & (ratio - 1) == 0:
+        return (banks + (ratio - 1)) >> (ratio.bit_length() - 1)
+    return -(-banks // ratio)
 
 
 def expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

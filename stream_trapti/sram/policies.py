@@ -57,7 +57,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from stream_trapti.sram.activity import IdleIntervals, IdleSpans, expand_ranges
+from stream_trapti.sram.activity import IdleIntervals, IdleSpans, ceil_div, expand_ranges
 
 GATING_MODES: tuple[str, ...] = ("retention", "power_off")
 
@@ -211,17 +211,10 @@ class _Held:
         ceil(low / ratio)``), from these, which must be of a finer organisation it nests in."""
         if ratio == 1:
             return self
-        upper = _ceil(self.high, ratio)
-        weight = upper - _ceil(self.low, ratio)
+        upper = ceil_div(self.high, ratio)
+        weight = upper - ceil_div(self.low, ratio)
         keep = np.flatnonzero(weight > 0)
         return _Held(*(a[keep] for a in (self.low, self.high, self.length, self.top, upper, weight)))
-
-
-def _ceil(banks: np.ndarray, ratio: int) -> np.ndarray:
-    """``ceil(banks / ratio)``, by a shift when ``ratio`` is a power of two (cheaper than a division)."""
-    if ratio & (ratio - 1) == 0:
-        return (banks + (ratio - 1)) >> (ratio.bit_length() - 1)
-    return -(-banks // ratio)
 
 
 def _profile(
@@ -241,7 +234,7 @@ def _profile(
         # is the longest and so gives the wake event its key. The used banks idle across the event are those above
         # it, each idle at least as long (nested), so each pair's value is the event's key. Interior keys are their
         # lengths, in order; leading ones count as always gated, after them.
-        event = [group.upper == _ceil(group.top, ratio) for group in (interior, leading_wake)]
+        event = [group.upper == ceil_div(group.top, ratio) for group in (interior, leading_wake)]
         keys = np.concatenate([interior.length[event[0]], np.full(np.count_nonzero(event[1]), _ALWAYS_GATED)])
         above = count - unused_banks - np.concatenate([interior.upper[event[0]], leading_wake.upper[event[1]]])
         wake_events = SortedKeys(keys, np.arange(len(keys) + 1))
