@@ -203,8 +203,7 @@ class BankActivity:
 
 def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) -> IdleSpans:
     """The idle spans of the compacting allocator, whose ``banks_on`` busy banks (one count per change point) are
-    the lowest ones, straight from the counts, in order of start, then bank; ``bounds`` holds the change points'
-    cycles and the trace's end.
+    the lowest ones, straight from the counts; ``bounds`` holds the change points' cycles and the trace's end.
 
     Where the count falls from ``a`` to ``b`` at change point ``p``, banks ``[b, a)`` fall idle; bank ``j`` of them
     wakes at the first later change point whose count exceeds ``j``. Walking from ``p`` to the next change point
@@ -227,26 +226,20 @@ def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) 
         unresolved = count[jumped] <= level
         todo, level = todo[unresolved], level[unresolved]
     falls = np.flatnonzero(count[1:-1] < count[:-2]) + 1
-    top = count[falls - 1]
-    # One walk per fall, all advanced together; round r gives each walk still going its r-th span (its r-th lowest
-    # banks), placed after its walk's earlier spans.
-    walk, at, rounds = np.arange(len(falls)), falls, []
-    spans = np.zeros(len(falls), dtype=np.int64)  # per walk, how many spans it has given so far
+    # One walk per fall, all advanced together: round r gives each walk still going its r-th span (its r-th lowest
+    # banks). The spans are listed round by round, in order of start within a round.
+    # (fall, from, to) of each round, after an empty one so that even no falls concatenate.
+    walk, at, rounds = falls, falls, [(falls[:0],) * 3]
     while len(walk):
         after = rise[at]
-        rounds.append((walk, count[at], top[walk], after))
-        spans[walk] += 1
-        going = count[after] < top[walk]
+        rounds.append((walk, at, after))
+        going = count[after] < count[walk - 1]
         walk, at = walk[going], after[going]
-    first = np.cumsum(spans) - spans
-    low, high, end, busy_after = (np.empty(int(spans.sum()), dtype=np.int64) for _ in range(4))
-    for number, (walk, lows, tops, after) in enumerate(rounds):
-        slot = first[walk] + number
-        low[slot], end[slot], busy_after[slot] = lows, bounds[after - 1], count[after]
-        high[slot] = np.minimum(busy_after[slot], tops)
+    fall, at, after = (np.concatenate(column) for column in zip(*rounds, strict=True))
     # After the trace every bank counts as busy (not one more, as padded for the walks).
-    np.minimum(busy_after, bank_count, out=busy_after)
-    return IdleSpans(low, high, np.repeat(bounds[falls - 1], spans), end, busy_after)
+    busy_after = np.minimum(count[after], bank_count).astype(np.int64)
+    low, high = count[at].astype(np.int64), np.minimum(busy_after, count[fall - 1])
+    return IdleSpans(low, high, bounds[fall - 1], bounds[after - 1], busy_after)
 
 
 def ceil_div(banks: np.ndarray, ratio: int) -> np.ndarray:
