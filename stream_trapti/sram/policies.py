@@ -189,9 +189,10 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
 
 @dataclass(frozen=True, eq=False)
 class _Held:
-    """Spans of one class that an organisation holds, sorted by length, with the banks [``first``, ``upper``) of
-    that organisation each holds (``weight`` of them; a coarser organisation of ``ratio`` times fewer banks holds bank
-    ``j · ratio`` as its bank ``j``), and ``top``, the busy banks once the span has ended (nested spans)."""
+    """Spans of one class that an organisation holds, sorted by length: ``low``, ``high`` and ``top`` (the busy banks
+    once the span has ended, for nested spans) numbered as the finest organisation's banks, and the banks
+    ``[upper − weight, upper)`` of this organisation each holds (one ``ratio`` times coarser holds bank ``j · ratio``
+    as its bank ``j``)."""
 
     low: np.ndarray
     high: np.ndarray
