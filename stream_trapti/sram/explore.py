@@ -11,12 +11,14 @@ gating) when that costs less: then no configuration of the same capacity, bank c
 less than it. Wake-up stalls are added to the schedule (``latency_cycles``); with ``max_latency_penalty_cycles`` in
 the spec, configurations that stall longer are rejected instead.
 
-The idle intervals of each bank organisation are extracted once; every policy, timeout, flavour and mode is then
-a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`). With the compacting
-allocator the organisations nest, so only the one with the most banks is extracted, and its intervals are sorted once
-for all of them, in run-length form (:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made
-per configuration: each organisation and policy gives arrays over the timeouts, and the rows are columns
-(:class:`ConfigTable`).
+The idle intervals of each bank organisation are extracted once, in run-length form
+(:class:`~stream_trapti.sram.activity.IdleSpans`); every policy, timeout, flavour and mode is then a handful of binary
+searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`). With the compacting allocator the organisations
+nest, so only the one with the most banks is extracted, straight from its busy-bank counts
+(:func:`~stream_trapti.sram.activity.compacting_spans`), and its spans are sorted once for all of them
+(:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made per configuration: a policy's outcome
+is computed once per organisation (per flavour and mode too only when it reads the bank's costs), every row is priced
+in one vectorised pass (:func:`~stream_trapti.sram.energy.price`), and the rows are columns (:class:`ConfigTable`).
 """
 
 from __future__ import annotations
