@@ -242,12 +242,12 @@ def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) 
     return IdleSpans(low, high, bounds[fall - 1], bounds[after - 1], busy_after)
 
 
-def ceil_div(banks: np.ndarray, ratio: int) -> np.ndarray:
-    """``ceil(banks / ratio)`` for non-negative ``banks``, by a shift when ``ratio`` is a power of two (cheaper than
-    a division)."""
+def ceil_div(values: np.ndarray, ratio: int) -> np.ndarray:
+    """``ceil(values / ratio)`` for non-negative integer ``values`` (banks, bytes), by a shift when ``ratio`` is a
+    power of two (cheaper than a division)."""
     if ratio & (ratio - 1) == 0:
-        return (banks + (ratio - 1)) >> (ratio.bit_length() - 1)
-    return -(-banks // ratio)
+        return (values + (ratio - 1)) >> (ratio.bit_length() - 1)
+    return -(-values // ratio)
 
 
 def expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -285,7 +285,7 @@ def compacting_activity(
             f"memory {trace.memories[trace.memory_index(memory)].name!r} holds up to {peak} B ({view}), "
             f"more than the capacity {capacity_bytes} B"
         )
-    return BankActivity(trace.cycles, trace.times, bank_count, size, -(-occupancy // size))
+    return BankActivity(trace.cycles, trace.times, bank_count, size, ceil_div(occupancy, size))
 
 
 def first_fit_activity(
