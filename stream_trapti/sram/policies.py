@@ -178,63 +178,62 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     }
     profiles = {}
     for ratio, count in ratios:
-        finer = held[max(r for r in held if ratio % r == 0)]
-        held[ratio] = tuple(group.coarser(ratio) for group in finer)
-        profiles[count] = _profile(intervals, count, ratio, *held[ratio])
+        finer = max(r for r in held if ratio % r == 0)
+        held[ratio] = tuple(group.coarser(ratio // finer) for group in held[finer])
+        profiles[count] = _profile(intervals, count, *held[ratio])
     return dict(sorted(profiles.items(), reverse=True))
 
 
 @dataclass(frozen=True, eq=False)
 class _Held:
-    """Spans of one class that an organisation holds, sorted by length: ``low``, ``high`` and ``top`` (the busy banks
-    once the span has ended, for nested spans) numbered as the finest organisation's banks, and the banks
-    ``[upper − weight, upper)`` of this organisation each holds (one ``ratio`` times coarser holds bank ``j · ratio``
-    as its bank ``j``)."""
+    """Spans of one class that an organisation holds, sorted by length, in its own bank numbers: each holds banks
+    ``[low, high)`` (an organisation ``r`` times coarser holds bank ``j · r`` as its bank ``j``) and, nested, ends
+    with ``top`` banks busy."""
 
     low: np.ndarray
     high: np.ndarray
-    length: np.ndarray
     top: np.ndarray
-    upper: np.ndarray
-    weight: np.ndarray
+    length: np.ndarray
 
     @classmethod
     def of(cls, spans: IdleSpans, length: np.ndarray, top: np.ndarray, at: np.ndarray) -> _Held:
         """The spans ``at`` of the finest organisation."""
-        low, high = spans.low[at], spans.high[at]
-        return cls(low, high, length[at], top[at], high, high - low)
+        return cls(spans.low[at], spans.high[at], top[at], length[at])
+
+    @property
+    def weight(self) -> np.ndarray:
+        """How many of the organisation's banks each span holds."""
+        return self.high - self.low
 
     def coarser(self, ratio: int) -> _Held:
-        """Those of the spans the organisation ``ratio`` times coarser holds (bank counts ``ceil(high / ratio) −
-        ceil(low / ratio)``), from these, which must be of a finer organisation it nests in."""
+        """Those of the spans the organisation ``ratio`` times coarser holds, renumbered (``ceil(ceil(x / a) / b)``
+        is ``ceil(x / (a · b))``, so numbers already coarsened coarsen further)."""
         if ratio == 1:
             return self
-        upper = ceil_div(self.high, ratio)
-        weight = upper - ceil_div(self.low, ratio)
-        keep = np.flatnonzero(weight > 0)
-        return _Held(*(a[keep] for a in (self.low, self.high, self.length, self.top, upper, weight)))
+        low, high = ceil_div(self.low, ratio), ceil_div(self.high, ratio)
+        keep = np.flatnonzero(high > low)
+        return _Held(low[keep], high[keep], ceil_div(self.top[keep], ratio), self.length[keep])
 
 
 def _profile(
     intervals: IdleIntervals,
     count: int,
-    ratio: int,
     leading_wake: _Held,
     interior: _Held,
     trailing: _Held,
     unused: _Held,
 ) -> IdleProfile:
-    """The profile of the organisation of ``count`` banks, ``ratio`` times coarser than ``intervals``, from the spans
-    it holds of each class."""
+    """The profile of the organisation of ``count`` banks (nested in that of ``intervals``, or that one) from the
+    spans it holds of each class."""
     unused_banks = int(unused.weight.sum())
     if intervals.nested:
         # Of the spans ending at one cycle, the one holding the organisation's highest bank woken there starts first,
         # is the longest and so gives the wake event its key. The used banks idle across the event are those above
         # it, each idle at least as long (nested), so each pair's value is the event's key. Interior keys are their
         # lengths, in order; leading ones count as always gated, after them.
-        event = [group.upper == ceil_div(group.top, ratio) for group in (interior, leading_wake)]
+        event = [group.high == group.top for group in (interior, leading_wake)]
         keys = np.concatenate([interior.length[event[0]], np.full(np.count_nonzero(event[1]), _ALWAYS_GATED)])
-        above = count - unused_banks - np.concatenate([interior.upper[event[0]], leading_wake.upper[event[1]]])
+        above = count - unused_banks - np.concatenate([interior.high[event[0]], leading_wake.high[event[1]]])
         wake_events = SortedKeys(keys, np.arange(len(keys) + 1))
         bystanders = SortedKeys(keys, np.concatenate([[0], np.cumsum(above)]))
     else:
