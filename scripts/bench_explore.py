@@ -86,7 +86,7 @@ def main() -> None:
     evaluate = time.perf_counter() - start
     print(
         f"idle-interval extraction: {extract * 1e3:.1f} ms for {len(banks)} bank counts "
-        f"({len(finest.bank)} idle intervals of {max(banks)} banks)"
+        f"({len(finest.spans.low)} spans holding {len(finest.bank)} idle intervals of {max(banks)} banks)"
     )
     print(
         f"energy evaluation only:   {evaluated} configurations in {evaluate * 1e3:.1f} ms = "

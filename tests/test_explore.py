@@ -421,8 +421,7 @@ class TrailingOnly(GatingPolicy):
         return GatingOutcome(np.array([profile.trailing.total + profile.unused_bank_cycles]), zero, zero, zero)
 
     def spans(self, intervals, timeout, wake_cycles, break_even_cycles):
-        keep = ~intervals.wakes
-        return intervals.bank[keep], intervals.start[keep], intervals.end[keep]
+        return intervals.spans.where(intervals.spans.end == intervals.cycles)
 
 
 def test_a_policy_registered_in_one_place_is_swept_explored_and_plotted(monkeypatch, tmp_path):

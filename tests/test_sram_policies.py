@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stream_trapti.sram.activity import (
     Allocation,
     BankActivity,
+    IdleSpans,
     InfeasibleOrganisation,
     compacting_activity,
     expand_ranges,
@@ -55,6 +56,38 @@ def test_compacting_fast_path_matches_the_busy_matrix_path(seed):
     ).idle_intervals()
     for name in ("bank", "start", "end"):
         assert np.array_equal(getattr(fast, name), getattr(general, name))
+
+
+def by_start(spans: IdleSpans) -> IdleSpans:
+    """``spans`` in order of start, then bank (compacting_spans lists them round by round)."""
+    order = np.lexsort((spans.low, spans.start))
+    return IdleSpans(*(getattr(spans, name)[order] for name in ("low", "high", "start", "end", "busy_after")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), bank_count=st.integers(1, 12))
+def test_compacting_spans_are_the_busy_matrix_intervals_in_runs(data, bank_count):
+    """The compacting allocator's spans, read straight off the busy-bank counts, are the per-bank idle intervals of
+    its busy matrix (bank i busy iff more than i banks are) in runs: consecutive banks idle over the same
+    [start, end), by start then bank, each run as long as it goes; with the busy count each one ends at."""
+    banks_on = data.draw(st.lists(st.integers(0, bank_count), min_size=1, max_size=40))
+    durations = data.draw(st.lists(st.integers(1, 50), min_size=len(banks_on), max_size=len(banks_on)))
+    times = np.concatenate([[0], np.cumsum(durations[:-1])]).astype(np.int64)
+    activity = BankActivity(int(sum(durations)), times, bank_count, 1, np.array(banks_on, dtype=np.int64))
+    spans = by_start(activity.idle_intervals().spans)
+    general = replace(activity, busy=activity.busy_matrix()).idle_intervals()
+    order = np.lexsort((general.bank, general.start))
+    bank, start, end = general.bank[order], general.start[order], general.end[order]
+    new_run = np.ones(len(bank), dtype=bool)
+    new_run[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (bank[1:] != bank[:-1] + 1)
+    first = np.flatnonzero(new_run)
+    last = np.append(first[1:], len(bank))[: len(first)] - 1
+    for got, want in ((spans.low, bank[first]), (spans.high, bank[last] + 1), (spans.start, start[first])):
+        assert got.tolist() == want.tolist()
+    assert spans.end.tolist() == end[first].tolist()
+    # The busy count once each span has ended (every bank after the trace).
+    after = np.append(banks_on, bank_count)[np.searchsorted(np.append(times, activity.cycles), spans.end)]
+    assert spans.busy_after.tolist() == after.tolist()
 
 
 def test_infeasible_organisations_are_refused():
@@ -169,9 +202,10 @@ def test_gated_spans_total_equals_the_outcome():
         for policy in policy_names():
             for timeout in [0, 37, 500] if policy == "timeout" else [None]:
                 outcome = gating_outcome(profile, policy, None if timeout is None else [timeout], 3, 41.5)
-                _, start, end = gated_spans(intervals, policy, timeout, 3, 41.5)
-                assert (end - start).sum() == outcome.gated_bank_cycles[0], (policy, timeout)
-                assert np.all(end > start)
+                spans = gated_spans(intervals, policy, timeout, 3, 41.5)
+                bank_cycles = ((spans.end - spans.start) * (spans.high - spans.low)).sum()
+                assert bank_cycles == outcome.gated_bank_cycles[0], (policy, timeout)
+                assert np.all(spans.end > spans.start) and np.all(spans.high > spans.low)
 
 
 def test_policy_errors_name_the_problem():
@@ -338,7 +372,7 @@ def test_nested_organisations_profile_as_each_one_on_its_own(seed, capacity, cou
         # The run-length form: the same spans read off the finest organisation as extracted, each (start, end) once,
         # and its banks expanded are exactly the intervals.
         for name in ("low", "high", "start", "end"):
-            assert np.array_equal(getattr(coarser.spans, name), getattr(own.spans, name)), (banks, name)
+            assert np.array_equal(getattr(by_start(coarser.spans), name), getattr(by_start(own.spans), name))
         spans = own.spans
         assert len(np.unique(np.stack([spans.start, spans.end]), axis=1).T) == len(spans.start)
         bank, index = expand_ranges(spans.low, spans.high, np.arange(len(spans.low)))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -40,51 +41,80 @@ class Allocation:
 
 @dataclass(frozen=True, eq=False)
 class IdleSpans:
-    """Nested idle intervals in run-length form: banks ``[low, high)`` are all idle over exactly ``[start, end)``.
+    """Idle intervals in run-length form: banks ``[low, high)`` are all idle over exactly ``[start, end)``.
 
     Where the compacting allocator's busy count drops from ``a`` to ``b`` and later first rises past a bank, every
     bank of ``[b, a)`` it rises past at once shares that interval, so a trace has far fewer distinct spans than
     intervals (GPT-2 XL prefill at L = 1024 on 64 banks: 80 906 spans for 442 342 intervals); the policies sort and
-    total the spans, each weighted by how many banks it holds.
+    total the spans, each weighted by how many banks it holds. For the compacting allocator ``busy_after`` holds the
+    busy count once each span has ended: the banks woken at one cycle are consecutive, up to that count.
     """
 
     low: np.ndarray
     high: np.ndarray
     start: np.ndarray
     end: np.ndarray
+    busy_after: np.ndarray | None = None
 
     def coarser(self, ratio: int) -> IdleSpans:
         """The spans of every ``ratio``-th bank, renumbered: bank ``j`` of the coarser organisation is bank
         ``j · ratio`` here, so ``[low, high)`` keeps ``[ceil(low / ratio), ceil(high / ratio))``."""
-        low, high = -(-self.low // ratio), -(-self.high // ratio)
-        keep = np.flatnonzero(high > low)
-        return IdleSpans(low[keep], high[keep], self.start[keep], self.end[keep])
+        low, high = ceil_div(self.low, ratio), ceil_div(self.high, ratio)
+        busy_after = None if self.busy_after is None else ceil_div(self.busy_after, ratio)
+        return IdleSpans(low, high, self.start, self.end, busy_after).where(high > low)
+
+    def where(self, keep: np.ndarray) -> IdleSpans:
+        """The spans where the boolean array ``keep`` is true, in order."""
+        keep = np.flatnonzero(keep)
+        busy_after = None if self.busy_after is None else self.busy_after[keep]
+        return IdleSpans(self.low[keep], self.high[keep], self.start[keep], self.end[keep], busy_after)
 
 
 @dataclass(frozen=True, eq=False)
 class IdleIntervals:
-    """Every maximal idle interval ``[start, end)`` of every bank, sorted by bank then start.
+    """Every maximal idle interval ``[start, end)`` of every bank, held in run-length form (``spans``, each span one
+    interval of each of its banks); :attr:`bank`, :attr:`start` and :attr:`end` list them one by one, sorted by bank
+    then start.
 
     An interval starting at cycle 0 is *leading*: the bank has held nothing since the trace began. One ending at
     ``cycles`` is *trailing*: the bank is not used again, so leaving it needs no wake-up.
 
     ``nested`` says that a bank is busy only when every lower bank is (the compacting allocator): then a higher bank
     has been idle at least as long as a lower one at any cycle, which lets the stall pricing count instead of list
-    (:func:`~stream_trapti.sram.policies.idle_profile`). Nested intervals also come as :class:`IdleSpans`
-    (``spans``), the same intervals in run-length form.
+    (:func:`~stream_trapti.sram.policies.idle_profile`).
     """
 
     cycles: int
     bank_count: int
-    bank: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
+    spans: IdleSpans
     nested: bool = False
-    spans: IdleSpans | None = None
 
     def __post_init__(self) -> None:
-        if self.nested and self.spans is None:
-            raise ValueError("nested IdleIntervals need their spans (IdleSpans)")
+        if self.nested and self.spans.busy_after is None:
+            raise ValueError("nested IdleIntervals need their spans' busy_after")
+
+    @cached_property
+    def _listed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        spans = self.spans
+        bank, index = expand_ranges(spans.low, spans.high, np.arange(len(spans.low)))
+        start, end = spans.start[index], spans.end[index]
+        order = np.lexsort((start, bank))
+        return bank[order], start[order], end[order]
+
+    @property
+    def bank(self) -> np.ndarray:
+        """Each interval's bank."""
+        return self._listed[0]
+
+    @property
+    def start(self) -> np.ndarray:
+        """Each interval's first idle cycle."""
+        return self._listed[1]
+
+    @property
+    def end(self) -> np.ndarray:
+        """The cycle each interval ends at (exclusive)."""
+        return self._listed[2]
 
     @property
     def length(self) -> np.ndarray:
@@ -118,13 +148,10 @@ class IdleIntervals:
 
         With ``r`` times as many banks of ``C / (r · bank_count)`` bytes each, bank ``j`` of the coarser organisation
         is busy exactly when this one's bank ``j · r`` is: both hold live data iff more than ``j · C / bank_count``
-        bytes are live. So its intervals are those of every ``r``-th bank, already sorted by bank and start.
+        bytes are live. So its intervals are those of every ``r``-th bank (:meth:`IdleSpans.coarser`).
         """
         ratio = self.coarser_ratio(bank_count)
-        keep = self.bank % ratio == 0
-        bank, start, end = self.bank[keep] // ratio, self.start[keep], self.end[keep]
-        spans = self.spans.coarser(ratio) if self.spans is not None and ratio > 1 else self.spans
-        return IdleIntervals(self.cycles, bank_count, bank, start, end, True, spans)
+        return IdleIntervals(self.cycles, bank_count, self.spans.coarser(ratio) if ratio > 1 else self.spans, True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,44 +188,66 @@ class BankActivity:
     def idle_intervals(self) -> IdleIntervals:
         """Every bank's idle intervals, found from the step changes without looping over change points."""
         bounds = np.append(self.times, self.cycles)
-        if self.busy is not None:
-            padded = np.pad(self.busy.astype(np.int8), ((0, 0), (1, 1)), constant_values=1)
-            step = np.diff(padded, axis=1)
-            # np.nonzero walks row-major, so both lists come out sorted by bank, then time, and pair up in order.
-            bank, falls = np.nonzero(step == -1)
-            _, rises = np.nonzero(step == 1)
-            return IdleIntervals(self.cycles, self.bank_count, bank.astype(np.int64), bounds[falls], bounds[rises])
-        # Compacting: where banks_on steps down from a to b, banks [b, a) fall idle; where it steps up from a to b,
-        # banks [a, b) wake. Before the trace and after it every bank counts as busy, so leading intervals start at 0
-        # and trailing ones end at ``cycles``.
-        padded = np.concatenate([[self.bank_count], self.banks_on, [self.bank_count]]).astype(np.int64)
-        before, after = padded[:-1], padded[1:]
-        start_bank, start_at = expand_ranges(after, before, bounds)
-        end_bank, end_at = expand_ranges(before, after, bounds)
-        # Both lists are in time order already; a stable sort by bank (a radix sort on a small integer type) groups
-        # them per bank, where starts and ends alternate and pair up.
-        small = np.min_scalar_type(self.bank_count)
-        start_order = np.argsort(start_bank.astype(small), kind="stable")
-        end_order = np.argsort(end_bank.astype(small), kind="stable")
-        bank, start, end = start_bank[start_order], start_at[start_order], end_at[end_order]
-        spans = _spans(start_bank, start_at, start_order, end)
-        return IdleIntervals(self.cycles, self.bank_count, bank, start, end, True, spans)
+        if self.busy is None:
+            return IdleIntervals(
+                self.cycles, self.bank_count, compacting_spans(self.banks_on, bounds, self.bank_count), True
+            )
+        padded = np.pad(self.busy.astype(np.int8), ((0, 0), (1, 1)), constant_values=1)
+        step = np.diff(padded, axis=1)
+        # np.nonzero walks row-major, so both lists come out sorted by bank, then time, and pair up in order.
+        bank, falls = np.nonzero(step == -1)
+        _, rises = np.nonzero(step == 1)
+        bank = bank.astype(np.int64)
+        return IdleIntervals(self.cycles, self.bank_count, IdleSpans(bank, bank + 1, bounds[falls], bounds[rises]))
 
 
-def _spans(start_bank: np.ndarray, start_at: np.ndarray, start_order: np.ndarray, end: np.ndarray) -> IdleSpans:
-    """The compacting allocator's intervals as :class:`IdleSpans`, from the interval starts in time order
-    (``start_bank``, ``start_at``; the banks falling idle at one change point come as one ascending range), the order
-    sorting them by bank and the intervals' ends in that order."""
-    ends = np.empty_like(end)
-    ends[start_order] = end
-    # A span runs over consecutive starts sharing the start and end cycles (then their banks are consecutive).
-    # Compared in place, not by np.diff: fresh 8-byte temporaries per interval cost more than the comparisons.
-    new_span = np.ones(len(ends), dtype=bool)
-    new_span[1:] = (start_at[1:] != start_at[:-1]) | (ends[1:] != ends[:-1])
-    first = np.flatnonzero(new_span)
-    low = start_bank[first]
-    high = low + np.diff(np.append(first, len(start_at)))
-    return IdleSpans(low, high, start_at[first], ends[first])
+def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) -> IdleSpans:
+    """The idle spans of the compacting allocator, whose ``banks_on`` busy banks (one count per change point) are
+    the lowest ones, straight from the counts; ``bounds`` holds the change points' cycles and the trace's end.
+
+    Where the count falls from ``a`` to ``b`` at change point ``p``, banks ``[b, a)`` fall idle; bank ``j`` of them
+    wakes at the first later change point whose count exceeds ``j``. Walking from ``p`` to the next change point
+    whose count is higher than the current one's (``rise``), and from there on, visits exactly those wake-ups in
+    bank order: each step ends the span of banks ``[count here, min(count there, a))``. Before the trace and after
+    it every bank counts as busy, so leading spans start at 0 and trailing ones end at ``cycles``.
+    """
+    # Counts padded with every bank busy before the trace and one more after it, so every walk stops by the end; in
+    # the smallest type that holds them, as the jumps below read them over and over.
+    padded = np.concatenate([[bank_count], banks_on, [bank_count + 1]])
+    count = padded.astype(np.min_scalar_type(bank_count + 1))
+    size = len(count)
+    # rise[p]: the first q > p whose count exceeds count[p], by pointer jumping: rise[p] only ever moves to a point
+    # with everything in between at most count[p], and each round jumps the unresolved ones along their pointers'.
+    rise = np.minimum(np.arange(1, size + 1), size - 1)
+    todo = np.flatnonzero(count[rise] <= count)[:-1]
+    level = count[todo]
+    while len(todo):
+        rise[todo] = jumped = rise[rise[todo]]
+        unresolved = count[jumped] <= level
+        todo, level = todo[unresolved], level[unresolved]
+    falls = np.flatnonzero(count[1:-1] < count[:-2]) + 1
+    # One walk per fall, all advanced together: round r gives each walk still going its r-th span (its r-th lowest
+    # banks). The spans are listed round by round, in order of start within a round.
+    # (fall, from, to) of each round, after an empty one so that even no falls concatenate.
+    walk, at, rounds = falls, falls, [(falls[:0],) * 3]
+    while len(walk):
+        after = rise[at]
+        rounds.append((walk, at, after))
+        going = count[after] < count[walk - 1]
+        walk, at = walk[going], after[going]
+    fall, at, after = (np.concatenate(column) for column in zip(*rounds, strict=True))
+    # After the trace every bank counts as busy (not one more, as padded for the walks).
+    busy_after = np.minimum(count[after], bank_count).astype(np.int64)
+    low, high = count[at].astype(np.int64), np.minimum(busy_after, count[fall - 1])
+    return IdleSpans(low, high, bounds[fall - 1], bounds[after - 1], busy_after)
+
+
+def ceil_div(values: np.ndarray, ratio: int) -> np.ndarray:
+    """``ceil(values / ratio)`` for non-negative integer ``values`` (banks, bytes), by a shift when ``ratio`` is a
+    power of two (cheaper than a division)."""
+    if ratio & (ratio - 1) == 0:
+        return (values + (ratio - 1)) >> (ratio.bit_length() - 1)
+    return -(-values // ratio)
 
 
 def expand_ranges(low: np.ndarray, high: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +285,7 @@ def compacting_activity(
             f"memory {trace.memories[trace.memory_index(memory)].name!r} holds up to {peak} B ({view}), "
             f"more than the capacity {capacity_bytes} B"
         )
-    return BankActivity(trace.cycles, trace.times, bank_count, size, -(-occupancy // size))
+    return BankActivity(trace.cycles, trace.times, bank_count, size, ceil_div(occupancy, size))
 
 
 def first_fit_activity(

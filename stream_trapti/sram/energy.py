@@ -21,14 +21,14 @@ So an always-on organisation leaks exactly ``(B · P_on + P_net) · T / f``, CAC
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from stream_trapti.sram import cacti_cache
 from stream_trapti.sram.cacti import SramConfig, SramResult
-from stream_trapti.sram.policies import GATING_MODES, IdleProfile, gating_outcome
+from stream_trapti.sram.policies import GATING_MODES, GatingOutcome, IdleProfile, gating_outcome
 from stream_trapti.trace import OccupancyTrace
 
 
@@ -153,19 +153,56 @@ def evaluate_energy(
     if not clock_ghz > 0:
         raise ValueError(f"clock frequency must be positive (GHz), got {clock_ghz}")
     outcome = gating_outcome(profile, policy, timeouts, costs.wake_cycles, costs.break_even_cycles(clock_ghz))
+    return price(outcome, profile.bank_count, profile.cycles, costs, counts, clock_ghz)
+
+
+@dataclass(frozen=True, eq=False)
+class CostColumns:
+    """The fields of many :class:`BankCosts` as arrays, one entry per row, to :func:`price` many organisations at
+    once."""
+
+    read_pj: np.ndarray
+    write_pj: np.ndarray
+    leakage_mw: np.ndarray
+    gated_mw: np.ndarray
+    wake_energy_pj: np.ndarray
+    wake_cycles: np.ndarray
+    area_mm2: np.ndarray
+    network_mw: np.ndarray
+
+    @classmethod
+    def of(cls, costs: Sequence[BankCosts], rows: np.ndarray) -> CostColumns:
+        """Each of ``costs`` repeated for its number of ``rows``."""
+        names = [f.name for f in fields(BankCosts)]
+        table = np.array([[getattr(c, name) for name in names] for c in costs], dtype=np.float64)
+        columns = {name: np.repeat(table[:, i], rows) for i, name in enumerate(names)}
+        return cls(**columns | {"wake_cycles": columns["wake_cycles"].astype(np.int64)})
+
+
+def price(
+    outcome: GatingOutcome,
+    bank_count: int | np.ndarray,
+    cycles: int | np.ndarray,
+    costs: BankCosts | CostColumns,
+    counts: AccessCounts,
+    clock_ghz: float,
+) -> EnergyBreakdown:
+    """The energy of a policy's ``outcome`` on an organisation of ``bank_count`` banks over ``cycles`` (see the module
+    docstring): for one organisation, or for many at once with ``bank_count``, ``cycles`` and ``costs`` given per
+    entry of the outcome (the same arithmetic either way, so the same numbers)."""
     gated = outcome.gated_bank_cycles.astype(np.float64)
-    powered = profile.bank_count * profile.cycles - gated
+    powered = bank_count * cycles - gated
     dynamic = counts.reads * costs.read_pj + counts.writes * costs.write_pj
     penalty = outcome.stalls * costs.wake_cycles
     # Bank-cycles of the stalls: every bank for every stalled cycle, gated ones as counted by the policy.
     stall_gated = (outcome.gated_bank_stalls * costs.wake_cycles).astype(np.float64)
-    stall_powered = profile.bank_count * penalty - stall_gated
+    stall_powered = bank_count * penalty - stall_gated
     stall_mw_cycles = costs.leakage_mw * stall_powered + costs.gated_mw * stall_gated + costs.network_mw * penalty
     return EnergyBreakdown(
-        dynamic_pj=np.full(len(gated), float(dynamic)),
+        dynamic_pj=np.broadcast_to(np.float64(dynamic), gated.shape).copy(),
         leakage_on_pj=costs.leakage_mw * powered / clock_ghz,
         gated_residual_pj=costs.gated_mw * gated / clock_ghz,
-        network_pj=np.full(len(gated), costs.network_mw * profile.cycles / clock_ghz),
+        network_pj=np.broadcast_to(costs.network_mw * cycles / clock_ghz, gated.shape).copy(),
         wake_pj=costs.wake_energy_pj * outcome.wakes.astype(np.float64),
         stall_pj=stall_mw_cycles / clock_ghz,
         gated_bank_cycles=outcome.gated_bank_cycles,

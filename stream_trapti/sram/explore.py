@@ -11,18 +11,20 @@ gating) when that costs less: then no configuration of the same capacity, bank c
 less than it. Wake-up stalls are added to the schedule (``latency_cycles``); with ``max_latency_penalty_cycles`` in
 the spec, configurations that stall longer are rejected instead.
 
-The idle intervals of each bank organisation are extracted once; every policy, timeout, flavour and mode is then
-a handful of binary searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`). With the compacting
-allocator the organisations nest, so only the one with the most banks is extracted, and its intervals are sorted once
-for all of them, in run-length form (:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made
-per configuration: each organisation and policy gives arrays over the timeouts, and the rows are columns
-(:class:`ConfigTable`).
+The idle intervals of each bank organisation are extracted once, in run-length form
+(:class:`~stream_trapti.sram.activity.IdleSpans`); every policy, timeout, flavour and mode is then a handful of binary
+searches on them (:class:`~stream_trapti.sram.policies.IdleProfile`). With the compacting allocator the organisations
+nest, so only the one with the most banks is extracted, straight from its busy-bank counts
+(:func:`~stream_trapti.sram.activity.compacting_spans`), and its spans are sorted once for all of them
+(:func:`~stream_trapti.sram.policies.idle_profiles`). No Python object is made per configuration: a policy's outcome
+is computed once per organisation (per flavour and mode too only when it reads the bank's costs), every row is priced
+in one vectorised pass (:func:`~stream_trapti.sram.energy.price`), and the rows are columns (:class:`ConfigTable`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import overload
 
 import numpy as np
@@ -32,6 +34,7 @@ from stream_trapti.sram.activity import (
     Allocation,
     BankActivity,
     IdleIntervals,
+    IdleSpans,
     InfeasibleOrganisation,
     compacting_activity,
     first_fit_activity,
@@ -40,13 +43,15 @@ from stream_trapti.sram.energy import (
     AccessCounts,
     BankCosts,
     BankQuery,
+    CostColumns,
     CostsProvider,
-    EnergyBreakdown,
     access_counts,
     evaluate_energy,
+    price,
 )
 from stream_trapti.sram.policies import (
     GATING_POLICIES,
+    GatingOutcome,
     GatingPolicy,
     IdleProfile,
     gated_spans,
@@ -193,25 +198,27 @@ def explore(
     port_bits = _port_bits(spec, info.read_port_bits, info.write_port_bits, info.name)
     counts = access_counts(trace, index, port_bits)
     capacities = spec.capacities_bytes or (info.capacity_bytes,)
-    costs_cache: dict[BankQuery, BankCosts] = {}
+    costs_cache: dict[tuple[int, int, str, str, bool], BankCosts] = {}
 
     def costs(capacity: int, banks: int, flavour: str, mode: str, gated: bool = True) -> BankCosts:
-        query = BankQuery(
-            capacity_bytes=capacity,
-            bank_count=banks,
-            port_bits=port_bits,
-            flavour=flavour,
-            technology_nm=spec.technology_nm,
-            temperature_k=spec.temperature_k,
-            gating_mode=mode,
-            clock_ghz=spec.clock_ghz,
-            power_gating=gated,
-            gated_leakage_fraction=spec.gated_leakage_fraction,
-            off_leakage_fraction=spec.off_leakage_fraction,
-        )
-        if query not in costs_cache:
-            costs_cache[query] = costs_provider(query)
-        return costs_cache[query]
+        key = (capacity, banks, flavour, mode, gated)
+        if key not in costs_cache:
+            costs_cache[key] = costs_provider(
+                BankQuery(
+                    capacity_bytes=capacity,
+                    bank_count=banks,
+                    port_bits=port_bits,
+                    flavour=flavour,
+                    technology_nm=spec.technology_nm,
+                    temperature_k=spec.temperature_k,
+                    gating_mode=mode,
+                    clock_ghz=spec.clock_ghz,
+                    power_gating=gated,
+                    gated_leakage_fraction=spec.gated_leakage_fraction,
+                    off_leakage_fraction=spec.off_leakage_fraction,
+                )
+            )
+        return costs_cache[key]
 
     def activity(capacity: int, banks: int) -> BankActivity:
         if spec.allocator == "first_fit":
@@ -240,6 +247,18 @@ def explore(
     blocks: list[_Block] = []
     skipped: list[tuple[int, int, str]] = []
     timeouts = np.array(spec.timeouts_cycles, dtype=np.int64)
+    outcomes: dict[tuple[object, ...], GatingOutcome] = {}
+
+    def outcome(capacity: int, profile: IdleProfile, policy: GatingPolicy, bank_costs: BankCosts) -> GatingOutcome:
+        """The policy's outcome, computed once per organisation when it does not depend on the bank's costs."""
+        key = (capacity, profile.bank_count, policy.name)
+        if policy.outcome_uses_costs:
+            key += (bank_costs.wake_cycles, bank_costs.break_even_cycles(spec.clock_ghz))
+        if key not in outcomes:
+            wake, break_even = bank_costs.wake_cycles, bank_costs.break_even_cycles(spec.clock_ghz)
+            outcomes[key] = policy.outcome(profile, timeouts if policy.takes_timeouts else None, wake, break_even)
+        return outcomes[key]
+
     for capacity in capacities:
         count, nest = nesting(capacity)
         bank_counts = sorted(set(spec.banks) | {1})
@@ -269,19 +288,25 @@ def explore(
                 for banks in spec.banks:
                     if banks not in profiles:
                         continue
-                    setting = _Setting(capacity, banks, flavour, mode, counts, spec.clock_ghz, baseline)
+                    setting = _Setting(capacity, banks, flavour, mode, baseline)
                     for policy in (GATING_POLICIES[name] for name in spec.policies):
-                        if policy.knows_the_trace:
-                            plain, gated = (costs(capacity, banks, flavour, mode, sleep) for sleep in (False, True))
-                            blocks.append(_cheaper_built_either_way(profiles[banks], policy, plain, gated, setting))
-                        else:
-                            sleep = policy.sleep_transistors
+                        # A policy that knows the trace is built with sleep transistors and gating, or without and
+                        # never gating, whichever costs less (the sleep transistors' dearer accesses can outweigh
+                        # what gating saves): both are priced, as rivals, and the dearer dropped.
+                        ways = (
+                            ((True, policy, 1), (False, GATING_POLICIES["always_on"], -1))
+                            if policy.knows_the_trace
+                            else ((policy.sleep_transistors, policy, 0),)
+                        )
+                        for sleep, rule, rival in ways:
                             bank_costs = costs(capacity, banks, flavour, mode, sleep)
-                            blocks.append(_rows(profiles[banks], policy, timeouts, bank_costs, sleep, setting))
+                            result = outcome(capacity, profiles[banks], rule, bank_costs)
+                            taken = timeouts if rule.takes_timeouts else None
+                            blocks.append(_Block(setting, policy.name, sleep, bank_costs, result, rival, taken))
     skipped = [s for s in skipped if s[1] in spec.banks]
     if not blocks:
         raise ConfigError(f"no configuration of the sweep can hold memory {info.name!r}: {skipped}")
-    configs = _table(blocks)
+    configs = _table(blocks, trace.cycles, counts, spec.clock_ghz)
     limit = spec.max_latency_penalty_cycles
     evaluated = len(configs)
     if limit is not None:
@@ -335,103 +360,98 @@ def _port_bits(spec: SweepSpec, read_bits: int, write_bits: int, memory: str) ->
 
 @dataclass(frozen=True)
 class _Setting:
-    """What the rows of one bank organisation share: its key, the accesses, the clock and the baseline energy."""
+    """What the rows of one bank organisation share: its key and the baseline energy."""
 
     capacity: int
     banks: int
     flavour: str
     mode: str
-    counts: AccessCounts
-    clock_ghz: float
     baseline_pj: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Block:
-    """The rows of one organisation under one policy: one per timeout (``timeouts``), or one (None)."""
+    """The rows of one organisation under one policy: one per entry of ``outcome`` (one per timeout of
+    ``timeouts``, or one). ``rival`` pairs the two ways a policy that knows the trace can be built: +1 for the
+    block with sleep transistors, -1 for the one without that follows it, of which the cheaper stays; 0 otherwise."""
 
     setting: _Setting
     policy: str
     sleep_transistors: bool
-    area_mm2: float
-    cycles: int
-    timeouts: np.ndarray | None
-    energy: EnergyBreakdown
+    costs: BankCosts
+    outcome: GatingOutcome
+    rival: int = 0
+    timeouts: np.ndarray | None = None
 
 
-def _rows(
-    profile: IdleProfile,
-    policy: GatingPolicy,
-    timeouts: np.ndarray,
-    costs: BankCosts,
-    sleep_transistors: bool,
-    setting: _Setting,
-) -> _Block:
-    """One row per timeout (or one, for policies without a timeout)."""
-    taken = timeouts if policy.takes_timeouts else None
-    energy = evaluate_energy(profile, policy.name, costs, setting.counts, setting.clock_ghz, taken)
-    return _Block(setting, policy.name, sleep_transistors, costs.area_mm2, profile.cycles, taken, energy)
+def _table(blocks: Sequence[_Block], cycles: int, counts: AccessCounts, clock_ghz: float) -> ConfigTable:
+    """The rows of ``blocks``, one after the other, as columns, priced all at once (:func:`price`): numpy calls per
+    column, not per row or block. Of each pair of rival blocks the dearer is dropped (the one with sleep
+    transistors when they tie)."""
+    rows = np.array([len(block.outcome.gated_bank_cycles) for block in blocks])
 
+    def each(values: list[object], dtype: type = object) -> np.ndarray:
+        return np.repeat(np.array(values, dtype=dtype), rows)
 
-def _cheaper_built_either_way(
-    profile: IdleProfile, policy: GatingPolicy, plain: BankCosts, gated: BankCosts, setting: _Setting
-) -> _Block:
-    """A policy that knows the trace (the offline optimum): its gating of the macro with sleep transistors, or the
-    macro without them left always on, whichever costs less (the sleep transistors' dearer accesses can outweigh
-    what gating saves)."""
-    no_timeouts = np.empty(0, dtype=np.int64)
-    with_gating = _rows(profile, policy, no_timeouts, gated, True, setting)
-    without = _rows(profile, GATING_POLICIES["always_on"], no_timeouts, plain, False, setting)
-    if with_gating.energy.total_pj[0] <= without.energy.total_pj[0]:
-        return with_gating
-    return replace(without, policy=policy.name)
-
-
-def _table(blocks: Sequence[_Block]) -> ConfigTable:
-    """The rows of ``blocks``, one after the other, as columns: one numpy call per column, not per row or block."""
-    rows = np.array([len(block.energy.total_pj) for block in blocks])
-
-    def each(value: Callable[[_Block], object], dtype: type = object) -> np.ndarray:
-        return np.repeat(np.array([value(block) for block in blocks], dtype=dtype), rows)
-
-    def joined(value: Callable[[_Block], np.ndarray]) -> np.ndarray:
-        # Every array of a block has one entry per row (a policy's outcome has one per timeout, or one).
-        column = np.concatenate([value(block) for block in blocks])
-        if len(column) != len(total):
-            raise ValueError(f"a block's column has {len(column)} entries in all, expected {len(total)}")
+    def joined(name: str) -> np.ndarray:
+        # Every array of a block's outcome has one entry per row.
+        column = np.concatenate([getattr(block.outcome, name) for block in blocks])
+        if len(column) != total_rows:
+            raise ValueError(f"the blocks' {name} have {len(column)} entries in all, expected {total_rows}")
         return column
 
-    total = np.concatenate([block.energy.total_pj for block in blocks])
-    penalty = joined(lambda b: b.energy.penalty_cycles).astype(np.int64)
-    baseline = each(lambda b: b.setting.baseline_pj, np.float64)
+    total_rows = int(rows.sum())
+    settings = [block.setting for block in blocks]
+    banks = each([s.banks for s in settings], np.int64)
+    outcome = GatingOutcome(*(joined(f.name) for f in fields(GatingOutcome)))
+    bank_costs = CostColumns.of([block.costs for block in blocks], rows)
+    energy = price(outcome, banks, cycles, bank_costs, counts, clock_ghz)
+    total = energy.total_pj
+    penalty = energy.penalty_cycles.astype(np.int64)
+    baseline = each([s.baseline_pj for s in settings], np.float64)
     saving = np.zeros_like(total)
     np.divide(total, baseline, out=saving, where=baseline > 0)
-    return ConfigTable(
+    timeout = np.full(total_rows, None, dtype=object)
+    with_timeouts = [(i, block.timeouts) for i, block in enumerate(blocks) if block.timeouts is not None]
+    if with_timeouts:
+        first = np.cumsum(rows) - rows
+        at = np.concatenate([np.arange(first[i], first[i] + rows[i]) for i, _ in with_timeouts])
+        timeout[at] = np.concatenate([t for _, t in with_timeouts]).astype(object)
+    table = ConfigTable(
         {
-            "capacity_bytes": each(lambda b: b.setting.capacity, np.int64),
-            "bank_count": each(lambda b: b.setting.banks, np.int64),
-            "policy": each(lambda b: b.policy),
-            "timeout_cycles": joined(lambda b: np.array([None]) if b.timeouts is None else b.timeouts.astype(object)),
-            "flavour": each(lambda b: b.setting.flavour),
-            "gating_mode": each(lambda b: b.setting.mode),
-            "sleep_transistors": each(lambda b: b.sleep_transistors, np.bool_),
-            "dynamic_pj": joined(lambda b: b.energy.dynamic_pj),
-            "leakage_on_pj": joined(lambda b: b.energy.leakage_on_pj),
-            "gated_residual_pj": joined(lambda b: b.energy.gated_residual_pj),
-            "network_pj": joined(lambda b: b.energy.network_pj),
-            "wake_pj": joined(lambda b: b.energy.wake_pj),
-            "stall_pj": joined(lambda b: b.energy.stall_pj),
+            "capacity_bytes": each([s.capacity for s in settings], np.int64),
+            "bank_count": banks,
+            "policy": each([block.policy for block in blocks]),
+            "timeout_cycles": timeout,
+            "flavour": each([s.flavour for s in settings]),
+            "gating_mode": each([s.mode for s in settings]),
+            "sleep_transistors": each([block.sleep_transistors for block in blocks], np.bool_),
+            "dynamic_pj": energy.dynamic_pj,
+            "leakage_on_pj": energy.leakage_on_pj,
+            "gated_residual_pj": energy.gated_residual_pj,
+            "network_pj": energy.network_pj,
+            "wake_pj": energy.wake_pj,
+            "stall_pj": energy.stall_pj,
             "total_pj": total,
-            "area_mm2": each(lambda b: b.area_mm2, np.float64),
+            "area_mm2": bank_costs.area_mm2,
             "penalty_cycles": penalty,
-            "latency_cycles": each(lambda b: b.cycles, np.int64) + penalty,
-            "wakes": joined(lambda b: b.energy.wakes).astype(np.int64),
-            "gated_fraction": joined(lambda b: b.energy.gated_bank_cycles)
-            / each(lambda b: max(b.setting.banks * b.cycles, 1), np.int64),
+            "latency_cycles": cycles + penalty,
+            "wakes": energy.wakes.astype(np.int64),
+            "gated_fraction": energy.gated_bank_cycles / np.maximum(banks * cycles, 1),
             "baseline_pj": baseline,
             "saving": np.where(baseline > 0, 1.0 - saving, 0.0),
         }
     )
+    # A rival pair's blocks have one row each, the one with sleep transistors first.
+    rival = each([block.rival for block in blocks], np.int64)
+    gating = np.flatnonzero(rival == 1)
+    if not len(gating):
+        return table
+    keep = np.ones(total_rows, dtype=bool)
+    cheaper = total[gating] <= total[gating + 1]
+    keep[gating[~cheaper]] = False
+    keep[gating[cheaper] + 1] = False
+    return table.where(keep)
 
 
 def pareto_front(objectives: np.ndarray, chunk: int = 128) -> np.ndarray:
@@ -482,8 +502,8 @@ def _heatmap(
     )
     edges = np.unique(np.linspace(0, intervals.cycles, bins + 1).round().astype(np.int64))
     width = np.diff(edges)
-    idle = _coverage((intervals.bank, intervals.start, intervals.end), config.bank_count, edges, intervals.cycles)
-    gated = _coverage(spans, config.bank_count, edges, intervals.cycles)
+    idle = _coverage(intervals.spans, config.bank_count, edges)
+    gated = _coverage(spans, config.bank_count, edges)
     timeout = f", τ={config.timeout_cycles}" if config.timeout_cycles is not None else ""
     label = (
         f"{config.capacity_bytes / 1024:g} KiB, {config.bank_count} banks, {config.policy}{timeout}, "
@@ -492,19 +512,18 @@ def _heatmap(
     return Heatmap(label, edges, 1.0 - idle / width, 1.0 - gated / width)
 
 
-def _coverage(
-    spans: tuple[np.ndarray, np.ndarray, np.ndarray], banks: int, edges: np.ndarray, cycles: int
-) -> np.ndarray:
-    """(banks, bins) cycles of each bin covered by disjoint per-bank ``(bank, start, end)`` spans."""
-    bank, start, end = spans
-    # Lay the banks end to end on one time axis, so one sorted span list and one binary search serve them all.
-    offset = bank * cycles
-    order = np.argsort(offset + start, kind="stable")
-    lo, hi = (offset + start)[order], (offset + end)[order]
-    before = np.concatenate([[0], np.cumsum(hi - lo)])
-    at = (np.arange(banks)[:, None] * cycles + edges[None, :]).ravel()
-    if len(lo) == 0:
-        return np.zeros((banks, len(edges) - 1))
-    k = np.maximum(np.searchsorted(lo, at, side="right") - 1, 0)
-    covered = before[k] + np.clip(at - lo[k], 0, hi[k] - lo[k])
-    return np.diff(covered.reshape(banks, len(edges)), axis=1).astype(np.float64)
+def _coverage(spans: IdleSpans, banks: int, edges: np.ndarray) -> np.ndarray:
+    """(banks, bins) cycles of each bin (between consecutive ``edges``) covered by ``spans``, disjoint per bank."""
+    # Up to an edge e, one bank's spans cover e · (its starts − its ends before e) − (those starts' cycles − those
+    # ends' cycles). Each start or end is counted at the first edge past it and summed along the edges, for banks
+    # [low, high) at once: +1 at row low and −1 at row high, summed down the banks.
+    at = np.concatenate([spans.start, spans.end])
+    edge = np.searchsorted(edges, at, side="right")
+    at, sign = np.tile(at, 2), np.repeat(np.array([1, -1, -1, 1], dtype=np.int64), len(spans.start))
+    # Flat indices into (banks + 1, edges + 1) arrays: np.add.at is several times faster on one axis than on two.
+    flat = np.concatenate([spans.low, spans.low, spans.high, spans.high]) * (len(edges) + 1) + np.tile(edge, 2)
+    count, cycles = (np.zeros((banks + 1) * (len(edges) + 1), dtype=np.int64) for _ in range(2))
+    np.add.at(count, flat, sign)
+    np.add.at(cycles, flat, sign * at)
+    count, cycles = (a.reshape(banks + 1, -1).cumsum(axis=0).cumsum(axis=1)[:banks, :-1] for a in (count, cycles))
+    return np.diff(edges * count - cycles, axis=1).astype(np.float64)

@@ -52,12 +52,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
-from stream_trapti.sram.activity import IdleIntervals, IdleSpans, expand_ranges
+from stream_trapti.sram.activity import IdleIntervals, IdleSpans, ceil_div, expand_ranges
 
 GATING_MODES: tuple[str, ...] = ("retention", "power_off")
 
@@ -106,14 +106,11 @@ class SortedKeys:
     counted: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> SortedKeys:
-        """Sort ``values``, each counted ``weights`` times (non-negative counts) or once."""
+    def of(cls, values: np.ndarray) -> SortedKeys:
+        """Sort ``values``, each counted once."""
         values = np.asarray(values, dtype=np.int64)
-        # Stable sorts: numpy's default (introsort) takes ~40x longer on keys repeating as a replicated trace's do.
-        if weights is None:
-            return cls(np.sort(values, kind="stable"), np.arange(len(values) + 1, dtype=np.int64))
-        order = np.argsort(values, kind="stable")
-        return cls(values[order], np.concatenate([[0], np.cumsum(np.asarray(weights, dtype=np.int64)[order])]))
+        # A stable sort: numpy's default (introsort) takes ~40x longer on keys repeating as a replicated trace's do.
+        return cls(np.sort(values, kind="stable"), np.arange(len(values) + 1, dtype=np.int64))
 
     def count_above(self, threshold: np.ndarray) -> np.ndarray:
         """For each threshold: how many values exceed it."""
@@ -162,108 +159,103 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     """:func:`idle_profile` of ``intervals.coarser(count)`` for each of ``bank_counts`` (``intervals``' own count
     giving ``intervals`` themselves), sorting ``intervals`` only once: a coarser organisation's intervals are a subset
     of them (:meth:`~stream_trapti.sram.activity.IdleIntervals.coarser`), and a subset of a sorted list is sorted.
-    Nested intervals are sorted in run-length form (:class:`~stream_trapti.sram.activity.IdleSpans`), each span
-    weighted by how many of an organisation's banks share it; other intervals are each a span of one bank."""
-    ratios = {count: intervals.coarser_ratio(count) for count in sorted(set(bank_counts), reverse=True)}
-    if intervals.nested and intervals.spans is not None:
-        spans = intervals.spans
-    else:
-        spans = IdleSpans(intervals.bank, intervals.bank + 1, intervals.start, intervals.end)
+    The intervals are sorted in run-length form (:class:`~stream_trapti.sram.activity.IdleSpans`), each span
+    weighted by how many of an organisation's banks it holds; an organisation's spans are picked from those of the
+    finer organisation it nests in, so the coarser ones, holding fewer spans, cost less."""
+    ratios = sorted({intervals.coarser_ratio(count): count for count in set(bank_counts)}.items())
+    spans = intervals.spans
     length = spans.end - spans.start
-    by_length = np.argsort(length, kind="stable")
     leading, wakes = spans.start == 0, spans.end < intervals.cycles
-    # Wake events: the spans that end in a wake-up, grouped by the cycle they end at.
-    wake_ends = np.flatnonzero(wakes)
-    by_end = wake_ends[np.argsort(spans.end[wake_ends], kind="stable")]
-    # The stall a wake event causes depends on whether any bank woken at that cycle was gated, i.e. on the longest
-    # idle interval ending there: each waking span's key, and its rank among them by key (to sort events by key
-    # without sorting them per organisation).
-    key = np.where(leading[by_end], _ALWAYS_GATED, length[by_end])
-    by_key = np.argsort(key, kind="stable")
-    rank = np.empty_like(by_end)
-    rank[by_key] = np.arange(len(by_end))
-    # (low, high, length, leading, wakes) sorted by length; (low, high, end, key, rank) of the spans that wake
-    # sorted by end.
-    sorted_by_length = tuple(a[by_length] for a in (spans.low, spans.high, length, leading, wakes))
-    sorted_by_end = (spans.low[by_end], spans.high[by_end], spans.end[by_end], key, rank)
-    keys = key[by_key]
-    return {
-        count: _profile(intervals, count, ratio, sorted_by_length, sorted_by_end, keys)
-        for count, ratio in ratios.items()
+    by_length = np.argsort(length, kind="stable")
+    # Nested, the banks woken at one cycle are consecutive up to busy_after, which tells which span holds the
+    # highest bank a coarser organisation keeps.
+    top = spans.busy_after if intervals.nested else spans.high
+    held = {
+        1: tuple(
+            _Held.of(spans, length, top, by_length[where[by_length]])
+            for where in (leading & wakes, ~leading & wakes, ~leading & ~wakes, leading & ~wakes)
+        )
     }
+    profiles = {}
+    for ratio, count in ratios:
+        finer = max(r for r in held if ratio % r == 0)
+        held[ratio] = tuple(group.coarser(ratio // finer) for group in held[finer])
+        profiles[count] = _profile(intervals, count, *held[ratio])
+    return dict(sorted(profiles.items(), reverse=True))
 
 
-def _banks_kept(low: np.ndarray, high: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:
-    """For spans of banks ``[low, high)``: how many banks of the organisation ``ratio`` times coarser each holds
-    (the multiples of ``ratio``), and the highest one's number there (meaningful where the count is positive)."""
-    if ratio == 1:
-        return high - low, high - 1
-    if ratio & (ratio - 1) == 0:  # a power of two: ceil(x / ratio) by a shift, cheaper than a division
-        shift = ratio.bit_length() - 1
-        top = (high + (ratio - 1)) >> shift
-        return top - ((low + (ratio - 1)) >> shift), top - 1
-    top = -(-high // ratio)
-    return top + low // -ratio, top - 1
+@dataclass(frozen=True, eq=False)
+class _Held:
+    """Spans of one class that an organisation holds, sorted by length, in its own bank numbers: each holds banks
+    ``[low, high)`` (an organisation ``r`` times coarser holds bank ``j · r`` as its bank ``j``) and, nested, ends
+    with ``top`` banks busy."""
+
+    low: np.ndarray
+    high: np.ndarray
+    top: np.ndarray
+    length: np.ndarray
+
+    @classmethod
+    def of(cls, spans: IdleSpans, length: np.ndarray, top: np.ndarray, at: np.ndarray) -> _Held:
+        """The spans ``at`` of the finest organisation."""
+        return cls(spans.low[at], spans.high[at], top[at], length[at])
+
+    @property
+    def weight(self) -> np.ndarray:
+        """How many of the organisation's banks each span holds."""
+        return self.high - self.low
+
+    def coarser(self, ratio: int) -> _Held:
+        """Those of the spans the organisation ``ratio`` times coarser holds, renumbered (``ceil(ceil(x / a) / b)``
+        is ``ceil(x / (a · b))``, so numbers already coarsened coarsen further)."""
+        if ratio == 1:
+            return self
+        low, high = ceil_div(self.low, ratio), ceil_div(self.high, ratio)
+        keep = np.flatnonzero(high > low)
+        return _Held(low[keep], high[keep], ceil_div(self.top[keep], ratio), self.length[keep])
 
 
 def _profile(
     intervals: IdleIntervals,
     count: int,
-    ratio: int,
-    by_length: tuple[np.ndarray, ...],
-    by_end: tuple[np.ndarray, ...],
-    keys: np.ndarray,
+    leading_wake: _Held,
+    interior: _Held,
+    trailing: _Held,
+    unused: _Held,
 ) -> IdleProfile:
-    """The profile of the organisation of ``count`` banks whose intervals are those of every ``ratio``-th bank of
-    ``intervals``, from its spans as ``by_length`` (low, high, length, leading, wakes; sorted by length) and
-    ``by_end`` (low, high, end, key, rank of those that wake; sorted by end), ``keys`` being the sorted keys."""
-    low, high, ordered, leading, wakes = by_length
-    weight, _ = _banks_kept(low, high, ratio)
-    held = weight > 0
-    end_low, end_high, ends, key, rank = by_end
-    end_weight, highest = _banks_kept(end_low, end_high, ratio)
-    kept = np.flatnonzero(end_weight > 0) if ratio > 1 else np.arange(len(ends))
-    ends = ends.take(kept)
-    first = np.flatnonzero(np.diff(ends, prepend=-1))
-    unused_banks = int(weight[leading & ~wakes].sum())
+    """The profile of the organisation of ``count`` banks (nested in that of ``intervals``, or that one) from the
+    spans it holds of each class."""
+    unused_banks = int(unused.weight.sum())
     if intervals.nested:
-        # Spans come by start within an end, and of those ending together the one starting first holds the highest
-        # banks (nested), is the longest and so gives the event its key. The banks woken at an event are the lowest
-        # idle ones, [a, b); the used banks idle across it are [b, used), each idle at least as long as bank b - 1
-        # (nested), so each pair's value is the event's key.
-        event = kept.take(first)
-        wake_events = _by_rank(keys, rank.take(event), np.ones(len(event), dtype=np.int64))
-        bystanders = _by_rank(keys, rank.take(event), count - unused_banks - 1 - highest.take(event))
+        # Of the spans ending at one cycle, the one holding the organisation's highest bank woken there starts first,
+        # is the longest and so gives the wake event its key. The used banks idle across the event are those above
+        # it, each idle at least as long (nested), so each pair's value is the event's key. Interior keys are their
+        # lengths, in order; leading ones count as always gated, after them.
+        event = [group.high == group.top for group in (interior, leading_wake)]
+        keys = np.concatenate([interior.length[event[0]], np.full(np.count_nonzero(event[1]), _ALWAYS_GATED)])
+        above = count - unused_banks - np.concatenate([interior.high[event[0]], leading_wake.high[event[1]]])
+        wake_events = SortedKeys(keys, np.arange(len(keys) + 1))
+        bystanders = SortedKeys(keys, np.concatenate([[0], np.cumsum(above)]))
     else:
-        event_key = np.maximum.reduceat(key.take(kept), first) if len(ends) else key
+        spans = intervals.spans
+        wakes = spans.end < intervals.cycles
+        at = np.flatnonzero(wakes)
+        at = at[np.argsort(spans.end[at], kind="stable")]
+        first = np.flatnonzero(np.diff(spans.end[at], prepend=-1))  # where each run of one end cycle begins
+        key = np.where(spans.start[at] == 0, _ALWAYS_GATED, spans.end[at] - spans.start[at])
+        event_key = np.maximum.reduceat(key, first) if len(at) else key
         wake_events = SortedKeys.of(event_key)
-        bystanders = SortedKeys.of(_bystanders(intervals, ends[first], event_key))
-
-    def lengths(where: np.ndarray) -> SortedLengths:
-        where &= held
-        return SortedLengths.of_sorted(ordered[where], weight[where])
-
+        bystanders = SortedKeys.of(_bystanders(intervals, spans.end[at][first], event_key))
     return IdleProfile(
         cycles=intervals.cycles,
         bank_count=count,
-        leading_wake=lengths(leading & wakes),
-        interior=lengths(~leading & wakes),
-        trailing=lengths(~leading & ~wakes),
+        leading_wake=SortedLengths.of_sorted(leading_wake.length, leading_wake.weight),
+        interior=SortedLengths.of_sorted(interior.length, interior.weight),
+        trailing=SortedLengths.of_sorted(trailing.length, trailing.weight),
         unused_banks=unused_banks,
         wake_events=wake_events,
         bystanders=bystanders,
     )
-
-
-def _by_rank(keys: np.ndarray, rank: np.ndarray, weights: np.ndarray) -> SortedKeys:
-    """:class:`SortedKeys` of the ``keys`` (sorted) at the distinct positions ``rank``, each counted ``weights``
-    times: marking the positions lists them in key order without a sort."""
-    counted = np.zeros(len(keys), dtype=np.int64)
-    counted[rank] = weights
-    marked = np.zeros(len(keys), dtype=bool)
-    marked[rank] = True
-    at = np.flatnonzero(marked)
-    return SortedKeys(keys.take(at), np.concatenate([[0], np.cumsum(counted.take(at))]))
 
 
 def _bystanders(intervals: IdleIntervals, event_at: np.ndarray, event_key: np.ndarray) -> np.ndarray:
@@ -296,10 +288,6 @@ class GatingOutcome:
     gated_bank_stalls: np.ndarray
 
 
-Spans = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""``(bank, start, end)`` cycle ranges, one per gated interval."""
-
-
 class GatingPolicy(ABC):
     """A power-gating policy, the one place its rules are written: :meth:`outcome` applies them to a whole
     organisation at once (sorted lengths and prefix sums, vectorised over timeouts), :meth:`spans` interval by
@@ -315,6 +303,9 @@ class GatingPolicy(ABC):
     knows_the_trace: ClassVar[bool] = False
     """Whether the policy is chosen knowing the trace, before the macro is built: it then also takes the macro without
     sleep transistors, never gating, when that costs less."""
+    outcome_uses_costs: ClassVar[bool] = True
+    """Whether :meth:`outcome` reads ``wake_cycles`` or ``break_even_cycles``; when it does not, the exploration
+    computes it once per bank organisation for every flavour and gating mode."""
 
     @abstractmethod
     def outcome(
@@ -323,8 +314,11 @@ class GatingPolicy(ABC):
         """The policy's effect on ``profile``: one entry per timeout if it :attr:`takes_timeouts`, else one."""
 
     @abstractmethod
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
-        """The cycle ranges during which the policy keeps banks gated, per idle interval, at one ``timeout``."""
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
+        """The cycle ranges during which the policy keeps banks gated, per idle span of ``intervals`` (the same for
+        each of its banks), at one ``timeout``."""
 
 
 class AlwaysOn(GatingPolicy):
@@ -332,6 +326,7 @@ class AlwaysOn(GatingPolicy):
 
     name = "always_on"
     sleep_transistors = False
+    outcome_uses_costs = False
 
     def outcome(
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
@@ -339,9 +334,11 @@ class AlwaysOn(GatingPolicy):
         zero = np.zeros(1, dtype=np.int64)
         return GatingOutcome(zero, zero, zero, zero)
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         none = np.zeros(0, dtype=np.int64)
-        return none, none, none
+        return IdleSpans(none, none, none, none)
 
 
 class Timeout(GatingPolicy):
@@ -349,6 +346,7 @@ class Timeout(GatingPolicy):
 
     name = "timeout"
     takes_timeouts = True
+    outcome_uses_costs = False
 
     def outcome(
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
@@ -360,7 +358,9 @@ class Timeout(GatingPolicy):
             raise ValueError(f"timeouts must be non-negative cycle counts, got {tau[tau < 0].tolist()}")
         return _on_demand(profile, tau)
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         if timeout is None or timeout < 0:
             raise ValueError(f"policy {self.name!r} needs a non-negative timeout in cycles, got {timeout}")
         return _on_demand_spans(intervals, timeout)
@@ -370,13 +370,16 @@ class Immediate(GatingPolicy):
     """Gates a bank as soon as it falls idle and wakes it on demand: :class:`Timeout` with τ = 0."""
 
     name = "immediate"
+    outcome_uses_costs = False
 
     def outcome(
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
     ) -> GatingOutcome:
         return _on_demand(profile, np.zeros(1, dtype=np.int64))
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         return _on_demand_spans(intervals, 0)
 
 
@@ -399,12 +402,15 @@ class OfflineOptimal(GatingPolicy):
         zero = np.zeros(1, dtype=np.int64)
         return GatingOutcome(gated, wakes, zero, zero)
 
-    def spans(self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float) -> Spans:
+    def spans(
+        self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
+    ) -> IdleSpans:
         _check_wake(wake_cycles, break_even_cycles)
-        wakes = intervals.wakes
-        stop = np.where(wakes, intervals.end - wake_cycles, intervals.end)
-        keep = ~wakes | (intervals.length > wake_cycles + break_even_cycles)
-        return intervals.bank[keep], intervals.start[keep], stop[keep]
+        spans = intervals.spans
+        wakes = spans.end < intervals.cycles
+        stop = np.where(wakes, spans.end - wake_cycles, spans.end)
+        keep = ~wakes | (spans.end - spans.start > wake_cycles + break_even_cycles)
+        return replace(spans, end=stop).where(keep)
 
 
 def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
@@ -425,11 +431,11 @@ def _on_demand(profile: IdleProfile, tau: np.ndarray) -> GatingOutcome:
     return GatingOutcome(gated, wakes, stalls, gated_bank_stalls)
 
 
-def _on_demand_spans(intervals: IdleIntervals, tau: int) -> Spans:
+def _on_demand_spans(intervals: IdleIntervals, tau: int) -> IdleSpans:
     """The spans of :func:`_on_demand`: each interval from ``tau`` cycles in (leading ones from their start)."""
-    begin = np.where(intervals.leading, intervals.start, intervals.start + tau)
-    keep = begin < intervals.end
-    return intervals.bank[keep], begin[keep], intervals.end[keep]
+    spans = intervals.spans
+    begin = np.where(spans.start == 0, spans.start, spans.start + tau)
+    return replace(spans, start=begin).where(begin < spans.end)
 
 
 def _check_wake(wake_cycles: int, break_even_cycles: float) -> None:
@@ -480,8 +486,8 @@ def gated_spans(
     timeout: int | None = None,
     wake_cycles: int = 0,
     break_even_cycles: float = np.inf,
-) -> Spans:
-    """The ``(bank, start, end)`` cycle ranges during which the policy called ``policy`` keeps banks gated, per
-    interval (:meth:`GatingPolicy.spans`, one timeout), for plots and checks; the spans' total length equals
-    :func:`gating_outcome`'s ``gated_bank_cycles``."""
+) -> IdleSpans:
+    """The cycle ranges during which the policy called ``policy`` keeps banks gated, per idle span (banks
+    ``[low, high)`` gated over ``[start, end)``; :meth:`GatingPolicy.spans`, one timeout), for plots and checks; the
+    spans' total bank-cycles equal :func:`gating_outcome`'s ``gated_bank_cycles``."""
     return gating_policy(policy).spans(intervals, timeout, wake_cycles, break_even_cycles)
