@@ -4,7 +4,7 @@ attention) on the default accelerator. Edit the INPUTS block and run:
     python scripts/main_compare_mha_gqa.py
 
 It traces and explores every model under every KV residency policy: each prefill length and each decode cache length
-on the accelerator and on its SRAM resized to every capacity below (variants priced by CACTI); then a decode step by
+on the accelerator and on its SRAM resized to the capacities below (variants priced by CACTI); then a decode step by
 step with its cache resident, a few steps under each fused schedule, and the sensitivity of the result to the cell
 flavour and the gated-leakage fraction. It writes ``outputs/mha_vs_gqa/report.md`` with ``study.json``,
 ``study.csv``, the traces and the plots. Solves and CACTI runs are cached: a second run takes seconds.
@@ -24,8 +24,9 @@ models = ("gpt2-xl", "deepseek-r1-distill-qwen-1.5b")
 prefill_lengths = (128, 512, 1024)
 decode_past = (16, 64, 128, 256, 512, 1024)  # cache lengths P of one decode step (GPT-2 XL: at most 1023)
 policies = ("streamed", "resident", "fit")  # where the KV cache lives (README: KV-cache residency)
-capacities_mib = (2, 4, 8, 16, 32, 64)  # every step runs on the accelerator's SRAM resized to each
-schedules = ("committed", "operator", "attention", "layer")  # fused schedules (README: Fused schedules) ...
+capacities_mib = (2, 4, 8, 16, 32, 64)  # the decode steps run on the accelerator's SRAM resized to each ...
+prefill_capacities_mib = (16, 64)  # ... the prefills on the accelerator's own (4 MiB) and on these
+schedules = ("committed", "attention", "layer")  # fused schedules (README: Fused schedules) ...
 schedule_steps = (("decode", 128), ("prefill", 128))  # ... each run at these steps, on the accelerator
 growth = Growth("gpt2-xl", past=16, steps=16, capacity_mib=8)  # a decode traced step by step, cache resident
 sweep = Path("inputs/sweep_default.yaml")
@@ -46,6 +47,7 @@ def main() -> None:
         sensitivity_prefill=sensitivity_prefill,
         policies=policies,
         capacities_mib=capacities_mib,
+        prefill_capacities_mib=prefill_capacities_mib,
         growth=growth,
         schedules=schedules,
         schedule_steps=schedule_steps,

@@ -52,13 +52,12 @@ class Growth:
 
 @dataclass(frozen=True)
 class Study:
-    """What the study runs. Every model runs every prefill length and every decode cache length on ``hardware`` and
-    on ``hardware``'s SRAM resized to each of ``capacities_mib`` (variants priced by CACTI), under each KV residency
-    policy; ``growth`` is traced step by step for the plots. Each step of ``schedule_steps`` (phase, length) also
-    runs on ``hardware`` under every fused schedule of ``schedules`` (:mod:`stream_trapti.fusion`) and policy of
-    ``schedule_policies``. The
-    flavour and gated-leakage sensitivities run at ``sensitivity_prefill`` on ``hardware`` with the cache
-    streamed."""
+    """What the study runs. Every model runs every decode cache length on ``hardware`` and on ``hardware``'s SRAM
+    resized to each of ``capacities_mib`` (variants priced by CACTI), and every prefill length on those of
+    ``prefill_capacities_mib`` (None: the same), under each KV residency policy; ``growth`` is traced step by step
+    for the plots. Each step of ``schedule_steps`` (phase, length) also runs on ``hardware`` under every fused
+    schedule of ``schedules`` (:mod:`stream_trapti.fusion`) and policy of ``schedule_policies``. The flavour and
+    gated-leakage sensitivities run at ``sensitivity_prefill`` on ``hardware`` with the cache streamed."""
 
     hardware: Path
     models: tuple[str, ...]
@@ -68,6 +67,7 @@ class Study:
     sensitivity_prefill: int
     policies: tuple[KvResidency, ...] = ("streamed", "resident", "fit")
     capacities_mib: tuple[float, ...] = ()
+    prefill_capacities_mib: tuple[float, ...] | None = None
     growth: Growth | None = None
     flavours: tuple[str, ...] = ("hp", "lstp")
     gated_leakage_fractions: tuple[float, ...] = (0.1, 0.3, 0.6, 0.9)
@@ -183,6 +183,7 @@ def run_study(study: Study, out_dir: str | Path, options: TraceOptions | None = 
         case(m, policy, mib, "prefill", n)
         for n in study.prefill_lengths
         for mib in sorted(variants)
+        if study.prefill_capacities_mib is None or mib in (base_mib, *study.prefill_capacities_mib)
         for policy in study.policies
         for m in study.models
     ]
