@@ -200,6 +200,21 @@ def test_cli_import_prints_rewrites_and_errors_in_one_line(tmp_path: Path, capsy
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_cli_import_replaces_its_own_workload_but_never_another_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    export = str(fixture("gpt2", "tiny", "prefill", "legacy"))
+    out = tmp_path / "gpt2.onnx"
+    assert main(["import", export, "--seq", "16", "-o", str(out)]) == 0
+    assert main(["import", export, "--seq", "8", "-o", str(out)]) == 0  # its own earlier workload: replaced
+    assert f"wrote {out}" in capsys.readouterr().out
+    for mine, data in (("notes.txt", b"mine"), ("model.onnx", Path(export).read_bytes())):
+        (tmp_path / mine).write_bytes(data)
+        assert main(["import", export, "--seq", "16", "-o", str(tmp_path / mine)]) == 2
+        assert "is not a workload stream-trapti import wrote" in capsys.readouterr().err
+        assert (tmp_path / mine).read_bytes() == data
+
+
 SOLVES = [
     "gpt2_tiny_prefill_legacy",
     "llama_tiny_decode_dynamo",

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from stream_trapti.errors import OutputError
+from stream_trapti.errors import OutputError, TraptiError
 from stream_trapti.workloads.spec import PRECISIONS
 
 
@@ -45,6 +45,7 @@ def _run(args: argparse.Namespace) -> None:
 
     if args.out.resolve() == args.export.resolve():
         raise OutputError(f"{args.out}: is the export itself; give another path to write the workload to")
+    _check_replaceable(args.out)
     result = import_export(
         args.export,
         args.out,
@@ -60,6 +61,20 @@ def _run(args: argparse.Namespace) -> None:
         f"wrote {args.out}: {len(result.model.graph.node)} nodes, {graph_mac_count(result.model):,} MACs, "
         f"KV cache tensors {', '.join(result.kv_tensors) or 'none'}"
     )
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace an existing file that an earlier ``stream-trapti import`` did not write: it is the user's."""
+    if not out.is_file():
+        return  # a directory, or nothing yet: atomic_write says what is wrong with a directory
+    from stream_trapti.importer.cached import imported_depth
+
+    try:
+        imported_depth(out)
+    except (TraptiError, KeyError, ValueError) as error:
+        raise OutputError(
+            f"{out}: exists and is not a workload stream-trapti import wrote; remove it yourself or give another path"
+        ) from error
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
