@@ -47,6 +47,10 @@ STAGE_OPTION = "trapti_fusion"
 
 ENTRY_POINT_NAME = "trapti_fusion"
 
+GENERATOR_VERSION = 1
+"""Bump when the generator builds other groups or tilings for the same workload: cached fused solves are keyed on it
+(:func:`stream_trapti.tracker.solve.options_key`), as the mapping it builds is not an input file of the solve."""
+
 
 def scope_stage_options(fusion: Fusion, committed: dict[str, Any]) -> dict[str, Any]:
     """The ``stage_options`` of a solve with ``fusion``: ``committed`` (the run's own) for ``committed``, else the

@@ -13,7 +13,7 @@ from stream.api import SolveOptions, evaluate_mapping
 from stream.ir.infeasibility import InfeasibleAllocationError
 
 from stream_trapti.errors import InputFileError, SolveError, StreamContractError
-from stream_trapti.fusion import STAGE_OPTION, check_registered
+from stream_trapti.fusion import GENERATOR_VERSION, STAGE_OPTION, check_registered
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.group_reuse import AllGroupsReused, GroupReuse
@@ -52,8 +52,10 @@ def solve_groups_cached(
 
 
 def options_key(solve: SolveOptions) -> str:
-    """The solve options that can change a schedule, as text (observers and report switches cannot)."""
-    return repr(replace(solve, instrumentation=None, artifacts=False, solver_log=False))
+    """The solve options that can change a schedule, as text (observers and report switches cannot); a fused solve
+    adds the version of our mapping generator, which builds its mapping."""
+    text = repr(replace(solve, instrumentation=None, artifacts=False, solver_log=False))
+    return f"{text} fusion generator {GENERATOR_VERSION}" if STAGE_OPTION in solve.stage_options else text
 
 
 def solve_groups(
