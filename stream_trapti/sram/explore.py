@@ -454,16 +454,29 @@ def _table(blocks: Sequence[_Block], cycles: int, counts: AccessCounts, clock_gh
     return table.where(keep)
 
 
-def pareto_front(objectives: np.ndarray, chunk: int = 128) -> np.ndarray:
+def pareto_front(objectives: np.ndarray, chunk: int = 128, peel: int = 32) -> np.ndarray:
     """Indices of the rows of ``objectives`` (N, D; all minimised) that no other row dominates, ascending.
 
-    Exact duplicates do not dominate each other, so all of them stay on the front.
+    Exact duplicates do not dominate each other, so all of them stay on the front. Up to ``peel`` distinct rows of
+    the front are found one pass over the rows each, the rest by comparing chunks of ``chunk`` rows.
     """
     values = np.asarray(objectives, dtype=np.float64)
-    # In lexicographic order every dominator comes before the rows it dominates, and dominance is transitive, so
-    # each chunk only needs checking against the front found so far and itself.
+    # In lexicographic order every dominator comes before the rows it dominates, and dominance is transitive: the
+    # first row left is on the front, and so are its duplicates, and every row it dominates can go. A front is
+    # usually short, so up to ``peel`` of its rows are peeled off that way, a pass over the rows left each.
     order = np.lexsort(values.T[::-1])
-    front = np.empty(0, dtype=np.int64)
+    rest = values[order]
+    front = []
+    for _ in range(peel):
+        if not len(order):
+            break
+        first = rest[0]
+        equal = np.all(rest == first, axis=1)
+        front.append(order[equal])
+        left = ~np.all(rest >= first, axis=1)  # neither the duplicates nor the rows they dominate
+        order, rest = order[left], rest[left]
+    front = np.concatenate([np.empty(0, dtype=np.int64), *front])
+    # The rest in chunks: each only needs checking against the front found so far and itself.
     for first in range(0, len(order), chunk):
         block = order[first : first + chunk]
         rivals = np.concatenate([front, block])
@@ -479,8 +492,12 @@ def pareto_front(objectives: np.ndarray, chunk: int = 128) -> np.ndarray:
 
 
 def _lexmin(table: np.ndarray, order: tuple[int, ...]) -> int:
-    """The row minimising the columns in ``order``, earlier columns first."""
-    return int(np.lexsort(tuple(table[:, c] for c in reversed(order)))[0])
+    """The row minimising the columns in ``order``, earlier columns first (the first such row on a tie)."""
+    rows = np.arange(len(table))
+    for column in order:
+        values = table[rows, column]
+        rows = rows[values == values.min()]
+    return int(rows[0])
 
 
 def _heatmap(
