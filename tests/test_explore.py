@@ -18,7 +18,7 @@ from stream_trapti.reports.exploration_outputs import write_exploration_outputs
 from stream_trapti.reports.sram_plots import _pareto
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import BankCosts, BankQuery
-from stream_trapti.sram.explore import ConfigResult, _lexmin, explore, pareto_front
+from stream_trapti.sram.explore import ConfigResult, _edge_index, _edges, _lexmin, explore, pareto_front
 from stream_trapti.sram.policies import GATING_POLICIES, GatingOutcome, GatingPolicy, policy_names
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sweep_spec
 
@@ -275,6 +275,22 @@ def test_pareto_front_and_lexmin_against_brute_force(values, chunk, peel):
     assert np.array_equal(pareto_front(table, chunk=chunk, peel=peel), brute_force_front(table))
     for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1)):
         assert _lexmin(table, order) == np.lexsort(tuple(table[:, c] for c in reversed(order)))[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cycles=st.one_of(st.integers(1, 5_000), st.integers(1, 10**13)),
+    bins=st.integers(1, 600),
+    data=st.data(),
+)
+def test_heatmap_edge_index_is_the_binary_search(cycles, bins, data):
+    """The heatmap's arithmetic bin lookup agrees with the binary search it replaces, on the bins' edges, next to
+    them and anywhere between 0 and the trace's cycles."""
+    edges = _edges(cycles, bins)
+    near = np.clip(np.concatenate([edges - 1, edges, edges + 1]), 0, cycles)
+    anywhere = np.array(data.draw(st.lists(st.integers(0, cycles), max_size=50)), dtype=np.int64)
+    at = np.concatenate([near, anywhere, [0, cycles]])
+    assert np.array_equal(_edge_index(edges, at), np.searchsorted(edges, at, side="right"))
 
 
 def test_small_capacities_are_skipped_with_a_reason():

@@ -517,7 +517,7 @@ def _heatmap(
     spans = gated_spans(
         intervals, policy, config.timeout_cycles, bank_costs.wake_cycles, bank_costs.break_even_cycles(clock_ghz)
     )
-    edges = np.unique(np.linspace(0, intervals.cycles, bins + 1).round().astype(np.int64))
+    edges = _edges(intervals.cycles, bins)
     width = np.diff(edges)
     idle = _coverage(intervals.spans, config.bank_count, edges)
     gated = _coverage(spans, config.bank_count, edges)
@@ -529,18 +529,41 @@ def _heatmap(
     return Heatmap(label, edges, 1.0 - idle / width, 1.0 - gated / width)
 
 
+def _edges(cycles: int, bins: int) -> np.ndarray:
+    """The heatmap's bin edges: ``bins`` evenly spaced bins over ``[0, cycles]``, rounded to cycles (fewer when
+    there are fewer cycles)."""
+    return np.unique(np.linspace(0, cycles, bins + 1).round().astype(np.int64))
+
+
 def _coverage(spans: IdleSpans, banks: int, edges: np.ndarray) -> np.ndarray:
     """(banks, bins) cycles of each bin (between consecutive ``edges``) covered by ``spans``, disjoint per bank."""
     # Up to an edge e, one bank's spans cover e · (its starts − its ends before e) − (those starts' cycles − those
     # ends' cycles). Each start or end is counted at the first edge past it and summed along the edges, for banks
     # [low, high) at once: +1 at row low and −1 at row high, summed down the banks.
     at = np.concatenate([spans.start, spans.end])
-    edge = np.searchsorted(edges, at, side="right")
-    at, sign = np.tile(at, 2), np.repeat(np.array([1, -1, -1, 1], dtype=np.int64), len(spans.start))
-    # Flat indices into (banks + 1, edges + 1) arrays: np.add.at is several times faster on one axis than on two.
-    flat = np.concatenate([spans.low, spans.low, spans.high, spans.high]) * (len(edges) + 1) + np.tile(edge, 2)
-    count, cycles = (np.zeros((banks + 1) * (len(edges) + 1), dtype=np.int64) for _ in range(2))
-    np.add.at(count, flat, sign)
-    np.add.at(cycles, flat, sign * at)
+    edge = _edge_index(edges, at)
+    columns = len(edges) + 1
+    size = (banks + 1) * columns
+    # Flat indices into (banks + 1, edges + 1) arrays, one axis being much cheaper to scatter on than two: a span
+    # counts +1 at (low, its start) and (high, its end), −1 at (low, its end) and (high, its start).
+    rows = np.concatenate([spans.low, spans.high]) * columns
+    up, down = rows + edge, rows + np.roll(edge, len(spans.start))
+    count = np.bincount(up, minlength=size) - np.bincount(down, minlength=size)
+    cycles = np.zeros(size, dtype=np.int64)
+    np.add.at(cycles, up, at)
+    np.subtract.at(cycles, down, np.roll(at, len(spans.start)))
     count, cycles = (a.reshape(banks + 1, -1).cumsum(axis=0).cumsum(axis=1)[:banks, :-1] for a in (count, cycles))
     return np.diff(edges * count - cycles, axis=1).astype(np.float64)
+
+
+def _edge_index(edges: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, at, side="right")`` for the heatmap's ``edges`` (:func:`_edges`) and ``at`` between
+    the first and the last, found arithmetically where that is exact (the binary search costs more).
+    Bins of width ``w = cycles / bins`` put every edge within ½ of ``i · w``: with ``w ≥ 2``, the edges up to
+    ``g = floor(at / w)`` − 1 are at or before ``at`` and those from ``g + 2`` on past it, so two comparisons settle
+    it (in integers, with ``at · bins`` kept far inside float and int64 precision)."""
+    bins, cycles = len(edges) - 1, int(edges[-1])
+    if bins < 1 or cycles < 2 * bins or cycles * bins >= 2**50:
+        return np.searchsorted(edges, at, side="right")
+    guess = at * bins // cycles
+    return guess + (edges[guess] <= at) + (np.append(edges, cycles + 1)[guess + 1] <= at)
