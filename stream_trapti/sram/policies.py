@@ -77,9 +77,7 @@ class SortedLengths:
     @classmethod
     def of_sorted(cls, ordered: np.ndarray, weights: np.ndarray) -> SortedLengths:
         """Lengths already sorted ascending, each counted ``weights`` times, with their running counts and sums."""
-        return cls(
-            ordered, np.concatenate([[0], np.cumsum(weights)]), np.concatenate([[0], np.cumsum(ordered * weights)])
-        )
+        return cls(ordered, _running(weights), _running(ordered * weights))
 
     @property
     def count(self) -> int:
@@ -165,15 +163,21 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     ratios = sorted({intervals.coarser_ratio(count): count for count in set(bank_counts)}.items())
     spans = intervals.spans
     length = spans.end - spans.start
-    leading, wakes = spans.start == 0, spans.end < intervals.cycles
-    by_length = np.argsort(length, kind="stable")
+    # Nearly every span is interior: the others (leading or trailing) hold each bank at most once each. So one sort
+    # puts the interior ones first, by length, the others keyed past every length; those are split by class apart.
+    ends = np.flatnonzero((spans.start == 0) | (spans.end == intervals.cycles))
+    key = length.copy()
+    key[ends] = intervals.cycles + 1
+    interior = np.argsort(key, kind="stable")[: len(key) - len(ends)]
+    ends = ends[np.argsort(length[ends], kind="stable")]
+    leading, wakes = spans.start[ends] == 0, spans.end[ends] < intervals.cycles
     # Nested, the banks woken at one cycle are consecutive up to busy_after, which tells which span holds the
     # highest bank a coarser organisation keeps.
     top = spans.busy_after if intervals.nested else spans.high
     held = {
         1: tuple(
-            _Held.of(spans, length, top, by_length[where[by_length]])
-            for where in (leading & wakes, ~leading & wakes, ~leading & ~wakes, leading & ~wakes)
+            _Held.of(spans, length, top, at)
+            for at in (ends[leading & wakes], interior, ends[~leading & ~wakes], ends[leading & ~wakes])
         )
     }
     profiles = {}
@@ -231,11 +235,11 @@ def _profile(
         # is the longest and so gives the wake event its key. The used banks idle across the event are those above
         # it, each idle at least as long (nested), so each pair's value is the event's key. Interior keys are their
         # lengths, in order; leading ones count as always gated, after them.
-        event = [group.high == group.top for group in (interior, leading_wake)]
-        keys = np.concatenate([interior.length[event[0]], np.full(np.count_nonzero(event[1]), _ALWAYS_GATED)])
+        event = [np.flatnonzero(group.high == group.top) for group in (interior, leading_wake)]
+        keys = np.concatenate([interior.length[event[0]], np.full(len(event[1]), _ALWAYS_GATED)])
         above = count - unused_banks - np.concatenate([interior.high[event[0]], leading_wake.high[event[1]]])
         wake_events = SortedKeys(keys, np.arange(len(keys) + 1))
-        bystanders = SortedKeys(keys, np.concatenate([[0], np.cumsum(above)]))
+        bystanders = SortedKeys(keys, _running(above))
     else:
         spans = intervals.spans
         wakes = spans.end < intervals.cycles
@@ -256,6 +260,13 @@ def _profile(
         wake_events=wake_events,
         bystanders=bystanders,
     )
+
+
+def _running(values: np.ndarray) -> np.ndarray:
+    """The running sums of the integers ``values``, 0 first (written in place: no copy to prepend the 0)."""
+    sums = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, out=sums[1:])
+    return sums
 
 
 def _bystanders(intervals: IdleIntervals, event_at: np.ndarray, event_key: np.ndarray) -> np.ndarray:
