@@ -218,28 +218,31 @@ def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) 
     size = len(count)
     # rise[p]: the first q > p whose count exceeds count[p], by pointer jumping: rise[p] only ever moves to a point
     # with everything in between at most count[p], and each round jumps the unresolved ones along their pointers'.
+    # The unresolved ones' pointers are carried along rather than read back each round.
     rise = np.minimum(np.arange(1, size + 1), size - 1)
     todo = np.flatnonzero(count[rise] <= count)[:-1]
-    level = count[todo]
+    level, pointer = count[todo], rise[todo]
     while len(todo):
-        rise[todo] = jumped = rise[rise[todo]]
-        unresolved = count[jumped] <= level
-        todo, level = todo[unresolved], level[unresolved]
+        rise[todo] = pointer = rise[pointer]
+        unresolved = np.flatnonzero(count[pointer] <= level)
+        todo, level, pointer = todo[unresolved], level[unresolved], pointer[unresolved]
     falls = np.flatnonzero(count[1:-1] < count[:-2]) + 1
     # One walk per fall, all advanced together: round r gives each walk still going its r-th span (its r-th lowest
     # banks). The spans are listed round by round, in order of start within a round.
-    # (fall, from, to) of each round, after an empty one so that even no falls concatenate.
-    walk, at, rounds = falls, falls, [(falls[:0],) * 3]
-    while len(walk):
+    # (the point before the fall, the count there, from, to) of each round, after an empty one so that even no falls
+    # concatenate.
+    before, above = falls - 1, count[falls - 1]
+    at, rounds = falls, [(falls[:0], above[:0], falls[:0], falls[:0])]
+    while len(before):
         after = rise[at]
-        rounds.append((walk, at, after))
-        going = count[after] < count[walk - 1]
-        walk, at = walk[going], after[going]
-    fall, at, after = (np.concatenate(column) for column in zip(*rounds, strict=True))
+        rounds.append((before, above, at, after))
+        going = np.flatnonzero(count[after] < above)
+        before, above, at = before[going], above[going], after[going]
+    before, above, at, after = (np.concatenate(column) for column in zip(*rounds, strict=True))
     # After the trace every bank counts as busy (not one more, as padded for the walks).
     busy_after = np.minimum(count[after], bank_count).astype(np.int64)
-    low, high = count[at].astype(np.int64), np.minimum(busy_after, count[fall - 1])
-    return IdleSpans(low, high, bounds[fall - 1], bounds[after - 1], busy_after)
+    low, high = count[at].astype(np.int64), np.minimum(busy_after, above)
+    return IdleSpans(low, high, bounds[before], bounds[after - 1], busy_after)
 
 
 def ceil_div(values: np.ndarray, ratio: int) -> np.ndarray:
