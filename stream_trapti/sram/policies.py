@@ -174,9 +174,13 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     # Nested, the banks woken at one cycle are consecutive up to busy_after, which tells which span holds the
     # highest bank a coarser organisation keeps.
     top = spans.busy_after if intervals.nested else spans.high
+    # Bank numbers in the smallest signed type that holds twice the bank count (ceil_div adds up to a ratio less
+    # one): they are coarsened and compared for every organisation, and a narrower type is cheaper to stream.
+    small = np.min_scalar_type(-2 * intervals.bank_count)
+    low, high, top = (banks.astype(small) for banks in (spans.low, spans.high, top))
     held = {
         1: tuple(
-            _Held.of(spans, length, top, at)
+            _Held(low[at], high[at], top[at], length[at])
             for at in (ends[leading & wakes], interior, ends[~leading & ~wakes], ends[leading & ~wakes])
         )
     }
@@ -198,11 +202,6 @@ class _Held:
     high: np.ndarray
     top: np.ndarray
     length: np.ndarray
-
-    @classmethod
-    def of(cls, spans: IdleSpans, length: np.ndarray, top: np.ndarray, at: np.ndarray) -> _Held:
-        """The spans ``at`` of the finest organisation."""
-        return cls(spans.low[at], spans.high[at], top[at], length[at])
 
     @property
     def weight(self) -> np.ndarray:
@@ -265,7 +264,7 @@ def _profile(
 def _running(values: np.ndarray) -> np.ndarray:
     """The running sums of the integers ``values``, 0 first (written in place: no copy to prepend the 0)."""
     sums = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(values, out=sums[1:])
+    np.cumsum(values, dtype=np.int64, out=sums[1:])
     return sums
 
 
