@@ -273,15 +273,22 @@ def bank_bytes(capacity_bytes: int, bank_count: int) -> int:
 
 
 def compacting_activity(
-    trace: OccupancyTrace, memory: int | str, capacity_bytes: int, bank_count: int, view: View = "needed"
+    trace: OccupancyTrace,
+    memory: int | str,
+    capacity_bytes: int,
+    bank_count: int,
+    view: View = "needed",
+    *,
+    occupancy: np.ndarray | None = None,
 ) -> BankActivity:
     """Busy banks when live data is packed at the lowest addresses: ``ceil(bytes / bank size)`` per change point.
 
     ``view`` picks the bytes that keep a bank busy: ``needed`` (written and not yet last read, the default) or
-    ``reserved`` (what Stream's allocation sets aside).
+    ``reserved`` (what Stream's allocation sets aside). ``occupancy`` is ``trace.series(memory, view)`` when the
+    caller has it already (it sums the tensor classes).
     """
     size = bank_bytes(capacity_bytes, bank_count)
-    occupancy = trace.series(memory, view)
+    occupancy = trace.series(memory, view) if occupancy is None else occupancy
     peak = int(occupancy.max())
     if peak > capacity_bytes:
         raise InfeasibleOrganisation(

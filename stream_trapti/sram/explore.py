@@ -197,6 +197,7 @@ def explore(
         )
     port_bits = _port_bits(spec, info.read_port_bits, info.write_port_bits, info.name)
     counts = access_counts(trace, index, port_bits)
+    occupancy = trace.series(index, spec.view)  # read by every organisation of the compacting allocator
     capacities = spec.capacities_bytes or (info.capacity_bytes,)
     costs_cache: dict[tuple[int, int, str, str, bool], BankCosts] = {}
 
@@ -223,7 +224,7 @@ def explore(
     def activity(capacity: int, banks: int) -> BankActivity:
         if spec.allocator == "first_fit":
             return first_fit_activity(allocations, trace.cycles, capacity, banks)
-        return compacting_activity(trace, index, capacity, banks, spec.view)
+        return compacting_activity(trace, index, capacity, banks, spec.view, occupancy=occupancy)
 
     # The compacting allocator's organisations nest (IdleIntervals.coarser): per capacity, the one with the most
     # banks splitting it evenly is extracted once, and the coarser ones are read off it.
@@ -326,7 +327,7 @@ def explore(
         spec=spec,
         memory=info.name,
         cycles=trace.cycles,
-        peak_bytes=int(trace.series(index, spec.view).max()),
+        peak_bytes=int(occupancy.max()),
         port_bits=port_bits,
         accesses=counts,
         configs=configs,
