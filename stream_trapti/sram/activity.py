@@ -60,8 +60,9 @@ class IdleSpans:
         """The spans of every ``ratio``-th bank, renumbered: bank ``j`` of the coarser organisation is bank
         ``j · ratio`` here, so ``[low, high)`` keeps ``[ceil(low / ratio), ceil(high / ratio))``."""
         low, high = ceil_div(self.low, ratio), ceil_div(self.high, ratio)
-        busy_after = None if self.busy_after is None else ceil_div(self.busy_after, ratio)
-        return IdleSpans(low, high, self.start, self.end, busy_after).where(high > low)
+        keep = np.flatnonzero(high > low)
+        busy_after = None if self.busy_after is None else ceil_div(self.busy_after[keep], ratio)
+        return IdleSpans(low[keep], high[keep], self.start[keep], self.end[keep], busy_after)
 
     def where(self, keep: np.ndarray) -> IdleSpans:
         """The spans where the boolean array ``keep`` is true, in order."""
@@ -219,9 +220,10 @@ def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) 
     # rise[p]: the first q > p whose count exceeds count[p], by pointer jumping: rise[p] only ever moves to a point
     # with everything in between at most count[p], and each round jumps the unresolved ones along their pointers'.
     # The unresolved ones' pointers are carried along rather than read back each round.
-    rise = np.minimum(np.arange(1, size + 1), size - 1)
-    todo = np.flatnonzero(count[rise] <= count)[:-1]
-    level, pointer = count[todo], rise[todo]
+    rise = np.arange(1, size + 1)
+    rise[-1] = size - 1
+    todo = np.flatnonzero(count[1:] <= count[:-1])  # the last point stays put: no walk goes past it
+    level, pointer = count[todo], todo + 1
     while len(todo):
         rise[todo] = pointer = rise[pointer]
         unresolved = np.flatnonzero(count[pointer] <= level)
