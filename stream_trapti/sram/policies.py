@@ -174,8 +174,9 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     # Nested, the banks woken at one cycle are consecutive up to busy_after, which tells which span holds the
     # highest bank a coarser organisation keeps.
     top = spans.busy_after if intervals.nested else spans.high
-    # Bank numbers in the smallest signed type that holds twice the bank count (ceil_div adds up to a ratio less
-    # one): they are coarsened and compared for every organisation, and a narrower type is cheaper to stream.
+    # Bank numbers in the smallest signed type from −2B to 2B − 1 (ceil_div adds up to a ratio less one to a bank
+    # number; int8 for 64 banks): they are coarsened and compared for every organisation, and a narrow type is
+    # cheaper to stream than int64.
     small = np.min_scalar_type(-2 * intervals.bank_count)
     low, high, top = (banks.astype(small) for banks in (spans.low, spans.high, top))
     held = {
