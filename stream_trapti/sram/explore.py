@@ -471,10 +471,9 @@ def pareto_front(objectives: np.ndarray, chunk: int = 128, peel: int = 32) -> np
     for _ in range(peel):
         if not len(order):
             break
-        first = rest[0]
-        equal = np.all(rest == first, axis=1)
-        front.append(order[equal])
-        left = ~np.all(rest >= first, axis=1)  # neither the duplicates nor the rows they dominate
+        head = rest[0]
+        front.append(order[np.all(rest == head, axis=1)])
+        left = ~np.all(rest >= head, axis=1)  # neither the duplicates nor the rows they dominate
         order, rest = order[left], rest[left]
     front = np.concatenate([np.empty(0, dtype=np.int64), *front])
     # The rest in chunks: each only needs checking against the front found so far and itself.

@@ -163,8 +163,9 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     ratios = sorted({intervals.coarser_ratio(count): count for count in set(bank_counts)}.items())
     spans = intervals.spans
     length = spans.end - spans.start
-    # Nearly every span is interior: the others (leading or trailing) hold each bank at most once each. So one sort
-    # puts the interior ones first, by length, the others keyed past every length; those are split by class apart.
+    # Nearly every span is interior: a bank has at most one leading and one trailing interval, so the other spans
+    # are few. One sort puts the interior ones first, by length, the others keyed past every length; those are
+    # sorted and split by class apart.
     ends = np.flatnonzero((spans.start == 0) | (spans.end == intervals.cycles))
     key = length.copy()
     key[ends] = intervals.cycles + 1
