@@ -89,8 +89,8 @@ class SortedLengths:
         """Sum of all lengths, with their weights."""
         return int(self.prefix[-1])
 
-    def above(self, threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each threshold: how many lengths exceed it, and their sum."""
+    def above(self, threshold: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """For each threshold: how many lengths exceed it, and their sum (numpy scalars for one scalar threshold)."""
         first = np.searchsorted(self.lengths, threshold, side="right")
         return self.counted[-1] - self.counted[first], self.prefix[-1] - self.prefix[first]
 
@@ -406,13 +406,15 @@ class OfflineOptimal(GatingPolicy):
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
     ) -> GatingOutcome:
         _check_wake(wake_cycles, break_even_cycles)
-        threshold = np.array([wake_cycles + break_even_cycles])
+        # One threshold: numpy scalars, made arrays at the end (each step on a one-entry array costs several times
+        # as much, and the exploration asks this once per organisation, flavour and gating mode).
+        threshold = wake_cycles + break_even_cycles
         leading_count, leading_sum = profile.leading_wake.above(threshold)
         interior_count, interior_sum = profile.interior.above(threshold)
         wakes = leading_count + interior_count
         gated = leading_sum + interior_sum - wake_cycles * wakes + profile.trailing.total + profile.unused_bank_cycles
         zero = np.zeros(1, dtype=np.int64)
-        return GatingOutcome(gated, wakes, zero, zero)
+        return GatingOutcome(np.array([gated]), np.array([wakes]), zero, zero)
 
     def spans(
         self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
