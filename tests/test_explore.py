@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream_trapti.errors import ConfigError
 from stream_trapti.reports.exploration_outputs import write_exploration_outputs
 from stream_trapti.reports.sram_plots import _pareto
 from stream_trapti.sram.activity import Allocation
 from stream_trapti.sram.energy import BankCosts, BankQuery
-from stream_trapti.sram.explore import ConfigResult, explore, pareto_front
+from stream_trapti.sram.explore import ConfigResult, _edge_index, _edges, _lexmin, explore, pareto_front
 from stream_trapti.sram.policies import GATING_POLICIES, GatingOutcome, GatingPolicy, policy_names
 from stream_trapti.sram.sweep_config import SweepSpec, load_sweep_spec, parse_sweep_spec
 
@@ -251,8 +253,44 @@ def brute_force_front(values: np.ndarray) -> np.ndarray:
 def test_pareto_front_matches_brute_force(seed):
     rng = np.random.default_rng(seed)
     values = rng.integers(0, 12, (700, 3)).astype(float)  # small integers: many ties and duplicates
-    assert np.array_equal(pareto_front(values, chunk=64), brute_force_front(values))
+    front = brute_force_front(values)
+    assert len(np.unique(values[front], axis=0)) > 2  # peeling two leaves some of the front to the chunks
+    for peel in (0, 2, len(values)):  # all in chunks, peeled then chunked, all peeled
+        assert np.array_equal(pareto_front(values, chunk=64, peel=peel), front)
     assert pareto_front(np.array([[1.0, 2.0], [2.0, 1.0], [2.0, 2.0], [1.0, 2.0]])).tolist() == [0, 1, 3]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.integers(1, 40).flatmap(
+        lambda n: st.lists(st.lists(st.integers(0, 5), min_size=3, max_size=3), min_size=n, max_size=n)
+    ),
+    chunk=st.integers(1, 16),
+    peel=st.integers(0, 12),
+)
+def test_pareto_front_and_lexmin_against_brute_force(values, chunk, peel):
+    """The front, peeled and chunked anyhow, is the brute-force one (duplicates kept), and a best pick is the first
+    row of a stable lexicographic sort."""
+    table = np.array(values, dtype=np.float64)
+    assert np.array_equal(pareto_front(table, chunk=chunk, peel=peel), brute_force_front(table))
+    for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1)):
+        assert _lexmin(table, order) == np.lexsort(tuple(table[:, c] for c in reversed(order)))[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cycles=st.one_of(st.integers(1, 5_000), st.integers(1, 10**13)),
+    bins=st.integers(1, 600),
+    data=st.data(),
+)
+def test_heatmap_edge_index_is_the_binary_search(cycles, bins, data):
+    """The heatmap's arithmetic bin lookup agrees with the binary search it replaces, on the bins' edges, next to
+    them and anywhere between 0 and the trace's cycles."""
+    edges = _edges(cycles, bins)
+    near = np.clip(np.concatenate([edges - 1, edges, edges + 1]), 0, cycles)
+    anywhere = np.array(data.draw(st.lists(st.integers(0, cycles), max_size=50)), dtype=np.int64)
+    at = np.concatenate([near, anywhere, [0, cycles]])
+    assert np.array_equal(_edge_index(edges, at), np.searchsorted(edges, at, side="right"))
 
 
 def test_small_capacities_are_skipped_with_a_reason():

@@ -60,8 +60,9 @@ class IdleSpans:
         """The spans of every ``ratio``-th bank, renumbered: bank ``j`` of the coarser organisation is bank
         ``j · ratio`` here, so ``[low, high)`` keeps ``[ceil(low / ratio), ceil(high / ratio))``."""
         low, high = ceil_div(self.low, ratio), ceil_div(self.high, ratio)
-        busy_after = None if self.busy_after is None else ceil_div(self.busy_after, ratio)
-        return IdleSpans(low, high, self.start, self.end, busy_after).where(high > low)
+        keep = np.flatnonzero(high > low)
+        busy_after = None if self.busy_after is None else ceil_div(self.busy_after[keep], ratio)
+        return IdleSpans(low[keep], high[keep], self.start[keep], self.end[keep], busy_after)
 
     def where(self, keep: np.ndarray) -> IdleSpans:
         """The spans where the boolean array ``keep`` is true, in order."""
@@ -218,28 +219,32 @@ def compacting_spans(banks_on: np.ndarray, bounds: np.ndarray, bank_count: int) 
     size = len(count)
     # rise[p]: the first q > p whose count exceeds count[p], by pointer jumping: rise[p] only ever moves to a point
     # with everything in between at most count[p], and each round jumps the unresolved ones along their pointers'.
-    rise = np.minimum(np.arange(1, size + 1), size - 1)
-    todo = np.flatnonzero(count[rise] <= count)[:-1]
-    level = count[todo]
+    # The unresolved ones' pointers are carried along rather than read back each round.
+    rise = np.arange(1, size + 1)
+    rise[-1] = size - 1
+    todo = np.flatnonzero(count[1:] <= count[:-1])  # the last point stays put: no walk goes past it
+    level, pointer = count[todo], todo + 1
     while len(todo):
-        rise[todo] = jumped = rise[rise[todo]]
-        unresolved = count[jumped] <= level
-        todo, level = todo[unresolved], level[unresolved]
+        rise[todo] = pointer = rise[pointer]
+        unresolved = np.flatnonzero(count[pointer] <= level)
+        todo, level, pointer = todo[unresolved], level[unresolved], pointer[unresolved]
     falls = np.flatnonzero(count[1:-1] < count[:-2]) + 1
     # One walk per fall, all advanced together: round r gives each walk still going its r-th span (its r-th lowest
     # banks). The spans are listed round by round, in order of start within a round.
-    # (fall, from, to) of each round, after an empty one so that even no falls concatenate.
-    walk, at, rounds = falls, falls, [(falls[:0],) * 3]
-    while len(walk):
+    # (the point before the fall, the count there, from, to) of each round, after an empty one so that even no falls
+    # concatenate.
+    before, above = falls - 1, count[falls - 1]
+    at, rounds = falls, [(falls[:0], above[:0], falls[:0], falls[:0])]
+    while len(before):
         after = rise[at]
-        rounds.append((walk, at, after))
-        going = count[after] < count[walk - 1]
-        walk, at = walk[going], after[going]
-    fall, at, after = (np.concatenate(column) for column in zip(*rounds, strict=True))
+        rounds.append((before, above, at, after))
+        going = np.flatnonzero(count[after] < above)
+        before, above, at = before[going], above[going], after[going]
+    before, above, at, after = (np.concatenate(column) for column in zip(*rounds, strict=True))
     # After the trace every bank counts as busy (not one more, as padded for the walks).
     busy_after = np.minimum(count[after], bank_count).astype(np.int64)
-    low, high = count[at].astype(np.int64), np.minimum(busy_after, count[fall - 1])
-    return IdleSpans(low, high, bounds[fall - 1], bounds[after - 1], busy_after)
+    low, high = count[at].astype(np.int64), np.minimum(busy_after, above)
+    return IdleSpans(low, high, bounds[before], bounds[after - 1], busy_after)
 
 
 def ceil_div(values: np.ndarray, ratio: int) -> np.ndarray:
@@ -270,15 +275,22 @@ def bank_bytes(capacity_bytes: int, bank_count: int) -> int:
 
 
 def compacting_activity(
-    trace: OccupancyTrace, memory: int | str, capacity_bytes: int, bank_count: int, view: View = "needed"
+    trace: OccupancyTrace,
+    memory: int | str,
+    capacity_bytes: int,
+    bank_count: int,
+    view: View = "needed",
+    *,
+    occupancy: np.ndarray | None = None,
 ) -> BankActivity:
     """Busy banks when live data is packed at the lowest addresses: ``ceil(bytes / bank size)`` per change point.
 
     ``view`` picks the bytes that keep a bank busy: ``needed`` (written and not yet last read, the default) or
-    ``reserved`` (what Stream's allocation sets aside).
+    ``reserved`` (what Stream's allocation sets aside). ``occupancy`` is ``trace.series(memory, view)`` when the
+    caller has it already (it sums the tensor classes).
     """
     size = bank_bytes(capacity_bytes, bank_count)
-    occupancy = trace.series(memory, view)
+    occupancy = trace.series(memory, view) if occupancy is None else occupancy
     peak = int(occupancy.max())
     if peak > capacity_bytes:
         raise InfeasibleOrganisation(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import overload
+from typing import NamedTuple, overload
 
 import numpy as np
 
@@ -197,6 +197,7 @@ def explore(
         )
     port_bits = _port_bits(spec, info.read_port_bits, info.write_port_bits, info.name)
     counts = access_counts(trace, index, port_bits)
+    occupancy = trace.series(index, spec.view)  # read by every organisation of the compacting allocator
     capacities = spec.capacities_bytes or (info.capacity_bytes,)
     costs_cache: dict[tuple[int, int, str, str, bool], BankCosts] = {}
 
@@ -223,7 +224,7 @@ def explore(
     def activity(capacity: int, banks: int) -> BankActivity:
         if spec.allocator == "first_fit":
             return first_fit_activity(allocations, trace.cycles, capacity, banks)
-        return compacting_activity(trace, index, capacity, banks, spec.view)
+        return compacting_activity(trace, index, capacity, banks, spec.view, occupancy=occupancy)
 
     # The compacting allocator's organisations nest (IdleIntervals.coarser): per capacity, the one with the most
     # banks splitting it evenly is extracted once, and the coarser ones are read off it.
@@ -326,7 +327,7 @@ def explore(
         spec=spec,
         memory=info.name,
         cycles=trace.cycles,
-        peak_bytes=int(trace.series(index, spec.view).max()),
+        peak_bytes=int(occupancy.max()),
         port_bits=port_bits,
         accesses=counts,
         configs=configs,
@@ -369,11 +370,11 @@ class _Setting:
     baseline_pj: float
 
 
-@dataclass(frozen=True, eq=False)
-class _Block:
+class _Block(NamedTuple):
     """The rows of one organisation under one policy: one per entry of ``outcome`` (one per timeout of
     ``timeouts``, or one). ``rival`` pairs the two ways a policy that knows the trace can be built: +1 for the
-    block with sleep transistors, -1 for the one without that follows it, of which the cheaper stays; 0 otherwise."""
+    block with sleep transistors, -1 for the one without that follows it, of which the cheaper stays; 0 otherwise.
+    A named tuple, as one is made per block and policy (a frozen dataclass takes five times as long to make)."""
 
     setting: _Setting
     policy: str
@@ -454,16 +455,28 @@ def _table(blocks: Sequence[_Block], cycles: int, counts: AccessCounts, clock_gh
     return table.where(keep)
 
 
-def pareto_front(objectives: np.ndarray, chunk: int = 128) -> np.ndarray:
+def pareto_front(objectives: np.ndarray, chunk: int = 128, peel: int = 32) -> np.ndarray:
     """Indices of the rows of ``objectives`` (N, D; all minimised) that no other row dominates, ascending.
 
-    Exact duplicates do not dominate each other, so all of them stay on the front.
+    Exact duplicates do not dominate each other, so all of them stay on the front. Up to ``peel`` distinct rows of
+    the front are found one pass over the rows each, the rest by comparing chunks of ``chunk`` rows.
     """
     values = np.asarray(objectives, dtype=np.float64)
-    # In lexicographic order every dominator comes before the rows it dominates, and dominance is transitive, so
-    # each chunk only needs checking against the front found so far and itself.
+    # In lexicographic order every dominator comes before the rows it dominates, and dominance is transitive: the
+    # first row left is on the front, and so are its duplicates, and every row it dominates can go. A front is
+    # usually short, so up to ``peel`` of its rows are peeled off that way, a pass over the rows left each.
     order = np.lexsort(values.T[::-1])
-    front = np.empty(0, dtype=np.int64)
+    rest = values[order]
+    front = []
+    for _ in range(peel):
+        if not len(order):
+            break
+        head = rest[0]
+        front.append(order[np.all(rest == head, axis=1)])
+        left = ~np.all(rest >= head, axis=1)  # neither the duplicates nor the rows they dominate
+        order, rest = order[left], rest[left]
+    front = np.concatenate([np.empty(0, dtype=np.int64), *front])
+    # The rest in chunks: each only needs checking against the front found so far and itself.
     for first in range(0, len(order), chunk):
         block = order[first : first + chunk]
         rivals = np.concatenate([front, block])
@@ -479,8 +492,12 @@ def pareto_front(objectives: np.ndarray, chunk: int = 128) -> np.ndarray:
 
 
 def _lexmin(table: np.ndarray, order: tuple[int, ...]) -> int:
-    """The row minimising the columns in ``order``, earlier columns first."""
-    return int(np.lexsort(tuple(table[:, c] for c in reversed(order)))[0])
+    """The row minimising the columns in ``order``, earlier columns first (the first such row on a tie)."""
+    rows = np.arange(len(table))
+    for column in order:
+        values = table[rows, column]
+        rows = rows[values == values.min()]
+    return int(rows[0])
 
 
 def _heatmap(
@@ -500,7 +517,7 @@ def _heatmap(
     spans = gated_spans(
         intervals, policy, config.timeout_cycles, bank_costs.wake_cycles, bank_costs.break_even_cycles(clock_ghz)
     )
-    edges = np.unique(np.linspace(0, intervals.cycles, bins + 1).round().astype(np.int64))
+    edges = _edges(intervals.cycles, bins)
     width = np.diff(edges)
     idle = _coverage(intervals.spans, config.bank_count, edges)
     gated = _coverage(spans, config.bank_count, edges)
@@ -512,18 +529,41 @@ def _heatmap(
     return Heatmap(label, edges, 1.0 - idle / width, 1.0 - gated / width)
 
 
+def _edges(cycles: int, bins: int) -> np.ndarray:
+    """The heatmap's bin edges: ``bins`` evenly spaced bins over ``[0, cycles]``, rounded to cycles (fewer when
+    there are fewer cycles)."""
+    return np.unique(np.linspace(0, cycles, bins + 1).round().astype(np.int64))
+
+
 def _coverage(spans: IdleSpans, banks: int, edges: np.ndarray) -> np.ndarray:
     """(banks, bins) cycles of each bin (between consecutive ``edges``) covered by ``spans``, disjoint per bank."""
     # Up to an edge e, one bank's spans cover e · (its starts − its ends before e) − (those starts' cycles − those
     # ends' cycles). Each start or end is counted at the first edge past it and summed along the edges, for banks
     # [low, high) at once: +1 at row low and −1 at row high, summed down the banks.
     at = np.concatenate([spans.start, spans.end])
-    edge = np.searchsorted(edges, at, side="right")
-    at, sign = np.tile(at, 2), np.repeat(np.array([1, -1, -1, 1], dtype=np.int64), len(spans.start))
-    # Flat indices into (banks + 1, edges + 1) arrays: np.add.at is several times faster on one axis than on two.
-    flat = np.concatenate([spans.low, spans.low, spans.high, spans.high]) * (len(edges) + 1) + np.tile(edge, 2)
-    count, cycles = (np.zeros((banks + 1) * (len(edges) + 1), dtype=np.int64) for _ in range(2))
-    np.add.at(count, flat, sign)
-    np.add.at(cycles, flat, sign * at)
+    edge = _edge_index(edges, at)
+    columns = len(edges) + 1
+    size = (banks + 1) * columns
+    # Flat indices into (banks + 1, edges + 1) arrays, one axis being much cheaper to scatter on than two: a span
+    # counts +1 at (low, its start) and (high, its end), −1 at (low, its end) and (high, its start).
+    rows = np.concatenate([spans.low, spans.high]) * columns
+    up, down = rows + edge, rows + np.roll(edge, len(spans.start))
+    count = np.bincount(up, minlength=size) - np.bincount(down, minlength=size)
+    cycles = np.zeros(size, dtype=np.int64)
+    np.add.at(cycles, up, at)
+    np.subtract.at(cycles, down, np.roll(at, len(spans.start)))
     count, cycles = (a.reshape(banks + 1, -1).cumsum(axis=0).cumsum(axis=1)[:banks, :-1] for a in (count, cycles))
     return np.diff(edges * count - cycles, axis=1).astype(np.float64)
+
+
+def _edge_index(edges: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, at, side="right")`` for the heatmap's ``edges`` (:func:`_edges`) and ``at`` between
+    the first and the last, found arithmetically where that is exact (the binary search costs more).
+    Bins of width ``w = cycles / bins`` put every edge within ½ of ``i · w``: with ``w ≥ 2``, the edges up to
+    ``g = floor(at / w)`` − 1 are at or before ``at`` and those from ``g + 2`` on past it, so two comparisons settle
+    it (in integers, with ``at · bins`` kept far inside float and int64 precision)."""
+    bins, cycles = len(edges) - 1, int(edges[-1])
+    if bins < 1 or cycles < 2 * bins or cycles * bins >= 2**50:
+        return np.searchsorted(edges, at, side="right")
+    guess = at * bins // cycles
+    return guess + (edges[guess] <= at) + (np.append(edges, cycles + 1)[guess + 1] <= at)

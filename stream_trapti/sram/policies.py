@@ -77,9 +77,7 @@ class SortedLengths:
     @classmethod
     def of_sorted(cls, ordered: np.ndarray, weights: np.ndarray) -> SortedLengths:
         """Lengths already sorted ascending, each counted ``weights`` times, with their running counts and sums."""
-        return cls(
-            ordered, np.concatenate([[0], np.cumsum(weights)]), np.concatenate([[0], np.cumsum(ordered * weights)])
-        )
+        return cls(ordered, _running(weights), _running(ordered * weights))
 
     @property
     def count(self) -> int:
@@ -91,8 +89,8 @@ class SortedLengths:
         """Sum of all lengths, with their weights."""
         return int(self.prefix[-1])
 
-    def above(self, threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each threshold: how many lengths exceed it, and their sum."""
+    def above(self, threshold: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """For each threshold: how many lengths exceed it, and their sum (numpy scalars for one scalar threshold)."""
         first = np.searchsorted(self.lengths, threshold, side="right")
         return self.counted[-1] - self.counted[first], self.prefix[-1] - self.prefix[first]
 
@@ -165,15 +163,27 @@ def idle_profiles(intervals: IdleIntervals, bank_counts: Iterable[int]) -> dict[
     ratios = sorted({intervals.coarser_ratio(count): count for count in set(bank_counts)}.items())
     spans = intervals.spans
     length = spans.end - spans.start
-    leading, wakes = spans.start == 0, spans.end < intervals.cycles
-    by_length = np.argsort(length, kind="stable")
+    # Nearly every span is interior: a bank has at most one leading and one trailing interval, so the other spans
+    # are few. One sort puts the interior ones first, by length, the others keyed past every length; those are
+    # sorted and split by class apart.
+    ends = np.flatnonzero((spans.start == 0) | (spans.end == intervals.cycles))
+    key = length.copy()
+    key[ends] = intervals.cycles + 1
+    interior = np.argsort(key, kind="stable")[: len(key) - len(ends)]
+    ends = ends[np.argsort(length[ends], kind="stable")]
+    leading, wakes = spans.start[ends] == 0, spans.end[ends] < intervals.cycles
     # Nested, the banks woken at one cycle are consecutive up to busy_after, which tells which span holds the
     # highest bank a coarser organisation keeps.
     top = spans.busy_after if intervals.nested else spans.high
+    # Bank numbers in the smallest signed type from −2B to 2B − 1 (ceil_div adds up to a ratio less one to a bank
+    # number; int8 for 64 banks): they are coarsened and compared for every organisation, and a narrow type is
+    # cheaper to stream than int64.
+    small = np.min_scalar_type(-2 * intervals.bank_count)
+    low, high, top = (banks.astype(small) for banks in (spans.low, spans.high, top))
     held = {
         1: tuple(
-            _Held.of(spans, length, top, by_length[where[by_length]])
-            for where in (leading & wakes, ~leading & wakes, ~leading & ~wakes, leading & ~wakes)
+            _Held(low[at], high[at], top[at], length[at])
+            for at in (ends[leading & wakes], interior, ends[~leading & ~wakes], ends[leading & ~wakes])
         )
     }
     profiles = {}
@@ -194,11 +204,6 @@ class _Held:
     high: np.ndarray
     top: np.ndarray
     length: np.ndarray
-
-    @classmethod
-    def of(cls, spans: IdleSpans, length: np.ndarray, top: np.ndarray, at: np.ndarray) -> _Held:
-        """The spans ``at`` of the finest organisation."""
-        return cls(spans.low[at], spans.high[at], top[at], length[at])
 
     @property
     def weight(self) -> np.ndarray:
@@ -231,11 +236,11 @@ def _profile(
         # is the longest and so gives the wake event its key. The used banks idle across the event are those above
         # it, each idle at least as long (nested), so each pair's value is the event's key. Interior keys are their
         # lengths, in order; leading ones count as always gated, after them.
-        event = [group.high == group.top for group in (interior, leading_wake)]
-        keys = np.concatenate([interior.length[event[0]], np.full(np.count_nonzero(event[1]), _ALWAYS_GATED)])
+        event = [np.flatnonzero(group.high == group.top) for group in (interior, leading_wake)]
+        keys = np.concatenate([interior.length[event[0]], np.full(len(event[1]), _ALWAYS_GATED)])
         above = count - unused_banks - np.concatenate([interior.high[event[0]], leading_wake.high[event[1]]])
         wake_events = SortedKeys(keys, np.arange(len(keys) + 1))
-        bystanders = SortedKeys(keys, np.concatenate([[0], np.cumsum(above)]))
+        bystanders = SortedKeys(keys, _running(above))
     else:
         spans = intervals.spans
         wakes = spans.end < intervals.cycles
@@ -256,6 +261,13 @@ def _profile(
         wake_events=wake_events,
         bystanders=bystanders,
     )
+
+
+def _running(values: np.ndarray) -> np.ndarray:
+    """The running sums of the integers ``values``, 0 first (written in place: no copy to prepend the 0)."""
+    sums = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, dtype=np.int64, out=sums[1:])
+    return sums
 
 
 def _bystanders(intervals: IdleIntervals, event_at: np.ndarray, event_key: np.ndarray) -> np.ndarray:
@@ -394,13 +406,15 @@ class OfflineOptimal(GatingPolicy):
         self, profile: IdleProfile, timeouts: np.ndarray | None, wake_cycles: int, break_even_cycles: float
     ) -> GatingOutcome:
         _check_wake(wake_cycles, break_even_cycles)
-        threshold = np.array([wake_cycles + break_even_cycles])
+        # One threshold: numpy scalars, made arrays at the end (each step on a one-entry array costs several times
+        # as much, and the exploration asks this once per organisation, flavour and gating mode).
+        threshold = wake_cycles + break_even_cycles
         leading_count, leading_sum = profile.leading_wake.above(threshold)
         interior_count, interior_sum = profile.interior.above(threshold)
         wakes = leading_count + interior_count
         gated = leading_sum + interior_sum - wake_cycles * wakes + profile.trailing.total + profile.unused_bank_cycles
         zero = np.zeros(1, dtype=np.int64)
-        return GatingOutcome(gated, wakes, zero, zero)
+        return GatingOutcome(np.array([gated]), np.array([wakes]), zero, zero)
 
     def spans(
         self, intervals: IdleIntervals, timeout: int | None, wake_cycles: int, break_even_cycles: float
