@@ -576,11 +576,76 @@ def _fused_tiling(
     reason, finest_fits = cannot_fit(workload, accelerator, group, placements, scope)
     if head is None or not finest_fits:
         raise FusionError(reason)
-    # Stream's tiler counts every tile of the group at once, each double-buffered where a loop steps it, but its
-    # allocator holds only what one steady-state iteration uses: one head, then the MLP slice by slice, at the
-    # arrays' width. Whether that fits is the allocation's to say (a one-line error when it does not).
     logger.info("%s; tiling one head and one array-wide MLP slice per tile instead", reason)
-    return [*head, *_array_slices(workload, accelerator, group, placements, weights, head)]
+    base = [*head, *_array_slices(workload, accelerator, group, placements, weights, head)]
+    return _token_tiling(workload, accelerator, group, placements, weights, base, scope)
+
+
+def _token_tiling(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+    tiling: list[dict[str, Any]],
+    scope: FusionScope,
+) -> list[dict[str, Any]]:
+    """``tiling`` (one head and one MLP slice per tile) with the group's tokens cut into as few tiles as fit, as its
+    outermost loop, or a :class:`FusionError` when one token per tile does not fit either.
+
+    The tokens are the rows of the projections and the MLP and the queries of the attention: Stream ties them
+    together in a group, apart from the keys, which the softmax reduces over and a tile holds whole (its K and V;
+    ``Workload._held_axes`` keeps the rows of the attention's input apart where they reach the scores as both). What
+    a tiling holds is counted as Stream's allocation screens it (``capacity_screen`` in
+    ``stream/opt/allocation/constraint_optimization/families/memory.py``): every tensor the group's nodes produce,
+    at its tile, double-buffered where a loop steps it, all at once, and beside them the tiles of what they read
+    (weights, K and V) as the allocation holds them."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    tiler = DepthFirstTiler(g.sub, accelerator)
+    lead = g.sub.leading_dim
+    contractions = tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES)
+    tokens = _token_dims(g.sub, contractions, weights) - {lead(d)[0] for d in g.protected}
+    positions = [
+        (cn.name, p, lead(dims[p])[0])
+        for cn in contractions
+        for dims in [g.sub.get_dims(cn)]
+        for p in range(len(dims))
+        if lead(dims[p])[1] == 1 and lead(dims[p])[0] in tokens
+    ]
+    memory, budget, held = _held_bytes(g, tiler, tiling)
+    if sum(held.values()) <= budget or not positions:
+        return tiling
+    # The dim most of the group's contractions index (the queries and the MLP's rows, not a head's keys).
+    count = {dim: sum(dim == d for _, _, d in positions) for _, _, dim in positions}
+    node, pos, dim = max(positions, key=lambda item: count[item[2]])
+    per_core = g.sub.get_dimension_size(dim) // {lead(d)[0]: f for d, f in g.unroll.items()}.get(dim, 1)
+    tile = per_core
+    for tile in sorted((t for t in range(1, per_core) if per_core % t == 0), reverse=True):
+        cut = [*tiling, {"dim": f"{node}.D{pos}", "tile": tile}]
+        memory, budget, held = _held_bytes(g, tiler, cut)
+        if sum(held.values()) <= budget:
+            logger.info("fusion %r: %d tokens per tile (of %d per array)", scope, tile, per_core)
+            return cut
+    largest = sorted(held.items(), key=lambda item: (-item[1], item[0]))[:3]
+    names = {owner.id: info.name for owner, info in on_chip_memories(accelerator)}
+    raise FusionError(
+        f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators) fits no tiling in "
+        f"{names[memory]} ({budget:,} B usable): at one token, one head and one MLP slice per tile its tiles hold "
+        f"{sum(held.values()):,} B, largest " + ", ".join(f"{name} {size:,} B" for name, size in largest)
+    )
+
+
+def _held_bytes(g: _GroupSetup, tiler: CapacityTiler, tiling: list[dict[str, Any]]) -> tuple[int, int, dict[str, int]]:
+    """The memory holding most of ``g``'s tiles under ``tiling`` (every tile at once, double-buffered where a loop
+    steps it), its usable bytes as the tiler budgets them, and its bytes per tensor."""
+    resident, _ = _plan_tiles(g.sub, g.cns, g.unroll, g.protected, tiling)
+    tiles = _resident_tiles(tiler, g.cores_per_node, g.unroll, g.node_unroll, resident, (), frozenset())
+    memory, held = max(tiles.items(), key=lambda item: sum(item[1].values()))
+    by_tensor: dict[str, int] = {}
+    for key, bits in held.items():
+        by_tensor[key[0]] = by_tensor.get(key[0], 0) + bits // 8
+    budget = int(tiler.accelerator.get_core(memory).get_memory_capacity() * tiler.fill_fraction) // 8
+    return memory, budget, by_tensor
 
 
 def _array_slices(

@@ -23,9 +23,13 @@ from stream_trapti.errors import ConfigError, SolveError
 from stream_trapti.fusion import GENERATOR, check_registered
 from stream_trapti.inference import Phases, trace_inference
 from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, fused_groups, generate_mapping, weight_names
+from stream_trapti.reports.roofline import roofline_figures
 from stream_trapti.tracker import plugin
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.group import _Schedule
+from stream_trapti.workloads.analytics import mac_count
+from stream_trapti.workloads.config import preset
+from stream_trapti.workloads.spec import WorkloadSpec
 
 from conftest import DEFAULT_HARDWARE
 
@@ -151,6 +155,31 @@ def test_a_scope_that_cannot_fit_names_its_tensors(tiny_block: Callable[..., Pat
     onnx = tiny_block("tiny-mha", "prefill", 64)
     with pytest.raises(SolveError, match=f"^{onnx} on {hardware}: fusion 'layer': group"):
         trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
+
+
+# The tiny MHA layer at L = 256 on a 128 KiB SRAM, tiled on its tokens: a regression value from a run of Stream 2.1.1.
+TOKEN_TILED_CYCLES = 324_999
+
+
+@pytest.mark.slow
+def test_a_layer_one_head_per_tile_cannot_hold_tiles_its_tokens(
+    tiny_block: Callable[..., Path], tmp_path: Path
+) -> None:
+    """At L = 256 a head's scores alone are 64 KiB, so one head and one MLP slice per tile do not fit 128 KiB (Stream's
+    allocation screen pins 896 KiB); the generator cuts the tokens (the queries, and the rows of the projections and
+    the MLP) as the outermost loop, and the solved layer does every MAC of the block, as Stream counts them."""
+    hardware = _small_sram(tmp_path / "hardware", 128)
+    onnx = tiny_block("tiny-mha", "prefill", 256)
+    _, mapping = generate_mapping(load_workload(str(onnx)), parse_accelerator(str(hardware)), "layer")
+    # One head, one 64-wide MLP slice, 4 of each array's 128 query rows per tile (the 256 rows split over two arrays).
+    assert mapping["fused_groups"][-1]["intra_core_tiling"] == [
+        {"dim": "layer0.attn.scores.D0", "tile": 1},
+        {"dim": "layer0.mlp.up_proj.D1", "tile": 64},
+        {"dim": "layer0.attn.scores.D1", "tile": 4},
+    ]
+    result = trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
+    assert roofline_figures(result.groups).macs == mac_count(preset("tiny-mha"), WorkloadSpec("prefill", 256, 1))
+    assert result.trace.cycles == TOKEN_TILED_CYCLES
 
 
 # Tiny layers on SRAMs small enough that the fused layer is tiled: per head and MLP slice in prefill (16 iterations),
