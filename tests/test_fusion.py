@@ -158,7 +158,7 @@ def test_a_scope_that_cannot_fit_names_its_tensors(tiny_block: Callable[..., Pat
 
 
 # The tiny MHA layer at L = 256 on a 128 KiB SRAM, tiled on its tokens: a regression value from a run of Stream 2.1.1.
-TOKEN_TILED_CYCLES = 324_999
+TOKEN_TILED_CYCLES = 208_272
 
 
 @pytest.mark.slow
@@ -171,15 +171,30 @@ def test_a_layer_one_head_per_tile_cannot_hold_tiles_its_tokens(
     hardware = _small_sram(tmp_path / "hardware", 128)
     onnx = tiny_block("tiny-mha", "prefill", 256)
     _, mapping = generate_mapping(load_workload(str(onnx)), parse_accelerator(str(hardware)), "layer")
-    # One head, one 64-wide MLP slice, 4 of each array's 128 query rows per tile (the 256 rows split over two arrays).
+    # One head, one 64-wide MLP slice, 8 of each array's 128 query rows per tile (the 256 rows split over two arrays):
+    # the fewest token tiles whose produced tensors pass Stream's capacity screen, which its allocation takes.
     assert mapping["fused_groups"][-1]["intra_core_tiling"] == [
         {"dim": "layer0.attn.scores.D0", "tile": 1},
         {"dim": "layer0.mlp.up_proj.D1", "tile": 64},
-        {"dim": "layer0.attn.scores.D1", "tile": 4},
+        {"dim": "layer0.attn.scores.D1", "tile": 8},
     ]
     result = trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
     assert roofline_figures(result.groups).macs == mac_count(preset("tiny-mha"), WorkloadSpec("prefill", 256, 1))
     assert result.trace.cycles == TOKEN_TILED_CYCLES
+
+
+@pytest.mark.slow
+def test_a_layer_no_token_cut_fits_fails_in_one_line(tiny_block: Callable[..., Path], tmp_path: Path) -> None:
+    """On 64 KiB the screen passes 4 tokens per tile, Stream's allocation rejects 4, 2 and 1 (what it reads beside
+    them, the K and V of a head, the weights, does not fit), and the solve fails in one line saying so."""
+    hardware = _small_sram(tmp_path / "hardware", 64)
+    onnx = tiny_block("tiny-mha", "prefill", 256)
+    with pytest.raises(FusionError) as error:
+        trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{onnx} on {hardware}: fusion 'layer': group layer0.attn.q_split … layer0.mlp_residual")
+    assert "rejects every cut from 4 to 1 token per array (at 1: Infeasible mapping — Core 0: " in message
 
 
 # Tiny layers on SRAMs small enough that the fused layer is tiled: per head and MLP slice in prefill (16 iterations),
