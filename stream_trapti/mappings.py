@@ -498,6 +498,7 @@ def generate_mapping(
     groups = fused_groups(workload, weights, scope)
     fused = None if scope == "operator" else _token_splits(workload, groups, weights, len(cores.arrays))
     placements = {p.name: p for p in place_layers(workload, cores, fused)}
+    token_tiled = False
     if scope == "operator":
         groups, tilings = _tile_groups(workload, accelerator, groups, placements, weights)
     else:
@@ -505,8 +506,9 @@ def generate_mapping(
             _fused_tiling(workload, accelerator, group, placements, weights, scope, retry) for group in groups
         ]
         tilings = [tiling for tiling, _ in fused_tilings]
-        if retry is not None and not any(cut for _, cut in fused_tilings):
-            raise FusionError(f"fusion {scope!r}: no group is cut on its tokens, and {retry.rejected}")
+        token_tiled = any(cut for _, cut in fused_tilings)
+    if retry is not None and not token_tiled:
+        raise FusionError(f"fusion {scope!r}: no group is cut on its tokens, and {retry.rejected}")
 
     layers = [
         {

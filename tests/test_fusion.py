@@ -22,7 +22,14 @@ from stream_trapti.api import TraceOptions, trace_workload
 from stream_trapti.errors import ConfigError, SolveError
 from stream_trapti.fusion import GENERATOR, check_registered
 from stream_trapti.inference import Phases, trace_inference
-from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, fused_groups, generate_mapping, weight_names
+from stream_trapti.mappings import (
+    SCOPE_BLOCKS,
+    FusionError,
+    TokenRetry,
+    fused_groups,
+    generate_mapping,
+    weight_names,
+)
 from stream_trapti.reports.roofline import roofline_figures
 from stream_trapti.tracker import plugin
 from stream_trapti.tracker import stream_internals as internals
@@ -195,6 +202,15 @@ def test_a_layer_no_token_cut_fits_fails_in_one_line(tiny_block: Callable[..., P
     assert "\n" not in message
     assert message.startswith(f"{onnx} on {hardware}: fusion 'layer': group layer0.attn.q_split … layer0.mlp_residual")
     assert "rejects every cut from 4 to 1 token per array (at 1: Infeasible mapping — Core 0: " in message
+
+
+def test_a_retry_with_no_tokens_to_cut_stops(tiny_block: Callable[..., Path]) -> None:
+    """A solve Stream's allocation rejects is retried only while a group is cut on its tokens: the operator scope
+    (the tiler's plans) has none, so a retry fails in one line with the allocation's reason instead of looping."""
+    workload = load_workload(str(tiny_block("tiny-mha", "decode", 64)))
+    accelerator = parse_accelerator(str(DEFAULT_HARDWARE))
+    with pytest.raises(FusionError, match="^fusion 'operator': no group is cut on its tokens, and Stream said no$"):
+        generate_mapping(workload, accelerator, "operator", TokenRetry(1, "Stream said no"))
 
 
 # Tiny layers on SRAMs small enough that the fused layer is tiled: over 256 steady-state iterations in prefill,
