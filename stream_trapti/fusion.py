@@ -45,6 +45,10 @@ FUSIONS: tuple[str, ...] = get_args(Fusion)
 STAGE_OPTION = "trapti_fusion"
 """The ``SolveOptions.stage_options`` key naming the fusion scope our generator builds."""
 
+FINER_OPTION = "trapti_fusion_finer"
+"""The ``stage_options`` key of a retry: what Stream's allocation said of the last token tiling, and how many token
+tiles finer than its first choice the generator cuts now (:class:`stream_trapti.mappings.TokenRetry`)."""
+
 ENTRY_POINT_NAME = "trapti_fusion"
 
 GENERATOR_VERSION = 1
@@ -77,7 +81,7 @@ class FusedMappingStage(Stage):
     mapping; without a scope, Stream's generic generator's stages run instead, as if this plugin were not installed."""
 
     reads = ("accelerator", "workload")
-    optional_reads = (STAGE_OPTION,)
+    optional_reads = (STAGE_OPTION, FINER_OPTION)
     writes = ("sub_workloads", "sub_mappings")
 
     def run(self) -> Iterator[StageContext]:
@@ -91,7 +95,7 @@ class FusedMappingStage(Stage):
 
         accelerator: Accelerator = self.ctx.get("accelerator")
         workload: Workload = self.ctx.get("workload")
-        groups, mapping = generate_mapping(workload, accelerator, scope)
+        groups, mapping = generate_mapping(workload, accelerator, scope, self.ctx.get(FINER_OPTION, None))
         sub_workloads = split_groups(workload, groups)
         sub_mappings = [
             MappingFactory(

@@ -486,20 +486,29 @@ def build_mapping(onnx_path: str | Path, hardware: str | Path | Accelerator) -> 
 
 
 def generate_mapping(
-    workload: Workload, accelerator: Accelerator, scope: FusionScope
+    workload: Workload, accelerator: Accelerator, scope: FusionScope, retry: TokenRetry | None = None
 ) -> tuple[list[list[str]], dict[str, Any]]:
     """The fused groups (node names, in order) of ``workload`` in ``scope`` and its mapping on ``accelerator`` as a
     Stream 2.1.1 mapping dict, validated by Stream's MappingValidator. In the fused scopes a group that no tiling fits
-    is an error saying what it holds (:func:`cannot_fit`); in ``operator`` it is split."""
+    is an error saying what it holds (:func:`cannot_fit`), and ``retry`` (after Stream's allocation rejected the
+    last mapping) cuts the tokens of the groups tiled on them finer (:func:`_token_tiling`); in ``operator`` a group
+    no tiling fits is split."""
     cores = find_cores(accelerator)
     weights = weight_names(workload)
     groups = fused_groups(workload, weights, scope)
     fused = None if scope == "operator" else _token_splits(workload, groups, weights, len(cores.arrays))
     placements = {p.name: p for p in place_layers(workload, cores, fused)}
+    token_tiled = False
     if scope == "operator":
         groups, tilings = _tile_groups(workload, accelerator, groups, placements, weights)
     else:
-        tilings = [_fused_tiling(workload, accelerator, group, placements, weights, scope) for group in groups]
+        fused_tilings = [
+            _fused_tiling(workload, accelerator, group, placements, weights, scope, retry) for group in groups
+        ]
+        tilings = [tiling for tiling, _ in fused_tilings]
+        token_tiled = any(cut for _, cut in fused_tilings)
+    if retry is not None and not token_tiled:
+        raise FusionError(f"fusion {scope!r}: no group is cut on its tokens, and {retry.rejected}")
 
     layers = [
         {
@@ -553,6 +562,25 @@ def _token_splits(
     return splits
 
 
+@dataclass(frozen=True)
+class TokenRetry:
+    """A fused solve again after Stream's allocation rejected its mapping (``rejected``, its one line): the groups
+    tiled on their tokens take the ``finer``-th token tile below their first choice."""
+
+    finer: int
+    rejected: str
+
+    @classmethod
+    def after(cls, last: TokenRetry | None, rejected: str) -> TokenRetry:
+        """The retry after ``last`` (None: the first solve) was rejected."""
+        return cls(1 if last is None else last.finer + 1, rejected)
+
+
+_TILER_VERDICTS: dict[tuple, list[dict[str, Any]] | None] = {}
+"""Stream's tiler's tiling per fused group and accelerator (None: none found), kept for the process: a retry with
+finer tokens (:class:`TokenRetry`) does not search again, which takes minutes for a full-size layer."""
+
+
 def _fused_tiling(
     workload: Workload,
     accelerator: Accelerator,
@@ -560,27 +588,130 @@ def _fused_tiling(
     placements: dict[str, LayerPlacement],
     weights: frozenset[str],
     scope: FusionScope,
-) -> list[dict[str, Any]]:
-    """:func:`intra_core_tiling` of a group of a fused scope, or a :class:`FusionError` saying why none fits.
+    retry: TokenRetry | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """:func:`intra_core_tiling` of a group of a fused scope, or a :class:`FusionError` saying why none fits, and
+    whether the tiling is :func:`_token_tiling`'s (a retry can cut it finer).
 
     Stream's tiler shrinks first the dim that keeps its arrays fullest, so in a layer it cuts the MLP's 6400 outputs
     until the tiles it may take (1024) leave none for the attention heads, and finds nothing. Where it does, it starts
     again from one attention head per tile (the depth-first order of a fused layer: each head, then the MLP in
     slices)."""
     head = _one_head(workload, accelerator, group, placements, weights)
-    for seed in (None, head):
-        try:
-            return intra_core_tiling(workload, accelerator, group, placements, weights, seed, DepthFirstTiler)
-        except ValueError:
-            continue
+    key = _verdict_key(workload, accelerator, group)
+    if key not in _TILER_VERDICTS:
+        _TILER_VERDICTS[key] = None
+        for seed in (None, head):
+            try:
+                tiling = intra_core_tiling(workload, accelerator, group, placements, weights, seed, DepthFirstTiler)
+            except ValueError:
+                continue
+            _TILER_VERDICTS[key] = tiling
+            break
+    if (found := _TILER_VERDICTS[key]) is not None:
+        return found, False
     reason, finest_fits = cannot_fit(workload, accelerator, group, placements, scope)
     if head is None or not finest_fits:
         raise FusionError(reason)
-    # Stream's tiler counts every tile of the group at once, each double-buffered where a loop steps it, but its
-    # allocator holds only what one steady-state iteration uses: one head, then the MLP slice by slice, at the
-    # arrays' width. Whether that fits is the allocation's to say (a one-line error when it does not).
     logger.info("%s; tiling one head and one array-wide MLP slice per tile instead", reason)
-    return [*head, *_array_slices(workload, accelerator, group, placements, weights, head)]
+    base = [*head, *_array_slices(workload, accelerator, group, placements, weights, head)]
+    return _token_tiling(workload, accelerator, group, placements, weights, base, scope, retry)
+
+
+def _verdict_key(workload: Workload, accelerator: Accelerator, group: list[ComputationNode]) -> tuple:
+    """What Stream's tiler decides a group's tiling from: its nodes with their shapes, and the cores' memories and
+    arrays."""
+    nodes = tuple((cn.name, tuple(workload.get_dimension_size(d) for d in workload.get_dims(cn))) for cn in group)
+    cores = tuple(
+        (core.id, core.get_memory_capacity(), tuple(sorted(core.operational_array.dimension_sizes.items())))
+        for core in accelerator.core_list
+        if core.type == "compute"
+    )
+    return accelerator.name, cores, nodes
+
+
+def _token_tiling(
+    workload: Workload,
+    accelerator: Accelerator,
+    group: list[ComputationNode],
+    placements: dict[str, LayerPlacement],
+    weights: frozenset[str],
+    tiling: list[dict[str, Any]],
+    scope: FusionScope,
+    retry: TokenRetry | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """``tiling`` (one head and one MLP slice per tile) with the group's tokens cut as its outermost loop, into as few
+    tiles as Stream's allocation may take, and whether the group has tokens to cut; a :class:`FusionError` when one
+    token per tile cannot fit.
+
+    The tokens are the rows of the projections and the MLP and the queries of the attention: Stream ties them
+    together in a group, apart from the keys, which the softmax reduces over and a tile holds whole (its K and V;
+    ``Workload._held_axes`` keeps the rows of the attention's input apart where they reach the scores as both). The
+    first choice is the fewest token tiles (each streams the group's weights from DRAM again) whose tensors pass
+    Stream's capacity screen (``capacity_screen`` in ``stream/opt/allocation/constraint_optimization/families/
+    memory.py``: what the group's nodes produce, each at its tile, double-buffered where a loop steps it, all at once)
+    within the tiler's budget. The screen is a lower bound: what the allocation also holds (the weights, K and V it
+    reads, the copies it moves) is its own to place, so where it rejects the mapping, the solve asks again (``retry``)
+    and each retry takes the next finer cut."""
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    tiler = DepthFirstTiler(g.sub, accelerator)
+    lead = g.sub.leading_dim
+    contractions = tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES)
+    tokens = _token_dims(g.sub, contractions, weights) - {lead(d)[0] for d in g.protected}
+    positions = [
+        (cn.name, p, lead(dims[p])[0])
+        for cn in contractions
+        for dims in [g.sub.get_dims(cn)]
+        for p in range(len(dims))
+        if lead(dims[p])[1] == 1 and lead(dims[p])[0] in tokens
+    ]
+    if not positions:
+        return tiling, False
+    # The dim most of the group's contractions index (the queries and the MLP's rows, not a head's keys).
+    count = {dim: sum(dim == d for _, _, d in positions) for _, _, dim in positions}
+    node, pos, dim = max(positions, key=lambda item: count[item[2]])
+    per_core = g.sub.get_dimension_size(dim) // {lead(d)[0]: f for d, f in g.unroll.items()}.get(dim, 1)
+    cuts = [t for t in range(per_core, 0, -1) if per_core % t == 0]
+    produced = {t.name for cn in g.cns for t in cn.outputs}
+    names = {owner.id: info.name for owner, info in on_chip_memories(accelerator)}
+    where = f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
+    first = None
+    for i, tile in enumerate(cuts):
+        cut = [*tiling, {"dim": f"{node}.D{pos}", "tile": tile}] if tile < per_core else tiling
+        memory, budget, held = _held_bytes(g, tiler, cut)
+        pinned = {name: size for name, size in held.items() if name in produced}
+        if sum(pinned.values()) <= budget:
+            first = i
+            break
+    if first is None:
+        largest = sorted(pinned.items(), key=lambda item: (-item[1], item[0]))[:3]
+        raise FusionError(
+            f"{where} fits no tiling in {names[memory]} ({budget:,} B usable): at one token, one head and one MLP "
+            f"slice per tile the tensors it produces hold {sum(pinned.values()):,} B, largest "
+            + ", ".join(f"{name} {size:,} B" for name, size in largest)
+        )
+    finer = first + (retry.finer if retry else 0)
+    if finer >= len(cuts):
+        raise FusionError(
+            f"{where} fits no token tiling in {names[memory]}: Stream's allocation rejects every cut from "
+            f"{cuts[first]} to 1 token per array (at 1: {retry.rejected if retry else ''})"
+        )
+    tile = cuts[finer]
+    logger.info("fusion %r: %d of %d tokens per array in a tile", scope, tile, per_core)
+    return ([*tiling, {"dim": f"{node}.D{pos}", "tile": tile}] if tile < per_core else tiling), True
+
+
+def _held_bytes(g: _GroupSetup, tiler: CapacityTiler, tiling: list[dict[str, Any]]) -> tuple[int, int, dict[str, int]]:
+    """The memory holding most of ``g``'s tiles under ``tiling`` (every tile at once, double-buffered where a loop
+    steps it), its usable bytes as the tiler budgets them, and its bytes per tensor."""
+    resident, _ = _plan_tiles(g.sub, g.cns, g.unroll, g.protected, tiling)
+    tiles = _resident_tiles(tiler, g.cores_per_node, g.unroll, g.node_unroll, resident, (), frozenset())
+    memory, held = max(tiles.items(), key=lambda item: sum(item[1].values()))
+    by_tensor: dict[str, int] = {}
+    for key, bits in held.items():
+        by_tensor[key[0]] = by_tensor.get(key[0], 0) + bits // 8
+    budget = int(tiler.accelerator.get_core(memory).get_memory_capacity() * tiler.fill_fraction) // 8
+    return memory, budget, by_tensor
 
 
 def _array_slices(

@@ -22,10 +22,21 @@ from stream_trapti.api import TraceOptions, trace_workload
 from stream_trapti.errors import ConfigError, SolveError
 from stream_trapti.fusion import GENERATOR, check_registered
 from stream_trapti.inference import Phases, trace_inference
-from stream_trapti.mappings import SCOPE_BLOCKS, FusionError, fused_groups, generate_mapping, weight_names
+from stream_trapti.mappings import (
+    SCOPE_BLOCKS,
+    FusionError,
+    TokenRetry,
+    fused_groups,
+    generate_mapping,
+    weight_names,
+)
+from stream_trapti.reports.roofline import roofline_figures
 from stream_trapti.tracker import plugin
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.group import _Schedule
+from stream_trapti.workloads.analytics import mac_count
+from stream_trapti.workloads.config import preset
+from stream_trapti.workloads.spec import WorkloadSpec
 
 from conftest import DEFAULT_HARDWARE
 
@@ -153,19 +164,58 @@ def test_a_scope_that_cannot_fit_names_its_tensors(tiny_block: Callable[..., Pat
         trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
 
 
-# Tiny layers on SRAMs small enough that the fused layer is tiled: per head and MLP slice in prefill (16 iterations),
+# The tiny MHA layer at L = 256 on a 128 KiB SRAM, tiled on its tokens: a regression value from a run of Stream 2.1.1.
+TOKEN_TILED_CYCLES = 208_272
+
+
+@pytest.mark.slow
+def test_a_layer_one_head_per_tile_cannot_hold_tiles_its_tokens(
+    tiny_block: Callable[..., Path], tmp_path: Path
+) -> None:
+    """At L = 256 a head's scores alone are 64 KiB, so one head and one MLP slice per tile do not fit 128 KiB (Stream's
+    allocation screen pins 896 KiB); the generator cuts the tokens (the queries, and the rows of the projections and
+    the MLP) as the outermost loop, and the solved layer does every MAC of the block, as Stream counts them."""
+    hardware = _small_sram(tmp_path / "hardware", 128)
+    onnx = tiny_block("tiny-mha", "prefill", 256)
+    _, mapping = generate_mapping(load_workload(str(onnx)), parse_accelerator(str(hardware)), "layer")
+    # One head, one 64-wide MLP slice, 8 of each array's 128 query rows per tile (the 256 rows split over two arrays):
+    # the fewest token tiles whose produced tensors pass Stream's capacity screen, which its allocation takes.
+    assert mapping["fused_groups"][-1]["intra_core_tiling"] == [
+        {"dim": "layer0.attn.scores.D0", "tile": 1},
+        {"dim": "layer0.mlp.up_proj.D1", "tile": 64},
+        {"dim": "layer0.attn.scores.D1", "tile": 8},
+    ]
+    result = trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
+    assert roofline_figures(result.groups).macs == mac_count(preset("tiny-mha"), WorkloadSpec("prefill", 256, 1))
+    assert result.trace.cycles == TOKEN_TILED_CYCLES
+
+
+@pytest.mark.slow
+def test_a_layer_no_token_cut_fits_fails_in_one_line(tiny_block: Callable[..., Path], tmp_path: Path) -> None:
+    """On 64 KiB the screen passes 4 tokens per tile, Stream's allocation rejects 4, 2 and 1 (what it reads beside
+    them, the K and V of a head, the weights, does not fit), and the solve fails in one line saying so."""
+    hardware = _small_sram(tmp_path / "hardware", 64)
+    onnx = tiny_block("tiny-mha", "prefill", 256)
+    with pytest.raises(FusionError) as error:
+        trace_workload(hardware, onnx, tmp_path / "out", options=OPTIONS, fusion="layer")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{onnx} on {hardware}: fusion 'layer': group layer0.attn.q_split … layer0.mlp_residual")
+    assert "rejects every cut from 4 to 1 token per array (at 1: Infeasible mapping — Core 0: " in message
+
+
+def test_a_retry_with_no_tokens_to_cut_stops(tiny_block: Callable[..., Path]) -> None:
+    """A solve Stream's allocation rejects is retried only while a group is cut on its tokens: the operator scope
+    (the tiler's plans) has none, so a retry fails in one line with the allocation's reason instead of looping."""
+    workload = load_workload(str(tiny_block("tiny-mha", "decode", 64)))
+    accelerator = parse_accelerator(str(DEFAULT_HARDWARE))
+    with pytest.raises(FusionError, match="^fusion 'operator': no group is cut on its tokens, and Stream said no$"):
+        generate_mapping(workload, accelerator, "operator", TokenRetry(1, "Stream said no"))
+
+
+# Tiny layers on SRAMs small enough that the fused layer is tiled: over 256 steady-state iterations in prefill,
 # per MLP slice in decode (4).
-ORDERED = [
-    pytest.param(
-        ("tiny-mha", "prefill", 64, 256),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="found by this check once the Q/K/V projection left the fused layer: in the tiled prefill layer "
-            "Stream starts layer0.attn.context before layer0.attn.softmax ends the tile it reads (issue 11, item 5)",
-        ),
-    ),
-    ("tiny-mha", "decode", 64, 64),
-]
+ORDERED = [("tiny-mha", "prefill", 64, 256), ("tiny-mha", "decode", 64, 64)]
 
 
 @pytest.mark.parametrize("block", ORDERED, ids=["prefill", "decode"])

@@ -22,7 +22,7 @@ from stream_trapti.provenance import hardware_files
 from stream_trapti.trace import MemoryInfo
 from stream_trapti.tracker.group import ARRAY_FIELDS, GroupOccupancy
 
-CACHE_FORMAT = 13
+CACHE_FORMAT = 14
 ENTRY_SCHEMA = f"groups {CACHE_FORMAT}"
 
 

@@ -13,7 +13,8 @@ from stream.api import SolveOptions, evaluate_mapping
 from stream.ir.infeasibility import InfeasibleAllocationError
 
 from stream_trapti.errors import InputFileError, SolveError, StreamContractError
-from stream_trapti.fusion import GENERATOR_VERSION, STAGE_OPTION, check_registered
+from stream_trapti.fusion import FINER_OPTION, GENERATOR_VERSION, STAGE_OPTION, check_registered
+from stream_trapti.mappings import TokenRetry
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.group_reuse import AllGroupsReused, GroupReuse
@@ -96,6 +97,13 @@ def _solve(
         # Raised by our mapping generator inside Stream's pipeline, which does not know the files.
         raise type(error)(f"{workload} on {hardware}: {error}") from error
     except InfeasibleAllocationError as error:
+        if STAGE_OPTION in solve.stage_options:
+            # A fused scope's token tiles are the generator's guess from what Stream's capacity screen pins; the
+            # allocation has the last word: cut the tokens one step finer (the generator stops when none is left).
+            retry = TokenRetry.after(solve.stage_options.get(FINER_OPTION), str(error))
+            logger.info("Stream's allocation rejects the fused mapping (%s); cutting its tokens finer", error)
+            finer = replace(solve, stage_options={**solve.stage_options, FINER_OPTION: retry})
+            return _solve(hardware, workload, output_path, mapping, finer, reuse)
         raise SolveError(
             f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "
             "YAML, or tile the workload finer (a mapping's intra_core_tiling)."

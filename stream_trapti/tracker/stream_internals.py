@@ -168,12 +168,14 @@ def active_iterations(allocation: Allocation, node: object, group: str) -> np.nd
 
 
 def _waits_on_loop(allocation: Allocation, node: object, loop: int, group: str, seen: dict) -> bool:
-    """Whether ``node`` runs after every index of temporal loop ``loop``: a node feeding it iterates over the loop,
-    or waits for one that does."""
+    """Whether ``node`` runs after every index of temporal loop ``loop``: a node feeding it iterates over the loop
+    (VARYING: it writes another tile at every index), or waits for one that does. A transfer INVARIANT on the loop
+    moves the same tile at every index (Stream marks a transfer so when a node beside it iterates over the loop,
+    ``_add_temporal_iteration_variables`` in ``stream/workload/utils.py``): what it brings is there at the first."""
     if node not in seen:
         seen[node] = False  # a cycle (none in a dataflow graph) must not recurse forever
         seen[node] = any(
-            _temporal_loops(allocation, p, group)[loop].effect != LoopEffect.ABSENT
+            _temporal_loops(allocation, p, group)[loop].effect == LoopEffect.VARYING
             or _waits_on_loop(allocation, p, loop, group, seen)
             for p in allocation.problem.workload.predecessors(node)
             if p in allocation.ssis
