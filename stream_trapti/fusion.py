@@ -51,7 +51,7 @@ tiles finer than its first choice the generator cuts now (:class:`stream_trapti.
 
 ENTRY_POINT_NAME = "trapti_fusion"
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the generator builds other groups or tilings for the same workload: cached fused solves are keyed on it
 (:func:`stream_trapti.tracker.solve.options_key`), as the mapping it builds is not an input file of the solve."""
 

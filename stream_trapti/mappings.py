@@ -205,7 +205,7 @@ def _operator_groups(
     following = dict(zip(contractions, contractions[1:], strict=False))
     groups: list[list[ComputationNode]] = [[]]
     for cn in nodes:
-        if groups[-1] and segment[groups[-1][-1].name] != segment[cn.name]:
+        if groups[-1] and _boundary(groups[-1][-1], cn, segment):
             groups.append([])
         groups[-1].append(cn)
         nxt = following.get(cn)
@@ -216,6 +216,19 @@ def _operator_groups(
         if not shares_input and not both_attention:
             groups.append([])
     return _end_at_shared_outputs([g for g in groups if g])
+
+
+def _boundary(last: ComputationNode, cn: ComputationNode, segment: dict[str, int]) -> bool:
+    """Whether a group must end between ``last`` and ``cn``: at a FusionEdge (Stream cuts there), and where a decoder
+    layer ends (the layers of an inference are solved once and repeated by name, so a group holding one layer's end
+    and the LM head would be repeated with it)."""
+    layer = SCOPE_BLOCKS["layer"]
+    other_layer = _group_of(layer.match(last.name)) != _group_of(layer.match(cn.name))
+    return segment[last.name] != segment[cn.name] or other_layer
+
+
+def _group_of(match: re.Match[str] | None) -> str | None:
+    return match.group(1) if match else None
 
 
 def _end_at_shared_outputs(groups: list[list[ComputationNode]]) -> list[list[ComputationNode]]:
