@@ -35,6 +35,7 @@ from stream_trapti.tracker import plugin
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.group import _Schedule
 from stream_trapti.workloads.analytics import mac_count
+from stream_trapti.workloads.builder import write_workload
 from stream_trapti.workloads.config import preset
 from stream_trapti.workloads.spec import WorkloadSpec
 
@@ -97,6 +98,18 @@ def test_scopes_group_their_blocks(
     }
     assert split and not split & weighted
     assert {workload.get_dimension_size(d) for d in split} == {64}
+
+
+@pytest.mark.parametrize("scope", ["operator", "attention", "layer"])
+def test_no_fused_group_crosses_a_decoder_layer_s_end(scope: str, tmp_path: Path) -> None:
+    """An inference solves one layer and repeats its groups by name, so no group may hold a layer's last MLP node and
+    the final norm or LM head after it (the head would be repeated with the layer)."""
+    spec = WorkloadSpec(phase="decode", length=16, layers=2, lm_head="last")
+    workload = load_workload(str(write_workload(preset("tiny-mha"), spec, tmp_path / "w.onnx")))
+    groups = [[cn.name for cn in g] for g in fused_groups(workload, weight_names(workload), scope)]
+    layers = [{name.split(".")[0] if name.startswith("layer") else "head" for name in g} for g in groups]
+    assert all(len(of) == 1 for of in layers), groups
+    assert [next(iter(of)) for of in layers].count("head") >= 1
 
 
 def test_rope_keys_fold_into_one_fused_layer(tiny_block: Callable[..., Path]) -> None:
