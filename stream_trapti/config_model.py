@@ -68,6 +68,17 @@ def _known_preset(name: str) -> str:
     return name
 
 
+def matching(pattern: str, expected: str) -> AfterValidator:
+    """A validator of a string that must match ``pattern`` whole; a mismatch says ``expected``."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(expected)
+        return value
+
+    return AfterValidator(check)
+
+
 PlainName = Annotated[str, AfterValidator(_plain_name)]
 """The name of an output directory (an experiment's or a sweep's id): letters, digits, '_', '.' and '-'."""
 PresetName = Annotated[str, AfterValidator(_known_preset)]

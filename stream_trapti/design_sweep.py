@@ -44,15 +44,23 @@ taken from the current directory, as in an experiment YAML.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from stream_trapti.config_model import ConfigModel, Int, NonEmptyTuple, PlainName, PresetName, load_yaml, parse_config
+from stream_trapti.config_model import (
+    ConfigModel,
+    Int,
+    NonEmptyTuple,
+    PlainName,
+    PresetName,
+    load_yaml,
+    matching,
+    parse_config,
+)
 from stream_trapti.fusion import Fusion
 from stream_trapti.hardware_generator import HARDWARE_DIR, HardwareTemplate, load_template
 from stream_trapti.residency import DEFAULT_KV_BUDGET, KvResidency
@@ -118,13 +126,9 @@ Budget = Annotated[float, Field(gt=0, le=1)]
 Precision = Literal[PRECISIONS]
 
 
-def _array_size(value: str) -> str:
-    if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", value):
-        raise ValueError("expected the rows x columns of a systolic array, such as '64x64'")
-    return value
-
-
-ArraySize = Annotated[str, AfterValidator(_array_size)]
+ArraySize = Annotated[
+    str, matching(r"[1-9][0-9]*x[1-9][0-9]*", "expected the rows x columns of a systolic array, such as '64x64'")
+]
 """Rows x columns of a systolic array, as ``"64x64"``."""
 Gbps = Annotated[float, Field(gt=0)]
 

@@ -20,17 +20,16 @@ build, the node and the capacity: the same template, capacity and node on the sa
 from __future__ import annotations
 
 import dataclasses
-import re
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from typing_extensions import Self
 
 from stream_trapti.atomic import atomic_write
-from stream_trapti.config_model import ConfigModel, Float, Int, NonEmptyTuple, config_error, load_yaml
+from stream_trapti.config_model import ConfigModel, Float, Int, NonEmptyTuple, config_error, load_yaml, matching
 from stream_trapti.errors import ConfigError, TraptiError, one_line
 from stream_trapti.provenance import file_identity
 from stream_trapti.sram.cacti import FLAVORS, TECHNOLOGY_NODES_NM, TEMPERATURES_K, SramConfig, SramResult, render_cfg
@@ -60,13 +59,8 @@ HEADER_WIDTH = 118
 """Comment lines are at most this wide, ``# `` excluded."""
 
 
-def _identifier(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_]+", value):
-        raise ValueError("expected letters, digits and underscores only (it names the accelerator and its files)")
-    return value
-
-
-Identifier = Annotated[str, AfterValidator(_identifier)]
+_IDENTIFIER = "expected letters, digits and underscores only (it names the accelerator and its files)"
+Identifier = Annotated[str, matching(r"[A-Za-z0-9_]+", _IDENTIFIER)]
 Positive = Annotated[Int, Field(gt=0)]
 Energy = Annotated[Float | Int, Field(ge=0)]
 Flavour = Literal[tuple(FLAVORS)]
