@@ -222,12 +222,12 @@ def _boundary(last: ComputationNode, cn: ComputationNode, segment: dict[str, int
     """Whether a group must end between ``last`` and ``cn``: at a FusionEdge (Stream cuts there), and where a decoder
     layer ends (the layers of an inference are solved once and repeated by name, so a group holding one layer's end
     and the LM head would be repeated with it)."""
-    layer = SCOPE_BLOCKS["layer"]
-    other_layer = _group_of(layer.match(last.name)) != _group_of(layer.match(cn.name))
-    return segment[last.name] != segment[cn.name] or other_layer
+    return segment[last.name] != segment[cn.name] or _layer_of(last.name) != _layer_of(cn.name)
 
 
-def _group_of(match: re.Match[str] | None) -> str | None:
+def _layer_of(name: str) -> str | None:
+    """The decoder layer a node belongs to (``layer3``), by the builder's names; None outside the layers."""
+    match = SCOPE_BLOCKS["layer"].match(name)
     return match.group(1) if match else None
 
 
@@ -689,9 +689,12 @@ def _token_tiling(
     names = {owner.id: info.name for owner, info in on_chip_memories(accelerator)}
     where = f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
     first = None
+
+    def cut_at(tile: int) -> list[dict[str, Any]]:
+        return [*tiling, {"dim": f"{node}.D{pos}", "tile": tile}] if tile < per_core else tiling
+
     for i, tile in enumerate(cuts):
-        cut = [*tiling, {"dim": f"{node}.D{pos}", "tile": tile}] if tile < per_core else tiling
-        memory, budget, held = _held_bytes(g, tiler, cut)
+        memory, budget, held = _held_bytes(g, tiler, cut_at(tile))
         pinned = {name: size for name, size in held.items() if name in produced}
         if sum(pinned.values()) <= budget:
             first = i
@@ -711,7 +714,7 @@ def _token_tiling(
         )
     tile = cuts[finer]
     logger.info("fusion %r: %d of %d tokens per array in a tile", scope, tile, per_core)
-    return ([*tiling, {"dim": f"{node}.D{pos}", "tile": tile}] if tile < per_core else tiling), True
+    return cut_at(tile), True
 
 
 def _held_bytes(g: _GroupSetup, tiler: CapacityTiler, tiling: list[dict[str, Any]]) -> tuple[int, int, dict[str, int]]:

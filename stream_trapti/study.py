@@ -493,9 +493,18 @@ def _ratio_by_schedule(cases: Sequence[Case], models: Sequence[str]) -> str:
         return "No fused schedule ran for both models."
     lines = ["| step | policy | " + " | ".join(fusions) + " |", "|---|---|" + "---:|" * len(fusions)]
     for (phase, length, policy), at in rows.items():
-        step = f"{phase} {'L' if phase == 'prefill' else 'P'}={length}"
-        lines.append(f"| {step} | {policy} | " + " | ".join(f"{at[f]:.2f}" if f in at else "" for f in fusions) + " |")
+        ratios = " | ".join(f"{at[f]:.2f}" if f in at else "" for f in fusions)
+        lines.append(f"| {_step(phase, length)} | {policy} | {ratios} |")
     return "\n".join(lines)
+
+
+def _symbol(phase: str) -> str:
+    """The length's letter: L tokens of a prefill, a decode's cache of P."""
+    return "L" if phase == "prefill" else "P"
+
+
+def _step(phase: str, length: int) -> str:
+    return f"{phase} {_symbol(phase)}={length}"
 
 
 def _memory(cases: Sequence[Case]) -> str:
@@ -518,8 +527,7 @@ def _rule(extra: int = 0) -> str:
 
 
 def _row(c: Case, cases: Sequence[Case], models: Sequence[str]) -> str:
-    step = f"{c.phase} {'L' if c.phase == 'prefill' else 'P'}={c.length}"
-    head = f"| {c.model} | {c.policy} | {c.capacity_mib:g} | {step} "
+    head = f"| {c.model} | {c.policy} | {c.capacity_mib:g} | {_step(c.phase, c.length)} "
     if c.skipped:
         return head + f"| skipped: {c.skipped} " + "| " * (_COLUMNS - 5) + "|"
     ratio = _peak_ratio(cases, models, c)
@@ -541,9 +549,8 @@ def _ratio_pivot(cases: Sequence[Case], models: Sequence[str], phase: str = "dec
     if not series:
         return f"No {phase} length ran for both models."
     lengths = sorted({p for points in series.values() for p, _ in points})
-    symbol = "L" if phase == "prefill" else "P"
     lines = [
-        "| policy | SRAM (MiB) | " + " | ".join(f"{symbol}={p}" for p in lengths) + " |",
+        "| policy | SRAM (MiB) | " + " | ".join(f"{_symbol(phase)}={p}" for p in lengths) + " |",
         "|---|---|" + "---:|" * len(lengths),
     ]
     for (policy, mib), points in series.items():

@@ -35,6 +35,14 @@ def is_export(path: str | Path) -> bool:
     return False
 
 
+def is_imported(path: str | Path) -> bool:
+    """Whether the file at ``path`` is a workload ``stream-trapti import`` wrote (it carries the import's metadata)."""
+    try:
+        return any(p.key == IMPORT_METADATA_KEY for p in _graph_only(path).metadata_props)
+    except InputFileError:
+        return False
+
+
 def is_decode_export(path: str | Path) -> bool:
     """Whether the export at ``path`` reads a past key/value cache (a decode step) rather than a prompt alone."""
     return any(role(value) == "past" for value in _graph_only(path).graph.input)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from stream_trapti.errors import OutputError, TraptiError
+from stream_trapti.errors import OutputError
 from stream_trapti.workloads.spec import PRECISIONS
 
 
@@ -65,16 +65,14 @@ def _run(args: argparse.Namespace) -> None:
 
 def _check_replaceable(out: Path) -> None:
     """Refuse to replace an existing file that an earlier ``stream-trapti import`` did not write: it is the user's."""
-    if not out.is_file():
-        return  # a directory, or nothing yet: atomic_write says what is wrong with a directory
-    from stream_trapti.importer.cached import imported_depth
+    # Imported here, not at the top: keeps --help fast.
+    from stream_trapti.importer.cached import is_imported
 
-    try:
-        imported_depth(out)
-    except (TraptiError, KeyError, ValueError) as error:
+    # A directory, or nothing yet, passes: atomic_write says what is wrong with a directory.
+    if out.is_file() and not is_imported(out):
         raise OutputError(
             f"{out}: exists and is not a workload stream-trapti import wrote; remove it yourself or give another path"
-        ) from error
+        )
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:

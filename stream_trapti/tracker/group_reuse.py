@@ -80,10 +80,13 @@ class GroupReuseStage(Stage):
 
     def run(self):
         workloads, mappings = self.ctx.get("sub_workloads"), self.ctx.get("sub_mappings")
+        # Set afresh on every run: a fused solve Stream's allocation rejects runs the pipeline again (a token retry).
         self.reuse.keys = [self.reuse.key(w, m) for w, m in zip(workloads, mappings, strict=True)]
-        for i, key in enumerate(self.reuse.keys):
-            if (hit := cache.load_groups(self.reuse.cache_dir, key, cache.FUSED_GROUPS)) is not None:
-                self.reuse.reused[i] = hit[0]
+        self.reuse.reused = {
+            i: hit[0]
+            for i, key in enumerate(self.reuse.keys)
+            if (hit := cache.load_groups(self.reuse.cache_dir, key, cache.FUSED_GROUPS)) is not None
+        }
         left = self.reuse.left()
         if not left:
             raise AllGroupsReused
