@@ -12,8 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 from stream.frontends import load_workload
+from stream.ir.infeasibility import InfeasibleAllocationError
+from stream.opt.allocation.constraint_optimization.diagnosis import structural_infeasibility
+from stream.stages.context import StageContext
 from stream.stages.generation.mapping_generators import mapping_generator_for
 from stream.stages.parsing.accelerator_parser import parse_accelerator
+from stream.stages.stage import Stage
 from stream.workload.affine_access import map_dim_positions
 from stream.workload.node import ComputationNode, FusionEdge, TransferNode
 from stream.workload.steady_state.iteration_space import LoopEffect
@@ -34,6 +38,12 @@ from stream_trapti.reports.roofline import roofline_figures
 from stream_trapti.tracker import plugin
 from stream_trapti.tracker import stream_internals as internals
 from stream_trapti.tracker.group import _Schedule
+from stream_trapti.tracker.infeasibility import (
+    AllocationDiagnosisStage,
+    DiagnosedInfeasibility,
+    explain,
+    fullest_memory,
+)
 from stream_trapti.workloads.analytics import mac_count
 from stream_trapti.workloads.builder import write_workload
 from stream_trapti.workloads.config import preset
@@ -204,9 +214,23 @@ def test_a_layer_one_head_per_tile_cannot_hold_tiles_its_tokens(
 
 
 @pytest.mark.slow
-def test_a_layer_no_token_cut_fits_fails_in_one_line(tiny_block: Callable[..., Path], tmp_path: Path) -> None:
+def test_a_layer_no_token_cut_fits_fails_in_one_line(
+    tiny_block: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On 64 KiB the screen passes 4 tokens per tile, Stream's allocation rejects 4, 2 and 1 (what it reads beside
-    them, the K and V of a head, the weights, does not fit), and the solve fails in one line saying so."""
+    them, the K and V of a head, the weights, does not fit), and the solve fails in one line saying so, with the
+    largest tensors Stream's diagnosis counts."""
+    rejected: list[tuple[Any, InfeasibleAllocationError]] = []
+
+    class Recording(AllocationDiagnosisStage):
+        def run(self):
+            try:
+                yield from super().run()
+            except InfeasibleAllocationError as error:
+                rejected.append((self.ctx, error))
+                raise
+
+    monkeypatch.setattr(plugin, "AllocationDiagnosisStage", Recording)
     hardware = _small_sram(tmp_path / "hardware", 64)
     onnx = tiny_block("tiny-mha", "prefill", 256)
     with pytest.raises(FusionError) as error:
@@ -215,6 +239,39 @@ def test_a_layer_no_token_cut_fits_fails_in_one_line(tiny_block: Callable[..., P
     assert "\n" not in message
     assert message.startswith(f"{onnx} on {hardware}: fusion 'layer': group layer0.attn.q_split … layer0.mlp_residual")
     assert "rejects every cut from 4 to 1 token per array (at 1: Infeasible mapping — Core 0: " in message
+    assert len(rejected) == 3
+    ctx, last = rejected[-1]
+    (unmet,) = [resource.unmet for resource in last.report.resources if resource.unmet is not None]
+    largest = ", ".join(f"{term.label} {term.value:,.0f} B" for term in unmet.terms[:3])
+    assert message.endswith(f"; largest {largest})")
+    # Our count of each tensor's least residency is Stream's diagnosis's, tensor for tensor.
+    problem = ctx.get("allocation_problem")
+    assert internals.forced_residency(problem, ())[0] == (64 * 1024, {term.label: term.value for term in unmet.terms})
+    # Under Stream's reuse rules the copies of K and V the scores read are held across the token loop: whole, 256
+    # tokens × 64 channels of one byte each.
+    families = [family.name for family in ctx.get("families").families]
+    demand = fullest_memory(problem, families)
+    assert demand is not None and demand.memory == "Core 0" and demand.bound == 64 * 1024
+    assert demand.terms[:2] == (("layer0.attn.k_cache_1", 256 * 64), ("layer0.attn.v_cache_1", 256 * 64))
+    # Where Stream's diagnosis names no memory (a conflict it calls structural), the stage names these.
+    structural = InfeasibleAllocationError(structural_infeasibility("no reuse choice holds them"))
+
+    class Rejecting(Stage):
+        def is_leaf(self) -> bool:
+            return True
+
+        def run(self):
+            raise structural
+            yield
+
+    with pytest.raises(DiagnosedInfeasibility) as diagnosed:
+        list(AllocationDiagnosisStage([Rejecting], StageContext.from_kwargs(**ctx.data)).run())
+    assert diagnosed.value.__cause__ is structural and diagnosed.value.demand == demand
+    assert explain(diagnosed.value) == (
+        f"{structural} Held as long as Stream's reuse rules force them, the tensors that may live on Core 0 need "
+        f"{demand.demand:,.0f} of its 65,536 B, largest layer0.attn.k_cache_1 16,384 B, layer0.attn.v_cache_1 16,384 "
+        f"B, {demand.terms[2][0]} {demand.terms[2][1]:,.0f} B"
+    )
 
 
 def test_a_retry_with_no_tokens_to_cut_stops(tiny_block: Callable[..., Path]) -> None:

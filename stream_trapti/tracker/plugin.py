@@ -3,7 +3,9 @@
 Turn it on for any solve with ``SolveOptions(instrumentation={"trapti_occupancy": {...}})``. It inserts one stage
 after Stream's ``AllocationStage``; that stage lets every group's pipeline run unchanged and, on the way back,
 reduces the group's solved allocation and memory accesses to a :class:`~stream_trapti.tracker.group.GroupOccupancy`.
-It reads the solve and never writes to it, so cycles and energy are the same with and without it.
+It reads the solve and never writes to it, so cycles and energy are the same with and without it. A stage right
+before ``AllocationStage`` names the tensors of an allocation Stream rejects without naming them
+(:mod:`stream_trapti.tracker.infeasibility`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from stream.stages.stage import Stage, StageCallable
 from stream_trapti.tracker.compose import compose
 from stream_trapti.tracker.group import Classifier, GroupOccupancy, record_group
 from stream_trapti.tracker.group_reuse import GroupReuse
+from stream_trapti.tracker.infeasibility import AllocationDiagnosisStage
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +55,8 @@ class OccupancyTracker:
         self.reuse = reuse
 
     def instrument(self, stages: list[StageCallable]) -> list[StageCallable]:
-        """The stage list with the capture stage right after ``AllocationStage`` (and, with ``reuse``, the reuse stage
-        right before ``FusionGroupIterationStage``)."""
+        """The stage list with the diagnosis stage right before ``AllocationStage`` and the capture stage right after
+        it (and, with ``reuse``, the reuse stage right before ``FusionGroupIterationStage``)."""
         if AllocationStage not in stages:
             raise ValueError("the occupancy tracker needs Stream's AllocationStage in the pipeline")
         if self.reuse is not None:
@@ -66,7 +69,7 @@ class OccupancyTracker:
             (OccupancyCaptureStage,),
             {"record": staticmethod(self.groups.append), "classify": staticmethod(self.classify)},
         )
-        return [*stages[:at], bound, *stages[at:]]
+        return [*stages[: at - 1], AllocationDiagnosisStage, *stages[at - 1 : at], bound, *stages[at:]]
 
     def finish(self) -> None:
         """Write the composed trace, when an output was asked for."""

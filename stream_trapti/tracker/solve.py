@@ -18,6 +18,7 @@ from stream_trapti.mappings import TokenRetry
 from stream_trapti.tracker import cache
 from stream_trapti.tracker.group import GroupOccupancy
 from stream_trapti.tracker.group_reuse import AllGroupsReused, GroupReuse
+from stream_trapti.tracker.infeasibility import explain
 from stream_trapti.tracker.inputs import check_solve_inputs
 from stream_trapti.tracker.plugin import ENTRY_POINT_NAME
 
@@ -100,13 +101,13 @@ def _solve(
         if STAGE_OPTION in solve.stage_options:
             # A fused scope's token tiles are the generator's guess from what Stream's capacity screen pins; the
             # allocation has the last word: cut the tokens one step finer (the generator stops when none is left).
-            retry = TokenRetry.after(solve.stage_options.get(FINER_OPTION), str(error))
-            logger.info("Stream's allocation rejects the fused mapping (%s); cutting its tokens finer", error)
+            retry = TokenRetry.after(solve.stage_options.get(FINER_OPTION), explain(error))
+            logger.info("Stream's allocation rejects the fused mapping (%s); cutting its tokens finer", retry.rejected)
             finer = replace(solve, stage_options={**solve.stage_options, FINER_OPTION: retry})
             return _solve(hardware, workload, output_path, mapping, finer, reuse)
         raise SolveError(
-            f"{workload} does not fit on {hardware}: {error}. Give the named memory more capacity in the hardware "
-            "YAML, or tile the workload finer (a mapping's intra_core_tiling)."
+            f"{workload} does not fit on {hardware}: {explain(error)}. Give the named memory more capacity in the "
+            "hardware YAML, or tile the workload finer (a mapping's intra_core_tiling)."
         ) from error
     except AssertionError as error:
         # Stream 2.1.1 checks a fixed mapping against the workload with asserts (fixed_mapping_generation.py).

@@ -30,7 +30,11 @@ writes in the shared SRAM: those are read off the solver's inputs and the cost m
   directions it serves, which the ``memory_ports`` family bounds each iteration by; and that family's report
   (``solution.performance["memory_ports"]``): the bits per iteration each port carries, the roofline's port bounds;
 * ``CapacityTiler._node_sizes`` (``stream.mapping.capacity_tiler``): a node's per-core loop extents under a tiling,
-  which :mod:`stream_trapti.mappings` uses to re-check the tiler's plans the way the allocator counts them.
+  which :mod:`stream_trapti.mappings` uses to re-check the tiler's plans the way the allocator counts them;
+* ``DecisionSpace.stops``, ``resident_tiles``, ``may_single_buffer``, ``candidate_cores``, ``memory_capacity_bits``
+  and the reuse floors of the allocation model and its ``reuse_levels`` and ``output_reuse`` families: the least
+  each tensor holds in a memory, which :mod:`stream_trapti.tracker.infeasibility` sums where Stream's diagnosis of a
+  rejected allocation names no memory.
 
 :func:`stream_trapti.tracker.group.check_group` compares what the tracker derives with Stream's reports after every
 group and raises a :class:`~stream_trapti.errors.StreamContractError` naming the group on a mismatch, so a Stream
@@ -39,8 +43,10 @@ upgrade that changes one of these meanings fails loudly instead of skewing a tra
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from math import prod
+from math import ceil, prod
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -52,6 +58,7 @@ from stream.opt.allocation.constraint_optimization.families.traffic import _side
 from stream.opt.allocation.constraint_optimization.space import DecisionSpace
 from stream.opt.allocation.constraint_optimization.utils import active_fraction
 from stream.workload.iterator_type import is_state_operand
+from stream.workload.node import TransferType
 from stream.workload.steady_state.iteration_space import LoopEffect, Reuse
 from stream.workload.utils import is_mac_operator_type
 from zigzag.datatypes import MemoryOperand
@@ -83,6 +90,7 @@ __all__ = [
     "decision_space",
     "drain_cycles",
     "is_state_operand",
+    "forced_residency",
     "memory_ports",
     "moves_data",
     "node_sram_accesses",
@@ -481,3 +489,62 @@ def tiler_node_sizes(
     ``resident``, as Stream's capacity tiler computes it (under the node's own split, else the group's ``unroll``)."""
     # A private method of Stream's tiler, listed in the module docstring.
     return tiler._node_sizes(node, cores_per_node, unroll, resident, node_unroll)
+
+
+def forced_residency(problem: AllocationProblem, families: Iterable[str]) -> dict[int, tuple[float, dict[str, float]]]:
+    """Per memory-owning core id: the bytes it has for tensors, and the least bytes each tensor that may live there
+    keeps resident when held as long as Stream's reuse rules force it, as the ``memory_capacity`` family counts a
+    tensor's residency at a reuse stop. The rules (of the ``families`` selected): a declared reuse is a floor (the
+    allocation model's reuse variables), a fused intermediate is held up to its outermost irrelevant loop
+    (``reuse_levels``), and so is a final output (``output_reuse``); a kernel's handed-over state counts as
+    ``handover``."""
+    space = DecisionSpace(problem)
+    floors = _reuse_floors(space, frozenset(families))
+    held: dict[int, dict[str, float]] = defaultdict(dict)
+    for node in space.workload.get_iteration_space_nodes():
+        carried = [x for x in node.inputs if is_state_operand(node, x)]
+        for t in (*node.outputs, *carried):
+            bits = space.workload.get_tensor_single_core(t, node, space.mapping).size_bits()
+            least = min(
+                ceil(space.resident_tiles(t, stop, space.may_single_buffer(t, stop)) * bits)
+                for stop in space.stops(t)
+                if stop >= floors.get(t, -1)
+            )
+            # A tile of a tensor is held by each core that may hold it; the whole tensor once per memory.
+            holders = Counter(space.accelerator.memory_of(c) for c in space.candidate_cores(t))
+            for memory, cores in holders.items():
+                held[memory.id][t.name] = least / 8 * (1 if bits == t.size_bits() else cores)
+    for one, other, bits in space.handovers:
+        readers = (one,) if space.hardware.shares_memory(one, other) else (one, other)
+        for memory in {space.accelerator.memory_of(c) for c in readers}:
+            held[memory.id]["handover"] = held[memory.id].get("handover", 0.0) + bits / 8
+    memories = {space.accelerator.memory_of(c) for c in space.accelerator.core_list}
+    return {m.id: (space.memory_capacity_bits(m) / 8, held[m.id]) for m in memories if m.id in held}
+
+
+def _reuse_floors(space: DecisionSpace, families: frozenset[str]) -> dict[Tensor, int]:
+    """The innermost reuse stop each tensor may take under Stream's reuse rules (``allocation_model.py``'s reuse
+    variables, ``families/reuse.py``'s ``ReuseLevels`` and ``OutputReuse``); a tensor not named may stop at -1."""
+    floors: dict[Tensor, int] = {}
+
+    def hold(t: Tensor, stop: int) -> None:
+        floors[t] = max(floors.get(t, -1), stop)
+
+    optimized = set(space.tensors_to_optimize_reuse_for)
+    for t in space.workload.tensors:
+        if t not in optimized:
+            reuses = space.ssis[t].get_temporal_reuses()
+            hold(t, max((i for i, reuse in enumerate(reuses) if reuse == Reuse.REUSE), default=-1))
+    for tr in space.transfer_nodes:
+        if tr.transfer_type == TransferType.COMPUTE_TO_COMPUTE and "reuse_levels" in families:
+            for t in tr.outputs:
+                hold(t, _outermost_irrelevant(space.ssis[tr].get_applicable_temporal_relevancies()))
+        elif tr.transfer_type == TransferType.COMPUTE_TO_MEM and "output_reuse" in families:
+            for t in tr.inputs:
+                hold(t, _outermost_irrelevant(space.ssis[t].get_applicable_temporal_relevancies()))
+    return floors
+
+
+def _outermost_irrelevant(relevancies: list[bool]) -> int:
+    """The outermost temporal loop a tile does not change on, -1 for none."""
+    return max((i for i, relevant in enumerate(relevancies) if relevant is False), default=-1)
