@@ -238,8 +238,11 @@ def test_memory_too_small_names_the_memory(mha_onnx: Path, tmp_path: Path) -> No
             core["memories"]["sram"]["size"] = 8 * 16 * 1024  # 16 KiB: smaller than one projection weight
         (small / name).write_text(yaml.safe_dump(core))
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(hardware))
-    with pytest.raises(TraptiError, match=r"does not fit on .*tiny\.yaml: .*(KB|memory)"):
+    with pytest.raises(TraptiError, match=r"does not fit on .*tiny\.yaml: .*(KB|memory)") as error:
         trace_workload(tmp_path / "tiny.yaml", mha_onnx, tmp_path / "out")
+    # Stream's capacity screen gives the bytes; the line adds the tensors: the largest a copy of a 256 × 256 bf16
+    # weight, then two 64 × 256 bf16 activations (128 KiB + 2 × 32 KiB).
+    assert "need 196,608 of its 16,384 B, largest wK_1 131,072 B, " in str(error.value)
 
 
 def test_plugin_writes_the_trace_when_asked(traced, mha_onnx: Path, tmp_path: Path) -> None:
