@@ -75,8 +75,9 @@ def reported_demand(report: InfeasibilityReportIR) -> MemoryDemand | None:
 
 
 class AllocationDiagnosisStage(Stage):
-    """Runs Stream's ``AllocationStage`` and the stages after it; an allocation rejected with no memory named is
-    raised again as a :class:`DiagnosedInfeasibility` naming the fullest memory's largest tensors."""
+    """Runs Stream's ``AllocationStage`` and the stages after it; an allocation rejected with no limit quantified
+    (no memory, object FIFO or descriptor budget named over its bound) is raised again as a
+    :class:`DiagnosedInfeasibility` naming the fullest memory's largest tensors."""
 
     reads = ("allocation_problem", "families")
 
@@ -85,8 +86,8 @@ class AllocationDiagnosisStage(Stage):
         try:
             yield from sub_stage.run()
         except InfeasibleAllocationError as error:
-            if isinstance(error, DiagnosedInfeasibility) or reported_demand(error.report) is not None:
-                raise
+            if isinstance(error, DiagnosedInfeasibility) or any(r.unmet for r in error.report.resources):
+                raise  # Stream's diagnosis quantifies what is over its limit
             ctx = self.ctx
             families = (family.name for family in ctx.get("families").families)
             demand = fullest_memory(ctx.get("allocation_problem"), families)
