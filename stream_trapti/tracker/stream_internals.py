@@ -89,8 +89,8 @@ __all__ = [
     "core_work",
     "decision_space",
     "drain_cycles",
-    "is_state_operand",
     "forced_residency",
+    "is_state_operand",
     "memory_ports",
     "moves_data",
     "node_sram_accesses",
@@ -505,10 +505,12 @@ def forced_residency(problem: AllocationProblem, families: Iterable[str]) -> dic
         carried = [x for x in node.inputs if is_state_operand(node, x)]
         for t in (*node.outputs, *carried):
             bits = space.workload.get_tensor_single_core(t, node, space.mapping).size_bits()
+            stops = space.stops(t)
+            floor = min(floors.get(t, -1), stops[-1])
             least = min(
                 ceil(space.resident_tiles(t, stop, space.may_single_buffer(t, stop)) * bits)
-                for stop in space.stops(t)
-                if stop >= floors.get(t, -1)
+                for stop in stops
+                if stop >= floor
             )
             # A tile of a tensor is held by each core that may hold it; the whole tensor once per memory.
             holders = Counter(space.accelerator.memory_of(c) for c in space.candidate_cores(t))
