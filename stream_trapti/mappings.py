@@ -610,7 +610,8 @@ def _fused_tiling(
     until the tiles it may take (1024) leave none for the attention heads, and finds nothing. Where it does, it starts
     again from one attention head per tile (the depth-first order of a fused layer: each head, then the MLP in
     slices)."""
-    head = _one_head(workload, accelerator, group, placements, weights)
+    g = _GroupSetup.of(workload, accelerator, group, placements)
+    head = _one_head(g, weights)
     key = _verdict_key(workload, accelerator, group)
     if key not in _TILER_VERDICTS:
         _TILER_VERDICTS[key] = None
@@ -623,12 +624,12 @@ def _fused_tiling(
             break
     if (found := _TILER_VERDICTS[key]) is not None:
         return found, False
-    reason, finest_fits = cannot_fit(workload, accelerator, group, placements, scope)
+    reason, finest_fits = cannot_fit(g, accelerator, group, scope)
     if head is None or not finest_fits:
         raise FusionError(reason)
     logger.info("%s; tiling one head and one array-wide MLP slice per tile instead", reason)
-    base = [*head, *_array_slices(workload, accelerator, group, placements, weights, head)]
-    return _token_tiling(workload, accelerator, group, placements, weights, base, scope, retry)
+    base = [*head, *_array_slices(g, weights, head)]
+    return _token_tiling(g, accelerator, group, weights, base, scope, retry)
 
 
 def _verdict_key(workload: Workload, accelerator: Accelerator, group: list[ComputationNode]) -> tuple:
@@ -644,18 +645,17 @@ def _verdict_key(workload: Workload, accelerator: Accelerator, group: list[Compu
 
 
 def _token_tiling(
-    workload: Workload,
+    g: _GroupSetup,
     accelerator: Accelerator,
     group: list[ComputationNode],
-    placements: dict[str, LayerPlacement],
     weights: frozenset[str],
     tiling: list[dict[str, Any]],
     scope: FusionScope,
     retry: TokenRetry | None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """``tiling`` (one head and one MLP slice per tile) with the group's tokens cut as its outermost loop, into as few
-    tiles as Stream's allocation may take, and whether the group has tokens to cut; a :class:`FusionError` when one
-    token per tile cannot fit.
+    """``tiling`` (one head and one MLP slice per tile) of ``group`` (set up as ``g``) with the group's tokens cut as
+    its outermost loop, into as few tiles as Stream's allocation may take, and whether the group has tokens to cut; a
+    :class:`FusionError` when one token per tile cannot fit.
 
     The tokens are the rows of the projections and the MLP and the queries of the attention: Stream ties them
     together in a group, apart from the keys, which the softmax reduces over and a tile holds whole (its K and V;
@@ -666,7 +666,6 @@ def _token_tiling(
     within the tiler's budget. The screen is a lower bound: what the allocation also holds (the weights, K and V it
     reads, the copies it moves) is its own to place, so where it rejects the mapping, the solve asks again (``retry``)
     and each retry takes the next finer cut."""
-    g = _GroupSetup.of(workload, accelerator, group, placements)
     tiler = DepthFirstTiler(g.sub, accelerator)
     lead = g.sub.leading_dim
     contractions = tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES)
@@ -686,30 +685,27 @@ def _token_tiling(
     per_core = g.sub.get_dimension_size(dim) // {lead(d)[0]: f for d, f in g.unroll.items()}.get(dim, 1)
     cuts = [t for t in range(per_core, 0, -1) if per_core % t == 0]
     produced = {t.name for cn in g.cns for t in cn.outputs}
-    names = {owner.id: info.name for owner, info in on_chip_memories(accelerator)}
-    where = f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
     first = None
 
     def cut_at(tile: int) -> list[dict[str, Any]]:
         return [*tiling, {"dim": f"{node}.D{pos}", "tile": tile}] if tile < per_core else tiling
 
     for i, tile in enumerate(cuts):
-        memory, budget, held = _held_bytes(g, tiler, cut_at(tile))
+        resident, _ = _plan_tiles(g.sub, g.cns, g.unroll, g.protected, cut_at(tile))
+        memory, budget, held = _held_bytes(g, tiler, resident)
         pinned = {name: size for name, size in held.items() if name in produced}
         if sum(pinned.values()) <= budget:
             first = i
             break
     if first is None:
-        largest = sorted(pinned.items(), key=lambda item: (-item[1], item[0]))[:3]
         raise FusionError(
-            f"{where} fits no tiling in {names[memory]} ({budget:,} B usable): at one token, one head and one MLP "
-            f"slice per tile the tensors it produces hold {sum(pinned.values()):,} B, largest "
-            + ", ".join(f"{name} {size:,} B" for name, size in largest)
+            f"{_where(scope, group)} fits no tiling in {memory} ({budget:,} B usable): at one token, one head and one "
+            f"MLP slice per tile the tensors it produces hold {sum(pinned.values()):,} B, largest {_largest(pinned)}"
         )
     finer = first + (retry.finer if retry else 0)
     if finer >= len(cuts):
         raise FusionError(
-            f"{where} fits no token tiling in {names[memory]}: Stream's allocation rejects every cut from "
+            f"{_where(scope, group)} fits no token tiling in {memory}: Stream's allocation rejects every cut from "
             f"{cuts[first]} to 1 token per array (at 1: {retry.rejected if retry else ''})"
         )
     tile = cuts[finer]
@@ -717,30 +713,34 @@ def _token_tiling(
     return cut_at(tile), True
 
 
-def _held_bytes(g: _GroupSetup, tiler: CapacityTiler, tiling: list[dict[str, Any]]) -> tuple[int, int, dict[str, int]]:
-    """The memory holding most of ``g``'s tiles under ``tiling`` (every tile at once, double-buffered where a loop
-    steps it), its usable bytes as the tiler budgets them, and its bytes per tensor."""
-    resident, _ = _plan_tiles(g.sub, g.cns, g.unroll, g.protected, tiling)
+def _held_bytes(g: _GroupSetup, tiler: CapacityTiler, resident: dict[LayerDim, int]) -> tuple[str, int, dict[str, int]]:
+    """The memory holding most of ``g``'s tiles when its cores hold ``resident`` of each dim (every tile at once,
+    double-buffered where a loop steps it): its name, its usable bytes as the tiler budgets them, and its bytes per
+    tensor."""
     tiles = _resident_tiles(tiler, g.cores_per_node, g.unroll, g.node_unroll, resident, (), frozenset())
     memory, held = max(tiles.items(), key=lambda item: sum(item[1].values()))
     by_tensor: dict[str, int] = {}
     for key, bits in held.items():
         by_tensor[key[0]] = by_tensor.get(key[0], 0) + bits // 8
     budget = int(tiler.accelerator.get_core(memory).get_memory_capacity() * tiler.fill_fraction) // 8
-    return memory, budget, by_tensor
+    names = {owner.id: info.name for owner, info in on_chip_memories(tiler.accelerator)}
+    return names[memory], budget, by_tensor
 
 
-def _array_slices(
-    workload: Workload,
-    accelerator: Accelerator,
-    group: list[ComputationNode],
-    placements: dict[str, LayerPlacement],
-    weights: frozenset[str],
-    head: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """The widest dim of the group that is not a token, head or whole-row dim (the MLP's hidden units), cut to the
-    width of the arrays; nothing when the arrays do not divide it."""
-    g = _GroupSetup.of(workload, accelerator, group, placements)
+def _where(scope: FusionScope, group: list[ComputationNode]) -> str:
+    """A fused group as its one-line errors name it."""
+    return f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
+
+
+def _largest(by_tensor: dict[str, int]) -> str:
+    """The three largest tensors with their bytes (ties by name), as ``name N B, ...``."""
+    largest = sorted(by_tensor.items(), key=lambda item: (-item[1], item[0]))[:3]
+    return ", ".join(f"{name} {size:,} B" for name, size in largest)
+
+
+def _array_slices(g: _GroupSetup, weights: frozenset[str], head: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The widest dim of the group set up as ``g`` that is not a token, head or whole-row dim (the MLP's hidden
+    units), cut to the width of the arrays; nothing when the arrays do not divide it."""
     lead = g.sub.leading_dim
     contractions = tuple(cn for cn in g.cns if cn.type in CONTRACTION_TYPES)
     by_name = {cn.name: cn for cn in g.cns}
@@ -771,16 +771,9 @@ class DepthFirstTiler(CapacityTiler):
     MAX_STEADY_STATE_TILES = 4096
 
 
-def _one_head(
-    workload: Workload,
-    accelerator: Accelerator,
-    group: list[ComputationNode],
-    placements: dict[str, LayerPlacement],
-    weights: frozenset[str],
-) -> list[dict[str, Any]] | None:
-    """A seed tiling of one attention head per tile: every dim the group's attention contractions (those reading no
-    weight) all run in parallel, but the tokens, at 1; None without attention contractions."""
-    g = _GroupSetup.of(workload, accelerator, group, placements)
+def _one_head(g: _GroupSetup, weights: frozenset[str]) -> list[dict[str, Any]] | None:
+    """A seed tiling of one attention head per tile: every dim the attention contractions (those reading no weight)
+    of the group set up as ``g`` all run in parallel, but the tokens, at 1; None without attention contractions."""
     lead = g.sub.leading_dim
     attention = [cn for cn in g.cns if cn.type in CONTRACTION_TYPES and not _reads_weight(cn, weights)]
     if not attention:
@@ -807,42 +800,27 @@ class FusionError(SolveError):
 
 
 def cannot_fit(
-    workload: Workload,
-    accelerator: Accelerator,
-    group: list[ComputationNode],
-    placements: dict[str, LayerPlacement],
-    scope: FusionScope,
+    g: _GroupSetup, accelerator: Accelerator, group: list[ComputationNode], scope: FusionScope
 ) -> tuple[str, bool]:
-    """Why Stream's tiler finds no tiling of ``group``, in one line, and whether the finest tiling Stream may cut fits:
-    what its tiles hold at that cut (one element along every dim but those a tile must keep whole, the softmax and
-    norm rows), against the tiler's budget; where that fits, the tiles it takes exceed the tiler's limit or its greedy
-    search missed them."""
-    g = _GroupSetup.of(workload, accelerator, group, placements)
+    """Why Stream's tiler finds no tiling of ``group`` (set up as ``g``), in one line, and whether the finest tiling
+    Stream may cut fits: what its tiles hold at that cut (one element along every dim but those a tile must keep whole,
+    the softmax and norm rows), against the tiler's budget; where that fits, the tiles it takes exceed the tiler's
+    limit or its greedy search missed them."""
     tiler = DepthFirstTiler(g.sub, accelerator)
     lead = g.sub.leading_dim
     protected = {lead(d)[0] for d in g.protected}
     dims = dict.fromkeys(lead(d)[0] for cn in g.cns for d in g.sub.get_dims(cn))
-    finest = {dim: 1 for dim in dims if dim not in protected}
-    tiles = _resident_tiles(tiler, g.cores_per_node, g.unroll, g.node_unroll, finest, (), frozenset())
-    memory, held = max(tiles.items(), key=lambda item: sum(item[1].values()))
-    names = {owner.id: info.name for owner, info in on_chip_memories(accelerator)}
-    budget = int(accelerator.get_core(memory).get_memory_capacity() * tiler.fill_fraction) // 8
-    by_tensor: dict[str, int] = {}
-    for key, bits in held.items():
-        by_tensor[key[0]] = by_tensor.get(key[0], 0) + bits // 8
+    memory, budget, by_tensor = _held_bytes(g, tiler, {dim: 1 for dim in dims if dim not in protected})
     total = sum(by_tensor.values())
-    largest = sorted(by_tensor.items(), key=lambda item: (-item[1], item[0]))[:3]
-    named = ", ".join(f"{name} {size:,} B" for name, size in largest)
-    where = f"fusion {scope!r}: group {group[0].name} … {group[-1].name} ({len(group)} operators)"
     if total > budget:
         return (
-            f"{where} fits no tiling in {names[memory]} ({budget:,} B usable): even tiled to one row of every dim but "
-            f"the softmax/norm rows its tiles hold {total:,} B, largest {named}"
+            f"{_where(scope, group)} fits no tiling in {memory} ({budget:,} B usable): even tiled to one row of every "
+            f"dim but the softmax/norm rows its tiles hold {total:,} B, largest {_largest(by_tensor)}"
         ), False
     return (
-        f"{where} fits {names[memory]} ({budget:,} B usable) only in more than "
+        f"{_where(scope, group)} fits {memory} ({budget:,} B usable) only in more than "
         f"{DepthFirstTiler.MAX_STEADY_STATE_TILES:,} steady-state tiles, or none Stream's tiler finds (its largest "
-        f"tiles at the finest cut: {named})"
+        f"tiles at the finest cut: {_largest(by_tensor)})"
     ), True
 
 
